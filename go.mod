@@ -63,4 +63,7 @@ require (
 	modernc.org/sqlite v1.62.0 // indirect
 )
 
-tool github.com/Khan/genqlient
+tool (
+	github.com/99designs/gqlgen
+	github.com/Khan/genqlient
+)

@@ -1,0 +1,26 @@
+// Package targetmock is a TEST DOUBLE of the target application: a
+// rate-limited GraphQL API that receives enriched events. It is not for
+// production and guards nothing; eventrelay's tests, benchmarks and local
+// stack use it to watch what the real target would see.
+//
+// It serves the schema in graph/schema.graphqls (the wire contract from which
+// the dispatcher's client is generated) with gqlgen, and adds what tests need
+// to judge the relay:
+//
+//   - receiveEvent requires a non-empty brand and an RFC 3339 timestamp, and
+//     is idempotent on the event id: the first accepted call stores the event
+//     (the side effect), later calls answer duplicate=true and change nothing.
+//   - A token bucket limits receiveEvent calls (queries are never limited).
+//     Over the limit it answers HTTP 429 with Retry-After, or, in graphql
+//     mode, HTTP 200 with a GraphQL error whose extensions.code is
+//     RATE_LIMITED.
+//   - Fault knobs: a ratio of receiveEvent calls answered with HTTP 500
+//     before any side effect, and added latency; both can be changed at run
+//     time through Go setters or POST /admin/faults.
+//   - Every call is recorded (event id, time, outcome, brand, traceparent,
+//     Idempotency-Key) and exposed through GraphQL queries and Go accessors.
+//   - With a data path the record and the idempotency set live in a SQLite
+//     file (WAL) and survive kill -9; without one they live in memory.
+package targetmock
+
+//go:generate go tool gqlgen generate --config gqlgen.yml
