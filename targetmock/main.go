@@ -1,0 +1,53 @@
+// Command targetmock serves the TEST DOUBLE of the rate-limited GraphQL target
+// application (see internal/targetmock). It is not for production.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"eventrelay/internal/logging"
+	"eventrelay/internal/serving"
+	"eventrelay/internal/targetmock"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := logging.NewFromEnv()
+	ctx = logging.WithLogger(ctx, logger)
+
+	if err := realMain(ctx); err != nil {
+		stop()
+		logger.ErrorContext(ctx, "targetmock failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) (err error) {
+	cfg, err := targetmock.LoadConfig(ctx, envconfig.OsLookuper())
+	if err != nil {
+		return err
+	}
+	srv, err := targetmock.NewServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := srv.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
+	if err != nil {
+		return fmt.Errorf("targetmock: %w", err)
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "targetmock listening", "addr", server.Addr())
+	return server.Serve(ctx, srv.Routes(ctx))
+}
