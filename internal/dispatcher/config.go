@@ -1,0 +1,59 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"eventrelay/internal/queue"
+)
+
+// Config is the dispatcher's configuration, read from the environment with
+// go-envconfig.
+type Config struct {
+	// Brand is added to every event before it is sent to the target. It
+	// comes only from configuration, never from a request.
+	Brand string `env:"BRAND, default=testBrand"`
+	// TargetURL is the target's GraphQL endpoint, e.g.
+	// http://127.0.0.1:8082/graphql.
+	TargetURL string `env:"TARGET_URL, required"`
+	// TargetTimeout bounds one call to the target. Keep it below the queue's
+	// dispatch deadline so the dispatcher answers before the queue gives up.
+	TargetTimeout time.Duration `env:"TARGET_TIMEOUT, default=10s"`
+	// Retry is the queue's retry policy (the same QUEUE_* variables the queue
+	// reads), so the dispatcher knows which attempt is the last and
+	// dead-letters it instead of letting the event silently disappear.
+	Retry queue.RetryConfig
+	// Port is the TCP port to listen on (Cloud Run sets PORT).
+	Port string `env:"PORT, default=8081"`
+}
+
+// Validate reports every problem in c.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.Brand) == "" {
+		errs = append(errs, errors.New("BRAND must not be empty"))
+	}
+	if c.TargetURL == "" {
+		errs = append(errs, errors.New("TARGET_URL is required"))
+	} else if u, err := url.Parse(c.TargetURL); err != nil {
+		errs = append(errs, fmt.Errorf("TARGET_URL: %w", err))
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("TARGET_URL must be an absolute http(s) URL, got %q", c.TargetURL))
+	}
+	if c.TargetTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("TARGET_TIMEOUT must be > 0, got %v", c.TargetTimeout))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("retry config: %w", err))
+	}
+	if c.Port != "" {
+		if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("PORT must be a TCP port number, got %q", c.Port))
+		}
+	}
+	return errors.Join(errs...)
+}
