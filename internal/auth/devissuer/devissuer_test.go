@@ -1,0 +1,364 @@
+package devissuer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+
+	"eventrelay/internal/auth"
+	"eventrelay/internal/auth/devissuer"
+	"eventrelay/internal/logging"
+)
+
+func load(tb testing.TB, dir string) *devissuer.Authority {
+	tb.Helper()
+	a, err := devissuer.LoadOrCreate(dir)
+	if err != nil {
+		tb.Fatalf("LoadOrCreate(%s): %v", dir, err)
+	}
+	return a
+}
+
+func staticVerifier(tb testing.TB, a *devissuer.Authority) auth.Verifier {
+	tb.Helper()
+	v, err := auth.NewOIDCVerifier(context.Background(), auth.OIDCConfig{
+		Issuer: devissuer.Issuer, Audience: devissuer.DefaultAudience, Keys: a.PublicKeys(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// decodePart decodes one base64url part of a compact JWS into a map.
+func decodePart(tb testing.TB, tok string, i int) map[string]any {
+	tb.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		tb.Fatalf("token has %d parts, want 3", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+func TestMint(t *testing.T) {
+	t.Parallel()
+	a := load(t, t.TempDir())
+	now := time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)
+	tok, err := a.MintAt(now, devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	header := decodePart(t, tok, 0)
+	if diff := cmp.Diff(map[string]any{"alg": "ES256", "kid": a.KeyID(), "typ": "JWT"}, header); diff != "" {
+		t.Errorf("header (-want +got):\n%s", diff)
+	}
+	claims := decodePart(t, tok, 1)
+	if jti, _ := claims["jti"].(string); jti == "" {
+		t.Error("no jti")
+	}
+	delete(claims, "jti")
+	want := map[string]any{
+		"iss":            devissuer.Issuer,
+		"aud":            devissuer.DefaultAudience,
+		"sub":            devissuer.DefaultSubject,
+		"email":          devissuer.DefaultEmail,
+		"email_verified": true,
+		"iat":            float64(now.Unix()),
+		"nbf":            float64(now.Unix()),
+		"exp":            float64(now.Add(time.Hour).Unix()),
+	}
+	if diff := cmp.Diff(want, claims); diff != "" {
+		t.Errorf("claims (-want +got):\n%s", diff)
+	}
+
+	// A token minted now verifies; two minted in the same second differ.
+	tok1, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, devissuer.DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok2, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, devissuer.DefaultTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok1 == tok2 {
+		t.Error("two minted tokens are identical")
+	}
+	c, err := staticVerifier(t, a).Verify(t.Context(), tok1)
+	if err != nil {
+		t.Fatalf("Verify(minted token): %v", err)
+	}
+	if c.Issuer != devissuer.Issuer || c.Email != devissuer.DefaultEmail || !c.EmailVerified {
+		t.Errorf("claims = %+v", c)
+	}
+}
+
+func TestMintRefusesBadArguments(t *testing.T) {
+	t.Parallel()
+	a := load(t, t.TempDir())
+	cases := []struct {
+		name              string
+		audience, subject string
+		ttl               time.Duration
+	}{
+		{name: "no audience", subject: "s", ttl: time.Hour},
+		{name: "no subject", audience: "a", ttl: time.Hour},
+		{name: "zero ttl", audience: "a", subject: "s"},
+		{name: "negative ttl", audience: "a", subject: "s", ttl: -time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tok, err := a.Mint(tc.audience, tc.subject, "", tc.ttl); err == nil {
+				t.Errorf("Mint = %q, nil; want an error", tok)
+			}
+		})
+	}
+}
+
+func TestLoadOrCreatePersists(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data", "nested")
+	first := load(t, dir)
+
+	fi, err := os.Stat(filepath.Join(dir, devissuer.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("key file mode = %v, want 0600", perm)
+	}
+	tok, err := first.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart (a new LoadOrCreate) keeps the key: old tokens still verify.
+	second := load(t, dir)
+	if first.KeyID() != second.KeyID() {
+		t.Errorf("key id changed across loads: %s then %s", first.KeyID(), second.KeyID())
+	}
+	if _, err := staticVerifier(t, second).Verify(t.Context(), tok); err != nil {
+		t.Errorf("token minted before the restart refused after it: %v", err)
+	}
+	// Another directory is another key.
+	if other := load(t, t.TempDir()); other.KeyID() == first.KeyID() {
+		t.Error("two data directories share a key")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("data dir holds %d entries, want only the key file (no temporary files left)", len(entries))
+	}
+}
+
+func TestLoadOrCreateConcurrent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const n = 8
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			a, err := devissuer.LoadOrCreate(dir)
+			if err != nil {
+				t.Errorf("LoadOrCreate: %v", err)
+				return
+			}
+			ids[i] = a.KeyID()
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("loader %d got key %q, loader 0 got %q", i, id, ids[0])
+		}
+	}
+	if final := load(t, dir); final.KeyID() != ids[0] {
+		t.Errorf("key on disk %q is not the one the loaders use %q", final.KeyID(), ids[0])
+	}
+}
+
+func TestLoadOrCreateRefusesBadKeyFiles(t *testing.T) {
+	t.Parallel()
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallDER, err := x509.MarshalPKCS8PrivateKey(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{name: "not PEM", data: []byte("hello")},
+		{name: "wrong PEM type", data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2}})},
+		{name: "corrupt DER", data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2}})},
+		{name: "RSA too small", data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: smallDER})},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, devissuer.KeyFile)
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := devissuer.LoadOrCreate(dir); err == nil {
+				t.Fatal("LoadOrCreate accepted a bad key file")
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.data) {
+				t.Error("LoadOrCreate overwrote an existing key file")
+			}
+		})
+	}
+}
+
+func TestLoadOrCreateRSAKey(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, devissuer.KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := load(t, dir)
+	tok, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alg := decodePart(t, tok, 0)["alg"]; alg != "RS256" {
+		t.Errorf("alg = %v, want RS256", alg)
+	}
+	if _, err := staticVerifier(t, a).Verify(t.Context(), tok); err != nil {
+		t.Errorf("Verify(RS256 dev token): %v", err)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	t.Parallel()
+	a := load(t, t.TempDir())
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+
+	get := func(t *testing.T, method, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp, buf.Bytes()
+	}
+
+	t.Run("discovery", func(t *testing.T) {
+		t.Parallel()
+		resp, body := get(t, http.MethodGet, devissuer.DiscoveryPath)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d", resp.StatusCode)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{
+			"issuer":                                devissuer.Issuer,
+			"jwks_uri":                              srv.URL + devissuer.JWKSPath,
+			"id_token_signing_alg_values_supported": []any{"ES256"},
+			"response_types_supported":              []any{"id_token"},
+			"subject_types_supported":               []any{"public"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("discovery (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("jwks", func(t *testing.T) {
+		t.Parallel()
+		resp, body := get(t, http.MethodGet, devissuer.JWKSPath)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("status = %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(body, &set); err != nil {
+			t.Fatal(err)
+		}
+		if len(set.Keys) != 1 {
+			t.Fatalf("JWKS has %d keys, want 1", len(set.Keys))
+		}
+		k := set.Keys[0]
+		if k.KeyID != a.KeyID() || k.Algorithm != "ES256" || k.Use != "sig" || !k.IsPublic() {
+			t.Errorf("JWK = kid %q alg %q use %q public %v", k.KeyID, k.Algorithm, k.Use, k.IsPublic())
+		}
+		if strings.Contains(string(body), `"d"`) {
+			t.Error("JWKS leaks the private key")
+		}
+	})
+	t.Run("unknown path", func(t *testing.T) {
+		t.Parallel()
+		if resp, _ := get(t, http.MethodGet, "/token"); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("status = %d, want 404", resp.StatusCode)
+		}
+	})
+	t.Run("wrong method", func(t *testing.T) {
+		t.Parallel()
+		if resp, _ := get(t, http.MethodPost, devissuer.JWKSPath); resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("status = %d, want 405", resp.StatusCode)
+		}
+	})
+}
+
+func TestLogNotForProduction(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	ctx := logging.WithLogger(t.Context(), logging.New(&logs, logging.Options{}))
+	devissuer.LogNotForProduction(ctx)
+	if !strings.Contains(logs.String(), `"severity":"WARNING"`) || !strings.Contains(logs.String(), "NOT FOR PRODUCTION") {
+		t.Errorf("log = %s, want a WARNING saying NOT FOR PRODUCTION", logs.String())
+	}
+}
