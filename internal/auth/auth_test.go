@@ -474,7 +474,7 @@ func TestVerifyRemoteKeySet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(devissuer.Issuer, disco.Issuer); diff != "" {
+	if diff := cmp.Diff(devissuer.IssuerID, disco.Issuer); diff != "" {
 		t.Errorf("discovery issuer (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(srv.URL+devissuer.JWKSPath, disco.JWKSURI); diff != "" {
@@ -482,14 +482,14 @@ func TestVerifyRemoteKeySet(t *testing.T) {
 	}
 
 	v, err := auth.NewOIDCVerifier(t.Context(), auth.OIDCConfig{
-		Issuer:   devissuer.Issuer,
+		Issuer:   devissuer.IssuerID,
 		Audience: devissuer.DefaultAudience,
 		JWKSURL:  disco.JWKSURI,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := iss.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, time.Hour)
+	tok, err := iss.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ func TestVerifyRemoteKeySet(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Verify: %v", err)
 		}
-		if c.Subject != devissuer.DefaultSubject || c.Email != devissuer.DefaultEmail || !c.EmailVerified {
+		if c.Subject != devissuer.DefaultSubject || c.Email != devissuer.DefaultSourceEmail || !c.EmailVerified {
 			t.Errorf("claims = %+v", c)
 		}
 	}
@@ -557,7 +557,7 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			v, err := auth.NewOIDCVerifier(t.Context(), auth.OIDCConfig{
-				Issuer: devissuer.Issuer, Audience: devissuer.DefaultAudience, JWKSURL: tc.url,
+				Issuer: devissuer.IssuerID, Audience: devissuer.DefaultAudience, JWKSURL: tc.url,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -8,9 +8,9 @@
 // The issuer keeps one ECDSA P-256 private key in DIR/dev-issuer-key.pem
 // (mode 0600), created on first use, so tokens survive restarts and
 // `relayctl token --data DIR` can mint one without the server running. Its
-// identifier is the fixed string Issuer, not derived from any address. It
+// identifier is the fixed string IssuerID, not derived from any address. It
 // serves an OpenID discovery document and its JWKS (Handler); a verifier in
-// another process uses the JWKS URL with the fixed Issuer (go-oidc's
+// another process uses the JWKS URL with the fixed IssuerID (go-oidc's
 // discovery would demand that the issuer equal the URL it fetched).
 package devissuer
 
@@ -40,15 +40,16 @@ import (
 )
 
 const (
-	// Issuer is the dev issuer's "iss". The .invalid top-level domain never
+	// IssuerID is the dev issuer's "iss". The .invalid top-level domain never
 	// resolves, so the name cannot be mistaken for a real issuer.
-	Issuer = "https://dev-issuer.eventrelay.invalid"
+	IssuerID = "https://dev-issuer.eventrelay.invalid"
 	// DefaultAudience is the audience dev tokens are minted for and the
 	// audience ingest expects locally.
 	DefaultAudience = "eventrelay-ingest"
-	// DefaultSubject and DefaultEmail identify the source app in dev tokens.
-	DefaultSubject = "dev-source"
-	DefaultEmail   = "source@dev-issuer.eventrelay.invalid"
+	// DefaultSubject and DefaultSourceEmail identify the source app in dev
+	// tokens.
+	DefaultSubject     = "dev-source"
+	DefaultSourceEmail = "source@dev-issuer.eventrelay.invalid"
 	// DefaultTTL is how long a minted dev token is valid.
 	DefaultTTL = 12 * time.Hour
 	// KeyFile is the private key's file name inside the data directory.
@@ -58,10 +59,9 @@ const (
 	JWKSPath      = "/.well-known/jwks.json"
 )
 
-// Authority is the dev issuer: it mints dev ID tokens with one private key
-// and serves the matching public keys. (The name Issuer is the constant
-// identifier it puts in every token.)
-type Authority struct {
+// Issuer is the dev issuer: it mints dev ID tokens with one private key and
+// serves the matching public keys.
+type Issuer struct {
 	key    crypto.Signer
 	alg    jose.SignatureAlgorithm
 	keyID  string
@@ -72,7 +72,7 @@ type Authority struct {
 // and a new P-256 key (0600) when there is none. Two processes racing to
 // create it end up with the same key: the file appears atomically and the
 // loser loads the winner's. Existing RSA (2048 bits or more) keys load too.
-func LoadOrCreate(dir string) (*Authority, error) {
+func LoadOrCreate(dir string) (*Issuer, error) {
 	path := filepath.Join(dir, KeyFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -153,7 +153,7 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
-func newIssuer(key crypto.Signer) (*Authority, error) {
+func newIssuer(key crypto.Signer) (*Issuer, error) {
 	var alg jose.SignatureAlgorithm
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
@@ -182,21 +182,21 @@ func newIssuer(key crypto.Signer) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer: %w", err)
 	}
-	return &Authority{key: key, alg: alg, keyID: kid, signer: signer}, nil
+	return &Issuer{key: key, alg: alg, keyID: kid, signer: signer}, nil
 }
 
 // KeyID is the "kid" of the issuer's key: its RFC 7638 SHA-256 thumbprint.
-func (i *Authority) KeyID() string { return i.keyID }
+func (i *Issuer) KeyID() string { return i.keyID }
 
 // Mint returns a signed ID token for audience, valid for ttl from now, with
 // iss, aud, sub, email, email_verified=true, iat, nbf, exp and a kid header.
-func (i *Authority) Mint(audience, subject, email string, ttl time.Duration) (string, error) {
+func (i *Issuer) Mint(audience, subject, email string, ttl time.Duration) (string, error) {
 	return i.MintAt(time.Now(), audience, subject, email, ttl)
 }
 
 // MintAt is Mint with the token issued at now instead of the current time;
 // tests use it for expired and not-yet-valid tokens.
-func (i *Authority) MintAt(now time.Time, audience, subject, email string, ttl time.Duration) (string, error) {
+func (i *Issuer) MintAt(now time.Time, audience, subject, email string, ttl time.Duration) (string, error) {
 	if audience == "" || subject == "" {
 		return "", errors.New("mint dev token: audience and subject are required")
 	}
@@ -205,7 +205,7 @@ func (i *Authority) MintAt(now time.Time, audience, subject, email string, ttl t
 	}
 	now = now.Truncate(time.Second)
 	std := jwt.Claims{
-		Issuer:    Issuer,
+		Issuer:    IssuerID,
 		Subject:   subject,
 		Audience:  jwt.Audience{audience},
 		IssuedAt:  jwt.NewNumericDate(now),
@@ -226,12 +226,12 @@ func (i *Authority) MintAt(now time.Time, audience, subject, email string, ttl t
 func tokenID() string { return rand.Text() }
 
 // PublicKeys returns the key a static-key-set verifier needs.
-func (i *Authority) PublicKeys() []crypto.PublicKey {
+func (i *Issuer) PublicKeys() []crypto.PublicKey {
 	return []crypto.PublicKey{i.key.Public()}
 }
 
 // JWKS returns the issuer's public JSON Web Key Set.
-func (i *Authority) JWKS() jose.JSONWebKeySet {
+func (i *Issuer) JWKS() jose.JSONWebKeySet {
 	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 		Key:       i.key.Public(),
 		KeyID:     i.keyID,
@@ -241,9 +241,9 @@ func (i *Authority) JWKS() jose.JSONWebKeySet {
 }
 
 // Handler serves the OpenID discovery document at DiscoveryPath and the
-// JWKS at JWKSPath. The discovery document names the fixed Issuer and a
+// JWKS at JWKSPath. The discovery document names the fixed IssuerID and a
 // jwks_uri on the host the request came to.
-func (i *Authority) Handler() http.Handler {
+func (i *Issuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+JWKSPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
@@ -255,7 +255,7 @@ func (i *Authority) Handler() http.Handler {
 			scheme = "https"
 		}
 		serving.WriteJSON(w, http.StatusOK, map[string]any{
-			"issuer":                                Issuer,
+			"issuer":                                IssuerID,
 			"jwks_uri":                              scheme + "://" + r.Host + JWKSPath,
 			"id_token_signing_alg_values_supported": []string{string(i.alg)},
 			"response_types_supported":              []string{"id_token"},
@@ -270,5 +270,5 @@ func (i *Authority) Handler() http.Handler {
 func LogNotForProduction(ctx context.Context) {
 	logging.FromContext(ctx).WarnContext(ctx,
 		"dev OIDC issuer in use: NOT FOR PRODUCTION; anyone who can read its key file can mint accepted tokens",
-		"issuer", Issuer)
+		"issuer", IssuerID)
 }

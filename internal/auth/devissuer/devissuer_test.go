@@ -26,7 +26,7 @@ import (
 	"eventrelay/internal/logging"
 )
 
-func load(tb testing.TB, dir string) *devissuer.Authority {
+func load(tb testing.TB, dir string) *devissuer.Issuer {
 	tb.Helper()
 	a, err := devissuer.LoadOrCreate(dir)
 	if err != nil {
@@ -35,10 +35,10 @@ func load(tb testing.TB, dir string) *devissuer.Authority {
 	return a
 }
 
-func staticVerifier(tb testing.TB, a *devissuer.Authority) auth.Verifier {
+func staticVerifier(tb testing.TB, a *devissuer.Issuer) auth.Verifier {
 	tb.Helper()
 	v, err := auth.NewOIDCVerifier(context.Background(), auth.OIDCConfig{
-		Issuer: devissuer.Issuer, Audience: devissuer.DefaultAudience, Keys: a.PublicKeys(),
+		Issuer: devissuer.IssuerID, Audience: devissuer.DefaultAudience, Keys: a.PublicKeys(),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -68,7 +68,7 @@ func TestMint(t *testing.T) {
 	t.Parallel()
 	a := load(t, t.TempDir())
 	now := time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)
-	tok, err := a.MintAt(now, devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, time.Hour)
+	tok, err := a.MintAt(now, devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,10 +83,10 @@ func TestMint(t *testing.T) {
 	}
 	delete(claims, "jti")
 	want := map[string]any{
-		"iss":            devissuer.Issuer,
+		"iss":            devissuer.IssuerID,
 		"aud":            devissuer.DefaultAudience,
 		"sub":            devissuer.DefaultSubject,
-		"email":          devissuer.DefaultEmail,
+		"email":          devissuer.DefaultSourceEmail,
 		"email_verified": true,
 		"iat":            float64(now.Unix()),
 		"nbf":            float64(now.Unix()),
@@ -97,11 +97,11 @@ func TestMint(t *testing.T) {
 	}
 
 	// A token minted now verifies; two minted in the same second differ.
-	tok1, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, devissuer.DefaultTTL)
+	tok1, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, devissuer.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok2, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, devissuer.DefaultTTL)
+	tok2, err := a.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, devissuer.DefaultTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestMint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify(minted token): %v", err)
 	}
-	if c.Issuer != devissuer.Issuer || c.Email != devissuer.DefaultEmail || !c.EmailVerified {
+	if c.Issuer != devissuer.IssuerID || c.Email != devissuer.DefaultSourceEmail || !c.EmailVerified {
 		t.Errorf("claims = %+v", c)
 	}
 }
@@ -152,7 +152,7 @@ func TestLoadOrCreatePersists(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("key file mode = %v, want 0600", perm)
 	}
-	tok, err := first.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultEmail, time.Hour)
+	tok, err := first.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]any{
-			"issuer":                                devissuer.Issuer,
+			"issuer":                                devissuer.IssuerID,
 			"jwks_uri":                              srv.URL + devissuer.JWKSPath,
 			"id_token_signing_alg_values_supported": []any{"ES256"},
 			"response_types_supported":              []any{"id_token"},
