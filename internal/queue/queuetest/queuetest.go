@@ -1,0 +1,504 @@
+// Package queuetest is the conformance suite for queue engines: every engine
+// (the embedded sqlitequeue, the Cloud Tasks emulator-backed one) runs Run
+// against an HTTP target the suite starts, so the engines cannot drift
+// apart. An engine declares in Capabilities which Cloud Tasks behaviours it
+// implements (an emulator may ignore rate limits or backoff); the suite
+// checks those and skips the others, saying why.
+//
+// Durations are small (millisecond backoffs, 50 dispatches/s) so the whole
+// suite takes a few seconds; its subtests run in parallel.
+package queuetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"eventrelay/internal/queue"
+)
+
+// Capabilities are the behaviours an engine implements beyond delivering
+// every task at least once with the Cloud Tasks headers.
+type Capabilities struct {
+	// RateLimit: MaxDispatchesPerSecond and MaxBurstSize are enforced.
+	RateLimit bool
+	// MaxConcurrent: MaxConcurrentDispatches is never exceeded.
+	MaxConcurrent bool
+	// FIFO: with one dispatch at a time, ready tasks go in enqueue order.
+	FIFO bool
+	// Backoff: retries wait at least Retry.Backoff(n) after attempt n.
+	Backoff bool
+	// MaxAttempts: a task is tried exactly Retry.MaxAttempts times.
+	MaxAttempts bool
+	// RetryAfter: a 429 or 503 with Retry-After delays that task, and pauses
+	// the whole queue, until then.
+	RetryAfter bool
+	// ExecutionCount: X-CloudTasks-TaskExecutionCount counts the earlier
+	// attempts answered with a non-5xx status.
+	ExecutionCount bool
+	// DedupAfterDelivery: a name stays taken after its task was delivered.
+	DedupAfterDelivery bool
+}
+
+// All is every capability: what the embedded engine implements.
+var All = Capabilities{
+	RateLimit: true, MaxConcurrent: true, FIFO: true, Backoff: true, MaxAttempts: true,
+	RetryAfter: true, ExecutionCount: true, DedupAfterDelivery: true,
+}
+
+// Harness adapts an engine to the suite.
+type Harness struct {
+	// New returns a queue over fresh storage, named cfg.Name, that POSTs its
+	// tasks to target and is already dispatching. The harness stops it and
+	// frees its storage with t.Cleanup.
+	New func(t *testing.T, cfg queue.Config, target string) queue.Queue
+	// Restart stops q abruptly, as a crash would (deliveries in flight are
+	// neither finished nor released), and returns a queue over the same
+	// storage that is dispatching. Nil when the engine cannot restart.
+	Restart func(t *testing.T, q queue.Queue) queue.Queue
+	// Capabilities says which behaviours to check.
+	Capabilities Capabilities
+}
+
+// Config returns the suite's base configuration: fast, generous limits
+// that individual checks tighten.
+func Config() queue.Config {
+	return queue.Config{
+		Name:                    "conformance",
+		MaxDispatchesPerSecond:  1000,
+		MaxBurstSize:            100,
+		MaxConcurrentDispatches: 10,
+		DispatchDeadline:        10 * time.Second,
+		Retry: queue.RetryConfig{
+			MaxAttempts:  -1,
+			MinBackoff:   20 * time.Millisecond,
+			MaxBackoff:   200 * time.Millisecond,
+			MaxDoublings: 3,
+		},
+	}
+}
+
+// waitTimeout bounds every wait for a delivery. It is a deadlock guard far
+// above what any check needs, not a speed assertion.
+const waitTimeout = 30 * time.Second
+
+// Run runs the conformance suite against the engine h adapts.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	checks := []struct {
+		name string
+		need func(Capabilities) bool
+		run  func(*testing.T, Harness)
+	}{
+		{"DeliversBodyAndHeaders", nil, testDelivers},
+		{"Deduplicates", nil, testDedup},
+		{"FIFO", func(c Capabilities) bool { return c.FIFO }, testFIFO},
+		{"RetriesWithBackoff", nil, testRetries},
+		{"MaxAttempts", func(c Capabilities) bool { return c.MaxAttempts }, testMaxAttempts},
+		{"RetryAfter", func(c Capabilities) bool { return c.RetryAfter }, testRetryAfter},
+		{"RateLimit", func(c Capabilities) bool { return c.RateLimit }, testRateLimit},
+		{"MaxConcurrent", func(c Capabilities) bool { return c.MaxConcurrent }, testMaxConcurrent},
+		{"RestartRedelivers", func(Capabilities) bool { return h.Restart != nil }, testRestart},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if c.need != nil && !c.need(h.Capabilities) {
+				t.Skipf("engine does not declare this behaviour (Capabilities %+v, Restart set: %v)", h.Capabilities, h.Restart != nil)
+			}
+			c.run(t, h)
+		})
+	}
+}
+
+func name(t testing.TB, i int) string {
+	return fmt.Sprintf("%s-%03d", sanitize(t.Name()), i)
+}
+
+// sanitize keeps names within Cloud Tasks' [A-Za-z0-9_-].
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+func enqueue(t testing.TB, q queue.Queue, task queue.Task) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Enqueue(ctx, task); err != nil {
+		t.Fatalf("Enqueue(%s) = %v, want nil", task.Name, err)
+	}
+}
+
+func body(n string) []byte { return []byte(`{"id":"` + n + `"}`) }
+
+// waitFor polls until cond holds, failing the test after waitTimeout.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// succeeded returns the names answered 2xx at least once.
+func succeeded(ds []Delivery) map[string]bool {
+	ok := make(map[string]bool)
+	for _, d := range ds {
+		if d.Status/100 == 2 {
+			ok[d.Name] = true
+		}
+	}
+	return ok
+}
+
+func byName(ds []Delivery, n string) []Delivery {
+	var out []Delivery
+	for _, d := range ds {
+		if d.Name == n {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func testDelivers(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	cfg := Config()
+	q := h.New(t, cfg, tg.URL())
+	n := name(t, 0)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	before := time.Now()
+	enqueue(t, q, queue.Task{Name: n, Body: body(n), Header: http.Header{
+		"Traceparent": {tp},
+		"Tracestate":  {"vendor=1"},
+	}})
+	waitFor(t, "the delivery", func() bool { return len(tg.deliveries()) == 1 })
+	d := tg.deliveries()[0]
+
+	if diff := cmp.Diff(string(body(n)), string(d.Body)); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+	want := map[string]string{
+		"Content-Type":             "application/json",
+		queue.HeaderTaskName:       n,
+		queue.HeaderQueueName:      cfg.Name,
+		queue.HeaderRetryCount:     "0",
+		queue.HeaderExecutionCount: "0",
+		"Traceparent":              tp,
+		"Tracestate":               "vendor=1",
+	}
+	got := make(map[string]string)
+	for k := range want {
+		got[k] = d.Header.Get(k)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	eta, err := strconv.ParseFloat(d.Header.Get(queue.HeaderETA), 64)
+	if err != nil {
+		t.Fatalf("%s = %q, want unix seconds: %v", queue.HeaderETA, d.Header.Get(queue.HeaderETA), err)
+	}
+	if at := time.UnixMicro(int64(eta * 1e6)); at.Before(before.Add(-time.Minute)) || at.After(d.At.Add(time.Minute)) {
+		t.Errorf("%s = %v, want the schedule time (enqueued at %v)", queue.HeaderETA, at, before)
+	}
+
+	if sr, ok := q.(queue.StatsReader); ok {
+		waitFor(t, "Stats() to report an empty queue", func() bool {
+			s, err := sr.Stats(context.Background())
+			if err != nil {
+				t.Fatalf("Stats: %v", err)
+			}
+			return s == queue.Stats{}
+		})
+	}
+}
+
+func testDedup(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	q := h.New(t, Config(), tg.URL())
+	n, other := name(t, 0), name(t, 1)
+	enqueue(t, q, queue.Task{Name: n, Body: body(n)})
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, queue.Task{Name: n, Body: body(n)}); !errors.Is(err, queue.ErrAlreadyExists) {
+		t.Errorf("second Enqueue(%s) = %v, want ErrAlreadyExists", n, err)
+	}
+	waitFor(t, "the delivery", func() bool { return succeeded(tg.deliveries())[n] })
+	if h.Capabilities.DedupAfterDelivery {
+		if err := q.Enqueue(ctx, queue.Task{Name: n, Body: body(n)}); !errors.Is(err, queue.ErrAlreadyExists) {
+			t.Errorf("Enqueue(%s) after delivery = %v, want ErrAlreadyExists", n, err)
+		}
+	}
+	// A later task's delivery shows the queue moved on past any duplicate.
+	enqueue(t, q, queue.Task{Name: other, Body: body(other)})
+	waitFor(t, "the later delivery", func() bool { return succeeded(tg.deliveries())[other] })
+	time.Sleep(100 * time.Millisecond)
+	if got := len(byName(tg.deliveries(), n)); got != 1 {
+		t.Errorf("%s delivered %d times, want 1", n, got)
+	}
+}
+
+func testFIFO(t *testing.T, h Harness) {
+	gate := make(chan struct{})
+	var once sync.Once
+	tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
+		once.Do(func() { <-gate }) // hold the first delivery until all are queued
+		return Reply{Status: http.StatusOK}
+	})
+	cfg := Config()
+	cfg.MaxConcurrentDispatches = 1
+	q := h.New(t, cfg, tg.URL())
+	const n = 20
+	var want []string
+	for i := range n {
+		want = append(want, name(t, i))
+		enqueue(t, q, queue.Task{Name: want[i], Body: body(want[i])})
+	}
+	close(gate)
+	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	var got []string
+	for _, d := range tg.deliveries() {
+		got = append(got, d.Name)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("delivery order (-want +got):\n%s", diff)
+	}
+}
+
+func testRetries(t *testing.T, h Harness) {
+	cases := []struct {
+		name     string
+		status   int
+		wantExec []string // X-CloudTasks-TaskExecutionCount per attempt
+	}{
+		{name: "500", status: http.StatusInternalServerError, wantExec: []string{"0", "0", "0", "0"}},
+		{name: "404", status: http.StatusNotFound, wantExec: []string{"0", "1", "2", "3"}},
+		{name: "timeout", status: 0, wantExec: []string{"0", "0", "0", "0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const fails = 3
+			cfg := Config()
+			cfg.DispatchDeadline = 200 * time.Millisecond
+			tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
+				if n >= fails {
+					return Reply{Status: http.StatusOK}
+				}
+				if tc.status == 0 { // outlive the dispatch deadline
+					<-r.Context().Done()
+					return Reply{Status: http.StatusGatewayTimeout} // never seen by the queue
+				}
+				return Reply{Status: tc.status}
+			})
+			q := h.New(t, cfg, tg.URL())
+			n := name(t, 0)
+			enqueue(t, q, queue.Task{Name: n, Body: body(n)})
+			waitFor(t, "the successful attempt", func() bool { return succeeded(tg.deliveries())[n] })
+			ds := byName(tg.deliveries(), n)
+			var retries, execs []string
+			for _, d := range ds {
+				retries = append(retries, strconv.Itoa(d.Retry))
+				execs = append(execs, d.Header.Get(queue.HeaderExecutionCount))
+			}
+			if diff := cmp.Diff([]string{"0", "1", "2", "3"}, retries); diff != "" {
+				t.Errorf("retry counts (-want +got):\n%s", diff)
+			}
+			if h.Capabilities.ExecutionCount {
+				if diff := cmp.Diff(tc.wantExec, execs); diff != "" {
+					t.Errorf("execution counts (-want +got):\n%s", diff)
+				}
+			}
+			if h.Capabilities.Backoff {
+				for i := 1; i < len(ds); i++ {
+					gap, min := ds[i].At.Sub(ds[i-1].At), cfg.Retry.Backoff(i)
+					if tc.status == 0 {
+						gap -= cfg.DispatchDeadline // the attempt itself lasted that long
+					}
+					if gap < min {
+						t.Errorf("attempt %d came %v after attempt %d, want >= backoff %v", i+1, gap, i, min)
+					}
+				}
+			}
+		})
+	}
+}
+
+func testMaxAttempts(t *testing.T, h Harness) {
+	tg := newTarget(t, func(*http.Request, Delivery, int) Reply { return Reply{Status: http.StatusInternalServerError} })
+	cfg := Config()
+	cfg.Retry.MaxAttempts = 3
+	cfg.Retry.MinBackoff, cfg.Retry.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
+	q := h.New(t, cfg, tg.URL())
+	n, later := name(t, 0), name(t, 1)
+	enqueue(t, q, queue.Task{Name: n, Body: body(n)})
+	waitFor(t, "the attempts", func() bool { return len(byName(tg.deliveries(), n)) >= cfg.Retry.MaxAttempts })
+	// Give a fourth attempt every chance: ten max backoffs, and a later task
+	// delivered (and failed) after them.
+	time.Sleep(10 * cfg.Retry.MaxBackoff)
+	enqueue(t, q, queue.Task{Name: later, Body: body(later)})
+	waitFor(t, "the later task", func() bool { return len(byName(tg.deliveries(), later)) >= 1 })
+	if got := len(byName(tg.deliveries(), n)); got != cfg.Retry.MaxAttempts {
+		t.Errorf("%s attempted %d times, want MaxAttempts = %d", n, got, cfg.Retry.MaxAttempts)
+	}
+}
+
+func testRetryAfter(t *testing.T, h Harness) {
+	cases := []struct {
+		name   string
+		status int
+	}{
+		{name: "429", status: http.StatusTooManyRequests},
+		{name: "503", status: http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			first := name(t, 0)
+			tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
+				if d.Name == first && n == 0 {
+					return Reply{Status: tc.status, RetryAfter: "1"}
+				}
+				return Reply{Status: http.StatusOK}
+			})
+			cfg := Config()
+			cfg.MaxConcurrentDispatches = 1 // the second task goes after the 429/503 answer
+			cfg.Retry.MaxBackoff = 5 * time.Second
+			q := h.New(t, cfg, tg.URL())
+			second := name(t, 1)
+			enqueue(t, q, queue.Task{Name: first, Body: body(first)})
+			enqueue(t, q, queue.Task{Name: second, Body: body(second)})
+			waitFor(t, "both deliveries", func() bool {
+				ok := succeeded(tg.deliveries())
+				return ok[first] && ok[second]
+			})
+			ds := tg.deliveries()
+			start := byName(ds, first)[0].At
+			for _, n := range []string{first, second} {
+				var ok Delivery
+				for _, d := range byName(ds, n) {
+					if d.Status == http.StatusOK {
+						ok = d
+					}
+				}
+				if gap := ok.At.Sub(start); gap < time.Second {
+					t.Errorf("%s delivered %v after the %d with Retry-After: 1, want >= 1s", n, gap, tc.status)
+				}
+			}
+		})
+	}
+}
+
+func testRateLimit(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	cfg := Config()
+	cfg.MaxDispatchesPerSecond, cfg.MaxBurstSize, cfg.MaxConcurrentDispatches = 50, 5, 100
+	q := h.New(t, cfg, tg.URL())
+	const n = 60
+	start := time.Now()
+	for i := range n {
+		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
+	}
+	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	ds := tg.deliveries()
+	if got := len(ds); got != n {
+		t.Errorf("%d deliveries, want %d", got, n)
+	}
+	limit := int(cfg.MaxDispatchesPerSecond) + cfg.MaxBurstSize
+	worst, at := 0, time.Time{}
+	for i := range ds {
+		j := i
+		for j < len(ds) && ds[j].At.Sub(ds[i].At) < time.Second {
+			j++
+		}
+		if j-i > worst {
+			worst, at = j-i, ds[i].At
+		}
+	}
+	if worst > limit {
+		t.Errorf("%d deliveries in the second from %v, want <= rate+burst = %d", worst, at.Format(time.StampMilli), limit)
+	}
+	minTotal := time.Duration(float64(n-cfg.MaxBurstSize) / cfg.MaxDispatchesPerSecond * float64(time.Second))
+	if total := ds[len(ds)-1].At.Sub(start); total < minTotal {
+		t.Errorf("%d tasks delivered in %v, want >= (N-burst)/rate = %v", n, total, minTotal)
+	}
+}
+
+func testMaxConcurrent(t *testing.T, h Harness) {
+	tg := newTarget(t, func(*http.Request, Delivery, int) Reply {
+		time.Sleep(30 * time.Millisecond)
+		return Reply{Status: http.StatusOK}
+	})
+	cfg := Config()
+	cfg.MaxConcurrentDispatches = 3
+	q := h.New(t, cfg, tg.URL())
+	const n = 20
+	for i := range n {
+		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
+	}
+	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	if got := tg.peak(); got > cfg.MaxConcurrentDispatches {
+		t.Errorf("%d deliveries in flight at once, want <= MaxConcurrentDispatches = %d", got, cfg.MaxConcurrentDispatches)
+	}
+}
+
+func testRestart(t *testing.T, h Harness) {
+	var (
+		mu       sync.Mutex
+		released bool
+		gate     = make(chan struct{})
+	)
+	tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
+		mu.Lock()
+		hold := !released
+		mu.Unlock()
+		if hold { // the deliveries in flight when the engine "crashes"
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+			}
+			return Reply{Status: http.StatusServiceUnavailable}
+		}
+		return Reply{Status: http.StatusOK}
+	})
+	cfg := Config()
+	cfg.MaxConcurrentDispatches = 4
+	// A lease as long as the wait below: only a prompt redelivery passes.
+	cfg.DispatchDeadline = waitTimeout
+	q := h.New(t, cfg, tg.URL())
+	const n = 12
+	var names []string
+	for i := range n {
+		names = append(names, name(t, i))
+		enqueue(t, q, queue.Task{Name: names[i], Body: body(names[i])})
+	}
+	waitFor(t, "deliveries in flight", func() bool { return tg.arrived() >= cfg.MaxConcurrentDispatches })
+	q = h.Restart(t, q)
+	mu.Lock()
+	released = true
+	mu.Unlock()
+	close(gate)
+	waitFor(t, "every task delivered after the restart", func() bool { return len(succeeded(tg.deliveries())) >= n })
+	ok := succeeded(tg.deliveries())
+	for _, n := range names {
+		if !ok[n] {
+			t.Errorf("%s never delivered", n)
+		}
+	}
+	_ = q
+}
