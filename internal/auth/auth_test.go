@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -586,6 +587,54 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), `"severity":"ERROR"`) {
 				t.Errorf("unavailable keys not logged at ERROR; logs: %s", logs.String())
+			}
+		})
+	}
+}
+
+func TestVerifyCache(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		clock = start
+	)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	setClock := func(t time.Time) { mu.Lock(); clock = t; mu.Unlock() }
+
+	for _, size := range []int{0, 2, -1} {
+		t.Run(fmt.Sprintf("size %d", size), func(t *testing.T) {
+			v, err := auth.NewOIDCVerifier(t.Context(), auth.OIDCConfig{
+				Issuer: testIssuer, Audience: testAudience, Keys: []crypto.PublicKey{ecKey().priv.Public()},
+				Now: now, CacheSize: size,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			setClock(start)
+			tokens := make([]string, 3)
+			for i := range tokens {
+				tokens[i] = sign(t, ecKey(), baseClaims(start, map[string]any{"sub": fmt.Sprintf("caller-%d", i), "exp": start.Add(time.Minute).Unix()}))
+			}
+			for round := range 2 { // the second round may come from the cache
+				for i, tok := range tokens {
+					c, err := v.Verify(t.Context(), tok)
+					if err != nil {
+						t.Fatalf("round %d token %d: %v", round, i, err)
+					}
+					if want := fmt.Sprintf("caller-%d", i); c.Subject != want {
+						t.Errorf("round %d: subject %q, want %q", round, c.Subject, want)
+					}
+					// A caller scribbling on its claims changes nothing for the next.
+					c.Subject, c.Audience[0] = "changed", "changed"
+				}
+			}
+			// Once expired, a token is refused, cached or not.
+			setClock(start.Add(2 * time.Minute))
+			for i, tok := range tokens {
+				if _, err := v.Verify(t.Context(), tok); !errors.Is(err, auth.ErrTokenExpired) {
+					t.Errorf("token %d after expiry: error %v, want ErrTokenExpired", i, err)
+				}
 			}
 		})
 	}

@@ -49,7 +49,15 @@ type OIDCConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock for the expiry checks; nil is time.Now.
 	Now func() time.Time
+	// CacheSize bounds how many verified tokens are remembered until they
+	// expire, so that a caller reusing one token (as the source does) costs
+	// one signature check, not one per request. Zero means
+	// DefaultCacheSize; negative disables the cache.
+	CacheSize int
 }
+
+// DefaultCacheSize is OIDCConfig.CacheSize's default.
+const DefaultCacheSize = 1024
 
 // Validate reports every problem in c.
 func (c OIDCConfig) Validate() error {
@@ -91,6 +99,8 @@ func (c OIDCConfig) Validate() error {
 type OIDCVerifier struct {
 	verifier *oidc.IDTokenVerifier
 	check    func(ctx context.Context, c *Claims) error
+	now      func() time.Time
+	cache    *tokenCache // nil when disabled
 }
 
 var _ Verifier = (*OIDCVerifier)(nil)
@@ -117,16 +127,44 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 		SupportedSigningAlgs: SigningAlgorithms,
 		Now:                  cfg.Now,
 	})
-	return &OIDCVerifier{verifier: v, check: cfg.Check}, nil
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	ov := &OIDCVerifier{verifier: v, check: cfg.Check, now: now}
+	switch {
+	case cfg.CacheSize == 0:
+		ov.cache = newTokenCache(DefaultCacheSize)
+	case cfg.CacheSize > 0:
+		ov.cache = newTokenCache(cfg.CacheSize)
+	}
+	return ov, nil
 }
 
 // Verify checks rawToken's signature, issuer, audience, expiry and
 // not-before time (go-oidc allows five minutes of clock skew on the latter),
-// then the configured Check.
+// then the configured Check. A token that passed before is answered from the
+// cache until its expiry.
 func (v *OIDCVerifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" {
 		return nil, wrapInvalid("empty token")
 	}
+	if v.cache != nil {
+		if c, ok := v.cache.get(rawToken, v.now()); ok {
+			return c, nil
+		}
+	}
+	c, err := v.verify(ctx, rawToken)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		v.cache.put(rawToken, c)
+	}
+	return c.clone(), nil
+}
+
+func (v *OIDCVerifier) verify(ctx context.Context, rawToken string) (*Claims, error) {
 	var keyErr error
 	tok, err := v.verifier.Verify(context.WithValue(ctx, keyErrKey{}, &keyErr), rawToken)
 	if err != nil {
