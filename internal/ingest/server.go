@@ -1,0 +1,406 @@
+// Package ingest is the service the source application calls. POST /events
+// authenticates the caller, validates the event and answers 202 only after the
+// queue has durably accepted a task for it, within a deadline that keeps the
+// answer inside the source's 500 ms; a repeated event id is a 202 again and
+// no second task. Everything else it can answer is an RFC 9457 problem.
+//
+// The checks run in this order, each with its own stable problem slug:
+// method (405) → content type (415) → bearer token (401) → body size (413)
+// → JSON (400 malformed-json) → event fields (400 invalid-event) → enqueue
+// (503 queue-unavailable). Only after a 202 is the status record created,
+// best effort: the dispatcher creates it if ingest could not.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"eventrelay/internal/auth"
+	"eventrelay/internal/auth/devissuer"
+	"eventrelay/internal/event"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/serving"
+	"eventrelay/internal/status"
+)
+
+// Paths the server serves.
+const (
+	EventsPath = "/events"
+	HealthPath = "/health"
+)
+
+// Problem slugs (appended to serving.ProblemTypeBase) of every failure ingest
+// answers itself; the bearer-token ones are auth.Slug*. They are stable:
+// clients and alerts match on them.
+const (
+	SlugMethodNotAllowed     = "method-not-allowed"     // 405
+	SlugUnsupportedMediaType = "unsupported-media-type" // 415
+	SlugPayloadTooLarge      = "payload-too-large"      // 413
+	SlugUnreadableBody       = "unreadable-body"        // 400: the body could not be read
+	SlugMalformedJSON        = "malformed-json"         // 400: not exactly one JSON object
+	SlugInvalidEvent         = "invalid-event"          // 400: field problems in "errors"
+	SlugQueueUnavailable     = "queue-unavailable"      // 503, with Retry-After
+	SlugNotFound             = "not-found"              // 404
+)
+
+// Accepted is the 202 body of POST /events.
+type Accepted struct {
+	ID     string        `json:"id"`
+	Status status.Status `json:"status"`
+	// Duplicate is true when a task for this event id was accepted before;
+	// no second task was created.
+	Duplicate bool `json:"duplicate"`
+}
+
+// Server is the ingest service.
+type Server struct {
+	cfg      Config
+	queue    queue.Queue
+	store    status.Store
+	verifier auth.Verifier
+	tracer   trace.Tracer
+}
+
+// NewServer checks its dependencies and the fields of cfg the server uses
+// (the deadlines; the AUTH_* fields only describe v, which the caller built).
+func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Store, v auth.Verifier) (*Server, error) {
+	var errs []error
+	if err := cfg.validateServer(); err != nil {
+		errs = append(errs, err)
+	}
+	if q == nil {
+		errs = append(errs, errors.New("a queue is required"))
+	}
+	if store == nil {
+		errs = append(errs, errors.New("a status store is required"))
+	}
+	if v == nil {
+		errs = append(errs, errors.New("a token verifier is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if cfg.AuthIssuer == devissuer.IssuerID {
+		devissuer.LogNotForProduction(ctx)
+	}
+	return &Server{
+		cfg:      cfg,
+		queue:    q,
+		store:    store,
+		verifier: v,
+		tracer:   otel.Tracer("eventrelay/internal/ingest"),
+	}, nil
+}
+
+// Routes returns the service's handler: POST /events, GET /health, and a
+// problem+json 404 elsewhere, with panics recovered and the logger from ctx
+// in every request's context.
+func (s *Server) Routes(ctx context.Context) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(EventsPath, s.handleEvents())
+	mux.Handle(HealthPath, s.handleHealth())
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serving.WriteProblem(w, http.StatusNotFound, SlugNotFound, "Not found", "", nil)
+	}))
+	return withLogger(logging.FromContext(ctx), serving.Recover(mux))
+}
+
+func withLogger(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if logging.FromContext(r.Context()) != logger {
+			r = r.WithContext(logging.WithLogger(r.Context(), logger))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			serving.WriteProblem(w, http.StatusMethodNotAllowed, SlugMethodNotAllowed, "Method not allowed", "", nil)
+			return
+		}
+		serving.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+type startKey struct{}
+
+// handleEvents traces the request and runs the checks that need no
+// credentials, then the bearer check, then accept.
+func (s *Server) handleEvents() http.Handler {
+	authed := auth.RequireBearer(s.verifier, http.HandlerFunc(s.accept))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		// The trace starts at the source when it sends a traceparent.
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracer.Start(ctx, "POST "+EventsPath,
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(
+				attribute.String("http.request.method", r.Method),
+				attribute.String("url.path", r.URL.Path),
+			))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
+			if sw.code >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(sw.code))
+			}
+			span.End()
+		}()
+		r = r.WithContext(context.WithValue(ctx, startKey{}, start))
+
+		if r.Method != http.MethodPost {
+			sw.Header().Set("Allow", http.MethodPost)
+			s.refuse(sw, r, http.StatusMethodNotAllowed, SlugMethodNotAllowed, "Method not allowed",
+				"Send events with POST.", nil)
+			return
+		}
+		if !isJSON(r.Header.Get("Content-Type")) {
+			s.refuse(sw, r, http.StatusUnsupportedMediaType, SlugUnsupportedMediaType, "Unsupported media type",
+				"Send the event as Content-Type: application/json (UTF-8).", nil)
+			return
+		}
+		authed.ServeHTTP(sw, r)
+	})
+}
+
+// accept runs once the caller is authenticated: read, parse, enqueue, answer.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	start, _ := ctx.Value(startKey{}).(time.Time)
+
+	body, err := readBody(w, r)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.refuse(w, r, http.StatusRequestEntityTooLarge, SlugPayloadTooLarge, "Event too large",
+				fmt.Sprintf("An event body is at most %d bytes.", event.MaxEventBytes), nil)
+			return
+		}
+		s.refuse(w, r, http.StatusBadRequest, SlugUnreadableBody, "Unreadable body",
+			"The request body could not be read.", nil)
+		return
+	}
+	ev, err := event.Parse(body)
+	if err != nil {
+		if verr, ok := errors.AsType[*event.ValidationError](err); ok {
+			s.refuse(w, r, http.StatusBadRequest, SlugInvalidEvent, "Invalid event",
+				"One or more fields are invalid; see errors.", verr.Problems)
+			return
+		}
+		reason := err.Error()
+		if merr, ok := errors.AsType[*event.MalformedError](err); ok {
+			reason = merr.Reason
+		}
+		s.refuse(w, r, http.StatusBadRequest, SlugMalformedJSON, "Malformed JSON",
+			"The body must be exactly one JSON object: "+reason+".", nil)
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("event.id", ev.ID))
+	logger := logging.FromContext(ctx)
+
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		// A parsed event always marshals; reaching this is a bug.
+		panic(fmt.Sprintf("marshal parsed event %q: %v", ev.ID, err))
+	}
+	task := queue.Task{Name: queue.TaskName(ev.ID), Body: payload, Header: make(http.Header, 2)}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(task.Header))
+
+	duplicate, err := s.enqueue(ctx, task)
+	if err != nil {
+		logger.ErrorContext(ctx, "event not queued", "event_id", ev.ID, "task", task.Name, "error", err)
+		w.Header().Set("Retry-After", "1")
+		serving.WriteProblem(w, http.StatusServiceUnavailable, SlugQueueUnavailable, "Queue unavailable",
+			"The event could not be queued in time.", nil)
+		return
+	}
+	span.SetAttributes(attribute.Bool("event.duplicate", duplicate))
+
+	// The queue has the task: the 202 is earned. It goes out (and is flushed)
+	// before the status record is written, so that write costs the source
+	// nothing; graceful shutdown still waits for it, as the handler runs on.
+	writeAccepted(w, Accepted{ID: ev.ID, Status: status.Queued, Duplicate: duplicate})
+
+	var caller string
+	if c, ok := auth.ClaimsFromContext(ctx); ok {
+		caller = c.Subject
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "event accepted",
+		slog.String("event_id", ev.ID),
+		slog.Bool("duplicate", duplicate),
+		slog.String("task", task.Name),
+		slog.String("caller", caller),
+		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+	)
+	if !duplicate {
+		s.createStatus(ctx, ev, start)
+	}
+}
+
+// enqueue calls the queue under EnqueueTimeout. It does not trust the engine
+// to honour the deadline: an engine that overruns it gets a 503 all the
+// same, and one that panics too. A client that hangs up does not cancel the enqueue (the event may
+// still be delivered, which beats losing it).
+func (s *Server) enqueue(ctx context.Context, t queue.Task) (duplicate bool, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.EnqueueTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			// This goroutine is outside serving.Recover: a panicking engine
+			// must cost one 503, not the process.
+			if v := recover(); v != nil {
+				done <- fmt.Errorf("%w: queue panicked: %v", queue.ErrUnavailable, v)
+			}
+		}()
+		done <- s.queue.Enqueue(ctx, t)
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done: // answered just in time
+		default:
+			err = fmt.Errorf("%w: no answer within %v: %w", queue.ErrUnavailable, s.cfg.EnqueueTimeout, ctx.Err())
+		}
+	}
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, queue.ErrAlreadyExists):
+		return true, nil
+	default:
+		return false, fmt.Errorf("enqueue task %s: %w", t.Name, err)
+	}
+}
+
+// createStatus records the accepted event as queued, best effort: the task
+// is durable in the queue, and the dispatcher creates a missing record.
+func (s *Server) createStatus(ctx context.Context, ev event.Event, receivedAt time.Time) {
+	var traceID string
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		traceID = sc.TraceID().String()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StatusTimeout)
+	defer cancel()
+	rec := status.Record{
+		EventID:    ev.ID,
+		Status:     status.Queued,
+		Event:      ev,
+		ReceivedAt: receivedAt.UTC(),
+		UpdatedAt:  receivedAt.UTC(),
+		TraceID:    traceID,
+	}
+	if _, err := s.store.Create(ctx, rec); err != nil {
+		logging.FromContext(ctx).WarnContext(ctx, "status record not created; the dispatcher will create it",
+			"event_id", ev.ID, "error", err)
+	}
+}
+
+// refuse answers a problem for bad input and logs it without the body.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, slug, title, detail string, errs any) {
+	logging.FromContext(r.Context()).LogAttrs(r.Context(), slog.LevelInfo, "event refused",
+		slog.Int("status", code), slog.String("problem", slug))
+	serving.WriteProblem(w, code, slug, title, detail, errs)
+}
+
+// writeAccepted writes the 202 with a Content-Length and flushes it, so the
+// client has the whole answer even while the handler goes on.
+func writeAccepted(w http.ResponseWriter, a Accepted) {
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(fmt.Sprintf("marshal accepted: %v", err))
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(b)
+	_ = http.NewResponseController(w).Flush()
+}
+
+// readBody reads at most event.MaxEventBytes; a larger body is an
+// *http.MaxBytesError, refused from Content-Length alone when it says so.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > event.MaxEventBytes {
+		return nil, &http.MaxBytesError{Limit: event.MaxEventBytes}
+	}
+	body := http.MaxBytesReader(w, r.Body, event.MaxEventBytes)
+	size := 512
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength) + 1 // +1: room to see EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// isJSON accepts application/json with no charset or a UTF-8 one.
+func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != "application/json" {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return true
+}
+
+// statusWriter remembers the status code for the span.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
