@@ -1,0 +1,93 @@
+// Command ingest serves POST /events for the source application (see
+// internal/ingest). Until the GCP engines land it queues into the embedded
+// SQLite queue at QUEUE_DB, whose dispatch loop runs here and delivers to
+// DISPATCH_URL, and records status in the SQLite store at STATUS_DB.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/errgroup"
+
+	"eventrelay/internal/auth"
+	"eventrelay/internal/ingest"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/serving"
+	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := logging.NewFromEnv()
+	ctx = logging.WithLogger(ctx, logger)
+
+	if err := realMain(ctx); err != nil {
+		stop()
+		logger.ErrorContext(ctx, "ingest failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) (err error) {
+	var cfg struct {
+		ingest.Config
+		Queue       queue.Config
+		Telemetry   telemetry.Config
+		QueueDB     string `env:"QUEUE_DB, default=eventrelay-queue.db"`
+		StatusDB    string `env:"STATUS_DB, default=eventrelay-status.db"`
+		DispatchURL string `env:"DISPATCH_URL, required"`
+	}
+	if err := envconfig.Process(ctx, &cfg); err != nil {
+		return fmt.Errorf("read ingest config: %w", err)
+	}
+	if err := errors.Join(cfg.Config.Validate(), cfg.Queue.Validate(), cfg.Telemetry.Validate()); err != nil {
+		return fmt.Errorf("invalid ingest config: %w", err)
+	}
+	if cfg.Telemetry.ServiceName == "" {
+		cfg.Telemetry.ServiceName = "ingest"
+	}
+	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, shutdown(context.WithoutCancel(ctx))) }()
+
+	verifier, err := auth.NewOIDCVerifier(ctx, cfg.OIDC())
+	if err != nil {
+		return err
+	}
+	store, err := sqlitestatus.Open(ctx, cfg.StatusDB)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: cfg.QueueDB, Config: cfg.Queue, Target: cfg.DispatchURL})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, q.Close()) }()
+
+	srv, err := ingest.NewServer(ctx, cfg.Config, q, store, verifier)
+	if err != nil {
+		return err
+	}
+	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "ingest listening", "addr", server.Addr(), "issuer", cfg.AuthIssuer, "dispatch_url", cfg.DispatchURL)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return q.Run(ctx) })
+	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })
+	return g.Wait()
+}
