@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -298,7 +299,8 @@ func parseTimestamp(raw json.RawMessage) (time.Time, string) {
 			return time.Time{}, "must be an RFC 3339 string or epoch milliseconds"
 		}
 		parsed, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
+		if _, offset := parsed.Zone(); err != nil || offset <= -24*60*60 || offset >= 24*60*60 {
+			// time.Parse accepts a ±24:00 offset; RFC 3339 allows 23:59 at most.
 			return time.Time{}, "must be an RFC 3339 string (2006-01-02T15:04:05Z) or epoch milliseconds"
 		}
 		t = parsed
@@ -310,10 +312,16 @@ func parseTimestamp(raw json.RawMessage) (time.Time, string) {
 		ms, err := n.Int64()
 		if err != nil {
 			f, ferr := n.Float64()
-			if ferr != nil || f != math.Trunc(f) {
+			switch {
+			case ferr != nil && !errors.Is(ferr, strconv.ErrRange), f != math.Trunc(f):
 				return time.Time{}, "epoch milliseconds must be an integer"
+			case math.Abs(f) < math.MaxInt64 && strings.ContainsAny(n.String(), ".eE"):
+				// 1.7e12 or 1700000000000.0: an integer value in a form
+				// that is not an integer literal.
+				return time.Time{}, "epoch milliseconds must be written as an integer, without a fraction or exponent"
+			default:
+				return time.Time{}, "epoch milliseconds out of range"
 			}
-			return time.Time{}, "epoch milliseconds out of range"
 		}
 		t = time.UnixMilli(ms)
 	default:
