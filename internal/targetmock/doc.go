@@ -21,6 +21,24 @@
 //     Idempotency-Key) and exposed through GraphQL queries and Go accessors.
 //   - With a data path the record and the idempotency set live in a SQLite
 //     file (WAL) and survive kill -9; without one they live in memory.
+//
+// What a receiveEvent call gets back (every body is GraphQL-shaped JSON):
+//
+//	200 {"data":{"receiveEvent":{...,"duplicate":false}}}   accepted (stored)
+//	200 {"data":{"receiveEvent":{...,"duplicate":true}}}    duplicate (nothing changed)
+//	200 errors[0].extensions.code BAD_USER_INPUT, data null  rejected: empty or missing
+//	    brand, empty id, timestamp not RFC 3339 (extensions.field names it)
+//	422 errors[0].extensions.code GRAPHQL_VALIDATION_FAILED  rejected by the schema
+//	400 errors[0].extensions.code BAD_REQUEST                rejected: batch, several
+//	    receiveEvent fields or directives on it in one request
+//	413 errors[0].extensions.code REQUEST_TOO_LARGE          body over MaxRequestBytes
+//	429 + Retry-After: N, code RATE_LIMITED, extensions.retryAfterSeconds N  (http mode)
+//	200 code RATE_LIMITED, extensions.retryAfterSeconds N, no data            (graphql mode)
+//	500 errors[0].extensions.code INTERNAL_SERVER_ERROR      injected fault or storage failure
+//
+// Only accepted and duplicate answers mean the target has the event; 4xx
+// (other than 429) and BAD_USER_INPUT are permanent; 429, RATE_LIMITED and 5xx
+// are worth a retry.
 package targetmock
 
 //go:generate go tool gqlgen generate --config gqlgen.yml
