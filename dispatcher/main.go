@@ -1,0 +1,68 @@
+// Command dispatcher serves the task handler the queue delivers each event
+// to (see internal/dispatcher). Until the GCP engines land it records status
+// in the embedded SQLite store at STATUS_DB.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/serving"
+	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := logging.NewFromEnv()
+	ctx = logging.WithLogger(ctx, logger)
+
+	if err := realMain(ctx); err != nil {
+		stop()
+		logger.ErrorContext(ctx, "dispatcher failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) (err error) {
+	var cfg struct {
+		dispatcher.Config
+		Telemetry telemetry.Config
+		StatusDB  string `env:"STATUS_DB, default=eventrelay-status.db"`
+	}
+	if err := envconfig.Process(ctx, &cfg); err != nil {
+		return fmt.Errorf("read dispatcher config: %w", err)
+	}
+	if cfg.Telemetry.ServiceName == "" {
+		cfg.Telemetry.ServiceName = "dispatcher"
+	}
+	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	store, err := sqlitestatus.Open(ctx, cfg.StatusDB)
+	if err != nil {
+		return errors.Join(err, shutdown(context.WithoutCancel(ctx)))
+	}
+	defer func() { err = errors.Join(err, store.Close(), shutdown(context.WithoutCancel(ctx))) }()
+
+	srv, err := dispatcher.NewServer(ctx, cfg.Config, store, nil)
+	if err != nil {
+		return err
+	}
+	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
+	if err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL)
+	return server.Serve(ctx, srv.Routes(ctx))
+}
