@@ -86,8 +86,12 @@ type SendRequest struct {
 	BurstInterval string  `json:"burst_interval,omitempty"`
 }
 
-// StaticToken returns a token func that always returns tok.
+// StaticToken returns a token func that always returns tok, or nil (send
+// no token) when tok is empty.
 func StaticToken(tok string) func(context.Context) (string, error) {
+	if tok == "" {
+		return nil
+	}
 	return func(context.Context) (string, error) { return tok, nil }
 }
 
@@ -121,7 +125,7 @@ func FunctionFromEnv(l envconfig.Lookuper) http.HandlerFunc {
 // 400 malformed or invalid request (including one that would run longer
 // than cfg.MaxDuration), 502 no token.
 func Handler(cfg FunctionConfig, token func(context.Context) (string, error), client *http.Client) http.HandlerFunc {
-	if token == nil && cfg.Token != "" {
+	if token == nil {
 		token = StaticToken(cfg.Token)
 	}
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -177,3 +177,19 @@ func TestFunctionConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestStaticTokenEmpty(t *testing.T) {
+	t.Parallel()
+	if sourcemock.StaticToken("") != nil {
+		t.Errorf("StaticToken(\"\") is not nil: an empty bearer token would be sent")
+	}
+	in := newIngest(t, nil)
+	cfg := functionConfig(in.srv.URL)
+	cfg.Token = ""
+	if rec := call(t, sourcemock.Handler(cfg, nil, nil), http.MethodPost, "application/json", `{"count":1,"rate":1}`); rec.Code != http.StatusOK {
+		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
+	}
+	if _, _, auth, _ := in.snapshot(); len(auth) != 1 || auth[0] != "" {
+		t.Errorf("Authorization headers %q, want none", auth)
+	}
+}

@@ -313,6 +313,9 @@ func (s *Sender) Snapshot() Summary {
 	if len(sum.Non2xx) == 0 {
 		sum.Non2xx = nil
 	}
+	if sum.Accepted == nil {
+		sum.Accepted = []string{} // JSON [] rather than null
+	}
 	return sum
 }
 
