@@ -1,0 +1,312 @@
+// Package devstack runs the whole pipeline in one process on the embedded
+// engine: the dev token issuer, ingest, the SQLite queue, the dispatcher,
+// targetmock and (optionally) sourcemock. `relayctl dev`, the end-to-end
+// tests and the load benchmarks all start the stack through here, so what a
+// newcomer runs is what the tests prove.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"eventrelay/internal/auth"
+	"eventrelay/internal/auth/devissuer"
+	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/event"
+	"eventrelay/internal/ingest"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/serving"
+	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/targetmock"
+)
+
+// Files in the data directory.
+const (
+	QueueFile  = "queue.db"
+	StatusFile = "status.db"
+	TargetFile = "target.db"
+)
+
+// Options configure a local stack. Zero values take the defaults noted.
+type Options struct {
+	// DataDir holds every durable file; a restart on the same dir resumes.
+	DataDir string
+	// TargetRate is the target's limit in events/s (default 10); the
+	// queue's max dispatch rate is set to it.
+	TargetRate float64
+	// TargetBurst is the target's token-bucket size (default 5).
+	TargetBurst int
+	// TargetMode is how the target signals its limit: http or graphql.
+	TargetMode string
+	// QueueBurst is the queue's burst (default 1: dispatch smoothly).
+	QueueBurst int
+	// SourceRate drives sourcemock at this many events/s; 0 runs no source.
+	SourceRate float64
+	// SourceCount stops the source after this many events (0 = unbounded).
+	SourceCount int
+	// Addresses; "127.0.0.1:0" picks a free port.
+	IngestAddr, TargetAddr, DispatcherAddr string
+	// Brand added to every event (default event.DefaultBrand).
+	Brand string
+	// Retry overrides the queue's retry policy (zero value = defaults
+	// suited to a local run: 100 ms .. 10 s backoff, 100 attempts).
+	Retry queue.RetryConfig
+	// DispatchDeadline bounds one delivery (default 15 s).
+	DispatchDeadline time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.TargetRate == 0 {
+		o.TargetRate = 10
+	}
+	if o.TargetBurst == 0 {
+		o.TargetBurst = 5
+	}
+	if o.TargetMode == "" {
+		o.TargetMode = "http"
+	}
+	if o.QueueBurst == 0 {
+		o.QueueBurst = 1
+	}
+	if o.IngestAddr == "" {
+		o.IngestAddr = "127.0.0.1:8080"
+	}
+	if o.TargetAddr == "" {
+		o.TargetAddr = "127.0.0.1:8082"
+	}
+	if o.DispatcherAddr == "" {
+		o.DispatcherAddr = "127.0.0.1:0"
+	}
+	if o.Brand == "" {
+		o.Brand = event.DefaultBrand
+	}
+	if o.Retry == (queue.RetryConfig{}) {
+		o.Retry = queue.RetryConfig{MaxAttempts: 100, MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxDoublings: 5}
+	}
+	if o.DispatchDeadline == 0 {
+		o.DispatchDeadline = 15 * time.Second
+	}
+}
+
+// Stack is a running local pipeline.
+type Stack struct {
+	opts Options
+
+	Issuer *devissuer.Issuer
+	Queue  *sqlitequeue.Queue
+	Status *sqlitestatus.Store
+	Target *targetmock.Server
+	Sender *sourcemock.Sender // nil when SourceRate is 0
+
+	IngestURL, TargetURL, DispatcherURL string
+	QueueConfig                         queue.Config
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	done   chan struct{}
+	// SourceDone is closed when the source has finished sending (never, when
+	// there is no source or it is unbounded).
+	SourceDone chan struct{}
+	// SourceSummary holds the source's final summary once SourceDone closes.
+	SourceSummary sourcemock.Summary
+}
+
+// Start opens the data dir and starts every component. The stack runs until
+// ctx is done or Stop is called; Wait returns the first error.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	o.defaults()
+	if o.DataDir == "" {
+		return nil, errors.New("devstack: a data directory is required")
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	logger := logging.FromContext(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Stack{opts: o, cancel: cancel, done: make(chan struct{}), SourceDone: make(chan struct{})}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			cancel()
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+
+	if s.Issuer, err = devissuer.LoadOrCreate(o.DataDir); err != nil {
+		return nil, fmt.Errorf("dev issuer: %w", err)
+	}
+	devissuer.LogNotForProduction(ctx)
+	verifier, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
+		Issuer:   devissuer.IssuerID,
+		Audience: devissuer.DefaultAudience,
+		Keys:     s.Issuer.PublicKeys(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest verifier: %w", err)
+	}
+
+	// Listeners first, so every URL is known before anything is wired.
+	ingestSrv, err := serving.New(o.IngestAddr, serving.Timeouts{})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	targetSrv, err := serving.New(o.TargetAddr, serving.Timeouts{})
+	if err != nil {
+		return nil, fmt.Errorf("targetmock: %w", err)
+	}
+	dispatchSrv, err := serving.New(o.DispatcherAddr, serving.Timeouts{})
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	s.IngestURL, s.TargetURL, s.DispatcherURL = ingestSrv.URL(), targetSrv.URL(), dispatchSrv.URL()
+
+	if s.Status, err = sqlitestatus.Open(ctx, filepath.Join(o.DataDir, StatusFile)); err != nil {
+		return nil, fmt.Errorf("status store: %w", err)
+	}
+	closers = append(closers, s.Status.Close)
+
+	_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
+	if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
+		Port:          targetPort,
+		Rate:          o.TargetRate,
+		Burst:         o.TargetBurst,
+		RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
+		DataPath:      filepath.Join(o.DataDir, TargetFile),
+	}); err != nil {
+		return nil, fmt.Errorf("targetmock: %w", err)
+	}
+	closers = append(closers, s.Target.Close)
+
+	s.QueueConfig = queue.Config{
+		Name:                    "events",
+		MaxDispatchesPerSecond:  o.TargetRate,
+		MaxBurstSize:            o.QueueBurst,
+		MaxConcurrentDispatches: 100,
+		DispatchDeadline:        o.DispatchDeadline,
+		Retry:                   o.Retry,
+	}
+	if s.Queue, err = sqlitequeue.New(ctx, sqlitequeue.Options{
+		Path:   filepath.Join(o.DataDir, QueueFile),
+		Config: s.QueueConfig,
+		Target: s.DispatcherURL + dispatcher.TaskPath,
+	}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	closers = append(closers, s.Queue.Close)
+
+	dispatchCfg := dispatcher.Config{
+		Brand:         o.Brand,
+		TargetURL:     s.TargetURL + "/graphql",
+		TargetTimeout: 10 * time.Second,
+		Retry:         o.Retry,
+	}
+	disp, err := dispatcher.NewServer(ctx, dispatchCfg, s.Status, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+
+	ing, err := ingest.NewServer(ctx, ingest.Config{
+		EnqueueTimeout: 250 * time.Millisecond,
+		StatusTimeout:  100 * time.Millisecond,
+	}, s.Queue, s.Status, verifier)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+
+	s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
+	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
+	s.run(func() error { return s.Queue.Run(ctx) })
+	s.run(func() error { return ingestSrv.Serve(ctx, ing.Routes(ctx)) })
+
+	if o.SourceRate > 0 {
+		s.Sender, err = sourcemock.NewSender(sourcemock.Config{
+			IngestURL:   s.IngestURL,
+			Rate:        o.SourceRate,
+			Count:       o.SourceCount,
+			Concurrency: 64,
+			Deadline:    500 * time.Millisecond,
+		}, s.Token, nil)
+		if err != nil {
+			return nil, fmt.Errorf("sourcemock: %w", err)
+		}
+		s.run(func() error {
+			defer close(s.SourceDone)
+			sum, err := s.Sender.Run(ctx)
+			s.SourceSummary = sum
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("sourcemock: %w", err)
+			}
+			return nil
+		})
+	}
+
+	go func() {
+		s.wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				s.fail(err)
+			}
+		}
+		close(s.done)
+	}()
+	logger.InfoContext(ctx, "local stack started",
+		"ingest", s.IngestURL, "target", s.TargetURL, "dispatcher", s.DispatcherURL,
+		"data", o.DataDir, "target_rate", o.TargetRate)
+	return s, nil
+}
+
+func (s *Stack) run(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			s.fail(err)
+			s.cancel() // one component down takes the stack down
+		}
+	}()
+}
+
+func (s *Stack) fail(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+}
+
+// Token mints a fresh dev ID token for ingest.
+func (s *Stack) Token(context.Context) (string, error) {
+	return s.Issuer.Mint(devissuer.DefaultAudience, "sourcemock", devissuer.DefaultSourceEmail, time.Hour)
+}
+
+// Stop shuts every component down and waits for it.
+func (s *Stack) Stop() error {
+	s.cancel()
+	return s.Wait()
+}
+
+// Wait blocks until the stack has stopped and returns what failed.
+func (s *Stack) Wait() error {
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// Done is closed when the stack has stopped.
+func (s *Stack) Done() <-chan struct{} { return s.done }
+
+// HTTPClient is a client for talking to the stack's listeners.
+func HTTPClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
