@@ -1,0 +1,42 @@
+package relayctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"eventrelay/internal/bench"
+	"eventrelay/internal/logging"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	out := fs.String("out", "bench-results", "directory for the JSON report")
+	var o bench.Options
+	fs.IntVar(&o.IngestRate, "ingest-rate", 1000, "ingest scenario: events/s")
+	fs.DurationVar(&o.IngestDuration, "ingest-duration", 30*time.Second, "ingest scenario: how long")
+	fs.IntVar(&o.DrainEvents, "drain-events", 2000, "drain scenario: events in the burst")
+	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
+	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
+	fs.DurationVar(&o.LatencyDuration, "latency-duration", 20*time.Second, "latency scenario: how long")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	// The stack's own logs would drown the table: keep only errors.
+	ctx = logging.WithLogger(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	r, err := bench.Run(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	if err := bench.Print(stdout, r); err != nil {
+		return err
+	}
+	path, err := bench.WriteJSON(*out, r)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "report written to %s\n", path)
+	return nil
+}

@@ -1,0 +1,127 @@
+package relayctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"eventrelay/internal/devstack"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr)
+	var o devstack.Options
+	fs.StringVar(&o.DataDir, "data", DefaultDataDir, "directory for the durable queue, status store, target record and dev key")
+	fs.Float64Var(&o.TargetRate, "target-rate", 10, "the target's rate limit in events/s (the queue dispatches at this rate)")
+	fs.IntVar(&o.TargetBurst, "target-burst", 5, "the target's token-bucket burst")
+	fs.StringVar(&o.TargetMode, "target-mode", "http", "how the target signals its limit: http (429 + Retry-After) or graphql (RATE_LIMITED error)")
+	fs.Float64Var(&o.SourceRate, "source-rate", 20, "sourcemock's rate in events/s; 0 runs no source")
+	fs.IntVar(&o.SourceCount, "source-count", 0, "stop the source after this many events (0 = until Ctrl-C)")
+	fs.StringVar(&o.IngestAddr, "ingest-addr", "127.0.0.1:8080", "ingest listen address")
+	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:8082", "targetmock listen address")
+	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
+	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
+	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if o.TargetRate <= 0 {
+		return fmt.Errorf("%w: --target-rate must be > 0", errUsage)
+	}
+	if o.SourceRate < 0 {
+		return fmt.Errorf("%w: --source-rate must be >= 0", errUsage)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	logPath := filepath.Join(o.DataDir, "relayctl.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer logFile.Close()
+	fileLog := logging.New(logFile, logging.Options{Level: *logLevel})
+	termLog := logging.New(stderr, logging.Options{Level: "warn", Text: true})
+	logger := slog.New(slog.NewMultiHandler(fileLog.Handler(), termLog.Handler()))
+	ctx = logging.WithLogger(ctx, logger)
+
+	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "relayctl-dev", SampleRatio: 1})
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.WithoutCancel(ctx))
+
+	stack, err := devstack.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "eventrelay local stack (embedded engine), data in %s, log in %s\n", o.DataDir, logPath)
+	fmt.Fprintf(stdout, "  ingest      %s/events   (token: relayctl token --data %s)\n", stack.IngestURL, o.DataDir)
+	fmt.Fprintf(stdout, "  dispatcher  %s\n", stack.DispatcherURL)
+	fmt.Fprintf(stdout, "  targetmock  %s/graphql  limit %.4g/s burst %d\n", stack.TargetURL, o.TargetRate, o.TargetBurst)
+	if o.SourceRate > 0 {
+		fmt.Fprintf(stdout, "  sourcemock  %.4g events/s\n", o.SourceRate)
+	}
+	fmt.Fprintln(stdout, "Ctrl-C stops; run again with the same --data to resume.")
+
+	progress(ctx, stack, o.TargetRate, stdout)
+	err = stack.Stop()
+	if stack.Sender != nil {
+		fmt.Fprintf(stdout, "source: %s\n", stack.Sender.Snapshot())
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return err
+}
+
+// progress prints one line a second until ctx is done or the stack stops.
+func progress(ctx context.Context, stack *devstack.Stack, limit float64, w io.Writer) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prev, _ := counts(ctx, stack)
+	prevAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stack.Done():
+			return
+		case now := <-tick.C:
+			cur, err := counts(ctx, stack)
+			if err != nil {
+				fmt.Fprintf(w, "%s progress unavailable: %v\n", now.Format(time.TimeOnly), err)
+				continue
+			}
+			secs := now.Sub(prevAt).Seconds()
+			st, _ := stack.Queue.Stats(ctx)
+			fmt.Fprintf(w, "%s received %6.1f/s  delivered %6.1f/s  limit %.4g/s  backlog %6d (oldest %5.1fs)  delivered %d  failed %d  dead-lettered %d\n",
+				now.Format(time.TimeOnly),
+				float64(cur.received-prev.received)/secs,
+				float64(cur.delivered-prev.delivered)/secs,
+				limit, st.Backlog, st.OldestAge.Seconds(),
+				cur.delivered, cur.failed, cur.dead)
+			prev, prevAt = cur, now
+		}
+	}
+}
+
+type tally struct{ received, delivered, failed, dead int64 }
+
+func counts(ctx context.Context, stack *devstack.Stack) (tally, error) {
+	c, err := stack.Status.Counts(ctx)
+	if err != nil {
+		return tally{}, err
+	}
+	var t tally
+	for _, n := range c {
+		t.received += n
+	}
+	t.delivered, t.failed, t.dead = c[status.Delivered], c[status.Failed], c[status.DeadLettered]
+	return t, nil
+}

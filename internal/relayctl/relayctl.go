@@ -1,0 +1,99 @@
+// Package relayctl implements the operator CLI. Its flags are the interface
+// scripts and docs rely on: keep them stable.
+package relayctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// DefaultDataDir is where the local stack keeps its files.
+const DefaultDataDir = ".data"
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "run the whole pipeline on this machine (embedded engine)", runDev},
+		{"token", "print a dev ID token for the local ingest", runToken},
+		{"status", "print an event's status record", runStatus},
+		{"events", "list events by status", runEvents},
+		{"bench", "run the load benchmarks against a local stack", runBench},
+	}
+}
+
+// errUsage marks a usage error: the message is printed with the usage.
+var errUsage = errors.New("usage")
+
+// Main runs the CLI and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "relayctl %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "relayctl %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "relayctl: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("relayctl — operate eventrelay\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-7s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'relayctl COMMAND -h' for a command's flags.\n")
+	fmt.Fprint(w, b.String())
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("relayctl "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments (`relayctl status ID --json` and `relayctl status --json ID`).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
