@@ -1,0 +1,406 @@
+// Package bench holds the load benchmarks `make bench` runs against a local
+// stack on the embedded engine, with vegeta as the load generator:
+//
+//   - ingest: a fixed-rate load on POST /events, latency percentiles and
+//     non-2xx count (the source's 500 ms budget is what matters);
+//   - drain: a burst into a slower target, drain time against the ideal
+//     N / limit, the target's observed max rate, lost and duplicate counts;
+//   - latency: end-to-end latency (received -> delivered) below the limit.
+//
+// It prints a table and writes the numbers as JSON.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"eventrelay/internal/devstack"
+	"eventrelay/internal/event"
+	"eventrelay/internal/status"
+)
+
+// Options choose the scenarios' sizes.
+type Options struct {
+	// IngestRate and IngestDuration shape the ingest load (default 1000/s, 30s).
+	IngestRate     int
+	IngestDuration time.Duration
+	// DrainEvents and DrainLimit shape the burst (default 2000 events into a
+	// 100/s target).
+	DrainEvents int
+	DrainLimit  float64
+	// LatencyRate and LatencyDuration shape the below-the-limit run
+	// (default 50/s for 20s into a 100/s target).
+	LatencyRate     int
+	LatencyDuration time.Duration
+	// WorkDir holds each scenario's data dir (default a temp dir).
+	WorkDir string
+}
+
+func (o *Options) defaults() {
+	if o.IngestRate == 0 {
+		o.IngestRate = 1000
+	}
+	if o.IngestDuration == 0 {
+		o.IngestDuration = 30 * time.Second
+	}
+	if o.DrainEvents == 0 {
+		o.DrainEvents = 2000
+	}
+	if o.DrainLimit == 0 {
+		o.DrainLimit = 100
+	}
+	if o.LatencyRate == 0 {
+		o.LatencyRate = 50
+	}
+	if o.LatencyDuration == 0 {
+		o.LatencyDuration = 20 * time.Second
+	}
+}
+
+// Latency is a latency distribution.
+type Latency struct {
+	P50  time.Duration `json:"p50_ns"`
+	P90  time.Duration `json:"p90_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	P999 time.Duration `json:"p999_ns"`
+	Max  time.Duration `json:"max_ns"`
+}
+
+// IngestResult is the fixed-rate ingest scenario's outcome.
+type IngestResult struct {
+	Rate       int            `json:"rate"`
+	Duration   time.Duration  `json:"duration_ns"`
+	Requests   uint64         `json:"requests"`
+	Throughput float64        `json:"throughput"`
+	Latency    Latency        `json:"latency"`
+	Non2xx     int            `json:"non_2xx"`
+	Over500ms  int            `json:"over_500ms"`
+	Status     map[string]int `json:"status_codes"`
+}
+
+// DrainResult is the burst-drain scenario's outcome.
+type DrainResult struct {
+	Events          int           `json:"events"`
+	Limit           float64       `json:"limit"`
+	Accepted        int           `json:"accepted_by_ingest"`
+	Ideal           time.Duration `json:"ideal_ns"`
+	Drain           time.Duration `json:"drain_ns"`
+	DrainVsIdeal    float64       `json:"drain_vs_ideal"`
+	MaxPerSecond    int           `json:"target_max_accepted_per_second"`
+	MaxCallsPerSec  int           `json:"target_max_calls_per_second"`
+	Lost            int           `json:"lost"`
+	DuplicateCalls  int           `json:"duplicate_calls"`
+	RateLimited     int           `json:"rate_limited_calls"`
+	BrandMismatches int           `json:"brand_mismatches"`
+}
+
+// LatencyResult is the below-the-limit scenario's outcome.
+type LatencyResult struct {
+	Rate      int     `json:"rate"`
+	Limit     float64 `json:"limit"`
+	Delivered int     `json:"delivered"`
+	EndToEnd  Latency `json:"end_to_end"`
+}
+
+// Report is everything one run measured.
+type Report struct {
+	Started time.Time     `json:"started"`
+	Ingest  IngestResult  `json:"ingest"`
+	Drain   DrainResult   `json:"drain"`
+	Latency LatencyResult `json:"latency"`
+}
+
+// Run runs every scenario in turn.
+func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
+	o.defaults()
+	if o.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "eventrelay-bench-")
+		if err != nil {
+			return Report{}, err
+		}
+		defer os.RemoveAll(dir)
+		o.WorkDir = dir
+	}
+	r := Report{Started: time.Now().UTC()}
+	var err error
+	fmt.Fprintf(progress, "ingest: %d events/s for %v ...\n", o.IngestRate, o.IngestDuration)
+	if r.Ingest, err = runIngest(ctx, o); err != nil {
+		return r, fmt.Errorf("ingest scenario: %w", err)
+	}
+	fmt.Fprintf(progress, "drain: %d events into a %.4g/s target ...\n", o.DrainEvents, o.DrainLimit)
+	if r.Drain, err = runDrain(ctx, o); err != nil {
+		return r, fmt.Errorf("drain scenario: %w", err)
+	}
+	fmt.Fprintf(progress, "latency: %d events/s for %v into a %.4g/s target ...\n", o.LatencyRate, o.LatencyDuration, o.DrainLimit)
+	if r.Latency, err = runLatency(ctx, o); err != nil {
+		return r, fmt.Errorf("latency scenario: %w", err)
+	}
+	return r, nil
+}
+
+func startStack(ctx context.Context, dir string, limit float64) (*devstack.Stack, error) {
+	return devstack.Start(ctx, devstack.Options{
+		DataDir:        dir,
+		TargetRate:     limit,
+		TargetBurst:    max(1, int(limit/10)),
+		IngestAddr:     "127.0.0.1:0",
+		TargetAddr:     "127.0.0.1:0",
+		DispatcherAddr: "127.0.0.1:0",
+	})
+}
+
+// eventTargeter yields one POST /events per call with a fresh random id and
+// records the ids it produced.
+type eventTargeter struct {
+	url, token string
+	mu         sync.Mutex
+	ids        []string
+}
+
+func (t *eventTargeter) target(tgt *vegeta.Target) error {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	body, err := json.Marshal(event.Event{ID: id, Name: "test event", Body: "test body", Timestamp: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.ids = append(t.ids, id)
+	t.mu.Unlock()
+	tgt.Method = http.MethodPost
+	tgt.URL = t.url + "/events"
+	tgt.Body = body
+	tgt.Header = http.Header{
+		"Content-Type":  {"application/json"},
+		"Authorization": {"Bearer " + t.token},
+	}
+	return nil
+}
+
+// attack sends rate events/s for d and returns vegeta's metrics, the
+// per-result latencies and how many answers took over 500 ms.
+func attack(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration) (*vegeta.Metrics, int, error) {
+	tok, err := stack.Token(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	tr := &eventTargeter{url: stack.IngestURL, token: tok}
+	atk := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.KeepAlive(true), vegeta.Connections(256))
+	var m vegeta.Metrics
+	over := 0
+	for res := range atk.Attack(tr.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "ingest") {
+		m.Add(res)
+		if res.Latency > 500*time.Millisecond {
+			over++
+		}
+		if ctx.Err() != nil {
+			atk.Stop()
+		}
+	}
+	m.Close()
+	return &m, over, ctx.Err()
+}
+
+func non2xx(m *vegeta.Metrics) int {
+	n := 0
+	for code, c := range m.StatusCodes {
+		if len(code) != 3 || code[0] != '2' {
+			n += c
+		}
+	}
+	return n
+}
+
+func runIngest(ctx context.Context, o Options) (IngestResult, error) {
+	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "ingest"), 200)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	defer stack.Stop()
+	m, over, err := attack(ctx, stack, o.IngestRate, o.IngestDuration)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return IngestResult{
+		Rate:       o.IngestRate,
+		Duration:   o.IngestDuration,
+		Requests:   m.Requests,
+		Throughput: m.Throughput,
+		Latency: Latency{
+			P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99,
+			P999: m.Latencies.Quantile(0.999), Max: m.Latencies.Max,
+		},
+		Non2xx:    non2xx(m),
+		Over500ms: over,
+		Status:    m.StatusCodes,
+	}, nil
+}
+
+// waitDelivered polls the target until it stored want distinct events or
+// the timeout passes.
+func waitDelivered(ctx context.Context, stack *devstack.Stack, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := stack.Target.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		if st.DistinctEvents >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d events delivered after %v", st.DistinctEvents, want, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func runDrain(ctx context.Context, o Options) (DrainResult, error) {
+	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "drain"), o.DrainLimit)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	defer stack.Stop()
+	// The burst: every event within about one second.
+	m, _, err := attack(ctx, stack, o.DrainEvents, time.Second)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	accepted := m.StatusCodes["202"]
+	ideal := time.Duration(float64(accepted) / o.DrainLimit * float64(time.Second))
+	if err := waitDelivered(ctx, stack, accepted, 3*ideal+30*time.Second); err != nil {
+		return DrainResult{}, err
+	}
+	return drainResult(ctx, stack, o, accepted, ideal)
+}
+
+func drainResult(ctx context.Context, stack *devstack.Stack, o Options, accepted int, ideal time.Duration) (DrainResult, error) {
+	st, err := stack.Target.Stats(ctx)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	events, err := stack.Target.Events(ctx)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	var first, last time.Time
+	mismatches := 0
+	for _, e := range events {
+		at := e.FirstReceivedAt
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+		if e.Brand != event.DefaultBrand {
+			mismatches++
+		}
+	}
+	drain := last.Sub(first)
+	return DrainResult{
+		Events:          o.DrainEvents,
+		Limit:           o.DrainLimit,
+		Accepted:        accepted,
+		Ideal:           ideal,
+		Drain:           drain,
+		DrainVsIdeal:    drain.Seconds() / ideal.Seconds(),
+		MaxPerSecond:    st.MaxAcceptedPerSecond,
+		MaxCallsPerSec:  st.MaxCallsPerSecond,
+		Lost:            accepted - st.DistinctEvents,
+		DuplicateCalls:  st.Duplicates,
+		RateLimited:     st.RateLimited,
+		BrandMismatches: mismatches,
+	}, nil
+}
+
+func runLatency(ctx context.Context, o Options) (LatencyResult, error) {
+	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "latency"), o.DrainLimit)
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	defer stack.Stop()
+	m, _, err := attack(ctx, stack, o.LatencyRate, o.LatencyDuration)
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	accepted := m.StatusCodes["202"]
+	if err := waitDelivered(ctx, stack, accepted, o.LatencyDuration+30*time.Second); err != nil {
+		return LatencyResult{}, err
+	}
+	recs, err := stack.Status.List(ctx, status.Query{Status: status.Delivered, Limit: accepted + 10})
+	if err != nil {
+		return LatencyResult{}, err
+	}
+	lat := make([]time.Duration, 0, len(recs))
+	for _, r := range recs {
+		if r.DeliveredAt != nil {
+			lat = append(lat, r.DeliveredAt.Sub(r.ReceivedAt))
+		}
+	}
+	if len(lat) == 0 {
+		return LatencyResult{}, errors.New("no delivered records")
+	}
+	return LatencyResult{Rate: o.LatencyRate, Limit: o.DrainLimit, Delivered: len(lat), EndToEnd: percentiles(lat)}, nil
+}
+
+func percentiles(d []time.Duration) Latency {
+	slices.Sort(d)
+	q := func(p float64) time.Duration {
+		i := int(p * float64(len(d)-1))
+		return d[i]
+	}
+	return Latency{P50: q(0.5), P90: q(0.9), P99: q(0.99), P999: q(0.999), Max: d[len(d)-1]}
+}
+
+// Print writes the report as a table.
+func Print(w io.Writer, r Report) error {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "scenario\tmeasure\tvalue\n")
+	in := r.Ingest
+	fmt.Fprintf(tw, "ingest %d/s x %v\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, in.Requests, in.Throughput)
+	fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
+	fmt.Fprintf(tw, "\tnon-2xx / over 500 ms\t%d / %d\n", in.Non2xx, in.Over500ms)
+	dr := r.Drain
+	fmt.Fprintf(tw, "drain %d into %.4g/s\taccepted by ingest\t%d\n", dr.Events, dr.Limit, dr.Accepted)
+	fmt.Fprintf(tw, "\tdrain / ideal N/limit\t%.2fs / %.2fs (x%.3f)\n", dr.Drain.Seconds(), dr.Ideal.Seconds(), dr.DrainVsIdeal)
+	fmt.Fprintf(tw, "\ttarget max accepted/s (calls/s)\t%d (%d)\n", dr.MaxPerSecond, dr.MaxCallsPerSec)
+	fmt.Fprintf(tw, "\tlost / duplicate calls / rate-limited / wrong brand\t%d / %d / %d / %d\n", dr.Lost, dr.DuplicateCalls, dr.RateLimited, dr.BrandMismatches)
+	la := r.Latency
+	fmt.Fprintf(tw, "latency %d/s into %.4g/s\tdelivered\t%d\n", la.Rate, la.Limit, la.Delivered)
+	fmt.Fprintf(tw, "\tend-to-end p50 / p90 / p99 / max\t%s / %s / %s / %s\n", ms(la.EndToEnd.P50), ms(la.EndToEnd.P90), ms(la.EndToEnd.P99), ms(la.EndToEnd.Max))
+	return tw.Flush()
+}
+
+// WriteJSON writes the report to dir/bench-<time>.json and returns the path.
+func WriteJSON(dir string, r Report) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "bench-"+r.Started.Format("20060102T150405Z")+".json")
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, append(data, '\n'), 0o644)
+}
