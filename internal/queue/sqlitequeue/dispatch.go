@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,57 +158,48 @@ func (q *Queue) nextReady(ctx context.Context) (time.Time, bool, error) {
 // receive leases the first ready task in enqueue order and counts the
 // attempt, or returns nil if none is ready.
 func (q *Queue) receive(ctx context.Context) (*task, error) {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	tx, err := q.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	m, err := q.gq.ReceiveTx(ctx, tx)
-	if err != nil {
-		return nil, fmt.Errorf("receive: %w", err)
-	}
-	if m == nil {
-		return nil, nil
-	}
-	q.mu.Lock()
-	busy := q.inflight[m.ID]
-	q.mu.Unlock()
-	if busy {
-		// Its lease ran out while this process still delivers it (the
-		// outcome write is stuck): ReceiveTx renewed the lease, keep it.
-		return nil, tx.Commit()
-	}
-
-	now := time.Now()
-	t := &task{id: m.ID, body: m.Body}
-	var hdr []byte
-	var first, eta int64
-	err = tx.QueryRowContext(ctx, `update sqlitequeue_tasks
-		set attempts = attempts + 1, first_attempt = coalesce(first_attempt, ?), leased = 1
-		where message_id = ?
-		returning name, header, attempts, executions, first_attempt, eta`,
-		now.UnixNano(), string(m.ID)).Scan(&t.name, &hdr, &t.attempts, &t.executions, &first, &eta)
-	if errors.Is(err, sql.ErrNoRows) {
-		// A message without its task row cannot be delivered by name.
-		if err := q.gq.DeleteTx(ctx, tx, m.ID); err != nil {
-			return nil, fmt.Errorf("delete orphan message %s: %w", m.ID, err)
+	var t *task
+	err := q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		t = nil
+		m, err := q.gq.ReceiveTx(ctx, tx)
+		if err != nil || m == nil {
+			return err
 		}
-		return nil, tx.Commit()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lease task: %w", err)
-	}
-	if err := json.Unmarshal(hdr, &t.header); err != nil {
-		return nil, fmt.Errorf("task %s: decode header: %w", t.name, err)
-	}
-	t.firstAttempt, t.eta = time.Unix(0, first), time.Unix(0, eta)
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit lease: %w", err)
+		q.mu.Lock()
+		busy := q.inflight[m.ID]
+		q.mu.Unlock()
+		if busy {
+			// Its lease ran out while this process still delivers it (the
+			// outcome write is stuck): ReceiveTx renewed the lease, keep it.
+			return nil
+		}
+		lt := &task{id: m.ID, body: m.Body}
+		var hdr []byte
+		var first, eta int64
+		err = tx.QueryRowContext(ctx, `update sqlitequeue_tasks
+			set attempts = attempts + 1, first_attempt = coalesce(first_attempt, ?), leased = 1
+			where message_id = ?
+			returning name, header, attempts, executions, first_attempt, eta`,
+			time.Now().UnixNano(), string(m.ID)).Scan(&lt.name, &hdr, &lt.attempts, &lt.executions, &first, &eta)
+		if errors.Is(err, sql.ErrNoRows) {
+			// A message without its task row cannot be delivered by name.
+			return q.gq.DeleteTx(ctx, tx, m.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("lease task: %w", err)
+		}
+		if err := json.Unmarshal(hdr, &lt.header); err != nil {
+			return fmt.Errorf("task %s: decode header: %w", lt.name, err)
+		}
+		lt.firstAttempt, lt.eta = time.Unix(0, first), time.Unix(0, eta)
+		t = lt
+		return nil
+	})
+	if err != nil || t == nil {
+		return nil, err
 	}
 	q.mu.Lock()
-	q.inflight[m.ID] = true
+	q.inflight[t.id] = true
 	q.mu.Unlock()
 	return t, nil
 }
@@ -431,11 +423,30 @@ func (q *Queue) purge(ctx context.Context) error {
 	}
 }
 
-// write runs fn in a bounded write transaction.
-func (q *Queue) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+// write runs fn in a bounded write transaction on the write connection,
+// committed with synchronous=NORMAL: these are the dispatch loop's writes
+// (lease, outcome, release, purge), which a power loss could only undo into
+// a redelivery. They become durable with the next Enqueue's fsync. Enqueue's
+// own commits keep synchronous=FULL: they carry the promise.
+func (q *Queue) write(ctx context.Context, fn func(context.Context, *sql.Tx) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	tx, err := q.wdb.BeginTx(ctx, nil)
+	conn, err := q.wdb.Conn(ctx) // the only one: nobody commits in between
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `pragma synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `pragma synchronous = FULL`); rerr != nil {
+			// Never hand Enqueue a connection that does not fsync.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, rerr)
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 -- goqite v0.4.0's SQLite schema (maragu.dev/goqite, schema_sqlite.sql),
 -- unchanged except for "if not exists" so that opening a data dir twice is
--- harmless. goqite's Go API (SendTx, ReceiveTx, ExtendTx, DeleteTx) runs its
--- own SQL against this table.
+-- harmless. goqite's ReceiveTx, ExtendTx and DeleteTx run their own SQL on
+-- it; Enqueue inserts the rows goqite's SendTx would, a batch at a time.
 create table if not exists goqite (
   id text primary key default ('m_' || lower(hex(randomblob(16)))),
   created text not null default (strftime('%Y-%m-%dT%H:%M:%fZ')),

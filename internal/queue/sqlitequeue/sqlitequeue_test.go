@@ -3,6 +3,7 @@ package sqlitequeue_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -127,6 +128,7 @@ func newOKTarget(t testing.TB, hold chan struct{}) *okTarget {
 	t.Helper()
 	tg := &okTarget{count: map[string]int{}, hold: hold}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // lets the server see a client go away
 		if tg.hold != nil {
 			select {
 			case <-tg.hold:
@@ -330,6 +332,7 @@ func TestRun_crashKeepsBackoff(t *testing.T) {
 	)
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		n := r.Header.Get(queue.HeaderTaskName)
 		mu.Lock()
 		attempts[n] = append(attempts[n], time.Now())
