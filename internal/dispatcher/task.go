@@ -115,7 +115,7 @@ func (s *Server) handleTask() http.Handler {
 			a.traceID = sc.TraceID().String()
 		}
 
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, event.MaxEventBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, event.MaxEncodedBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {

@@ -23,10 +23,17 @@ import (
 const (
 	MaxIDBytes   = 256
 	MaxNameBytes = 256
+	// MaxBodyBytes bounds the body field as decoded text.
 	MaxBodyBytes = 64 << 10
 	// MaxEventBytes is the largest request body ingest reads for one event;
-	// larger bodies are rejected with 413 before they are parsed.
-	MaxEventBytes = MaxBodyBytes + 16<<10
+	// larger bodies are rejected with 413 before they are parsed. JSON may
+	// spell one byte of text as a six-byte escape (\u0001), so a valid event
+	// can take up to six times its decoded size on the wire.
+	MaxEventBytes = 8 * MaxBodyBytes
+	// MaxEncodedBytes bounds the normalised JSON of any valid event (the
+	// task body): every field at its limit with every byte escaped. The
+	// dispatcher reads task bodies up to this size.
+	MaxEncodedBytes = 6*(MaxIDBytes+MaxNameBytes+MaxBodyBytes) + 1024
 )
 
 // DefaultBrand is the brand added to every event when configuration does not
@@ -164,12 +171,20 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Body      string `json:"body"`
 		Timestamp string `json:"timestamp"`
 	}
-	return json.Marshal(wire{
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// No HTML escaping: the event is data, not markup, and escaping '<'
+	// as \u003c would triple its size for nothing.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(wire{
 		ID:        e.ID,
 		Name:      e.Name,
 		Body:      e.Body,
 		Timestamp: FormatTimestamp(e.Timestamp),
-	})
+	}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON parses with the same strict rules as Parse.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -535,5 +536,51 @@ func TestLimitsAreConsistent(t *testing.T) {
 	}
 	if len(data) > event.MaxEventBytes {
 		t.Errorf("a maximal event is %d bytes, more than MaxEventBytes %d", len(data), event.MaxEventBytes)
+	}
+}
+
+// TestWorstCaseSizes guards the limits against each other: an event with
+// every field at its limit, spelled with the longest JSON escapes, must fit
+// in a request ingest reads, and its normalised form must fit in what the
+// dispatcher reads, or an accepted event could never be delivered.
+func TestWorstCaseSizes(t *testing.T) {
+	t.Parallel()
+	// U+0001 is allowed in a body and always escaped as \u0001 (6 bytes).
+	body := strings.Repeat("\x01", event.MaxBodyBytes)
+	// '<' is escaped by encoding/json's default (HTML-safe) encoder.
+	id := strings.Repeat("<", event.MaxIDBytes)
+	name := strings.Repeat("&", event.MaxNameBytes)
+	wire := fmt.Sprintf(`{"id":%q,"name":%q,"body":"%s","timestamp":"2026-11-27T12:00:00.123456789+01:00"}`,
+		id, name, strings.Repeat(`\u0001`, event.MaxBodyBytes))
+	if len(wire) > event.MaxEventBytes {
+		t.Fatalf("worst-case request is %d bytes, over MaxEventBytes %d", len(wire), event.MaxEventBytes)
+	}
+	ev, err := event.Parse([]byte(wire))
+	if err != nil {
+		t.Fatalf("Parse(worst case): %v", err)
+	}
+	if ev.Body != body {
+		t.Fatalf("body did not round trip")
+	}
+	// json.Marshal HTML-escapes a Marshaler's output again, so it is the
+	// longest form; MarshalJSON is the form ingest puts in the task.
+	for _, v := range []any{ev, event.Enrich(ev, event.DefaultBrand)} {
+		out, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		if len(out) > event.MaxEncodedBytes {
+			t.Errorf("json.Marshal(%T) is %d bytes, over MaxEncodedBytes %d", v, len(out), event.MaxEncodedBytes)
+		}
+	}
+	out, err := ev.MarshalJSON()
+	if err != nil {
+		t.Fatalf("MarshalJSON: %v", err)
+	}
+	if strings.Contains(string(out), `\u003c`) {
+		t.Errorf("MarshalJSON escapes '<' as \\u003c; want it verbatim")
+	}
+	if _, err := event.Parse(out); err != nil {
+		t.Errorf("Parse(MarshalJSON(worst case)): %v", err)
 	}
 }

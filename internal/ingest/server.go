@@ -217,7 +217,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 	span.SetAttributes(attribute.String("event.id", ev.ID))
 	logger := logging.FromContext(ctx)
 
-	payload, err := json.Marshal(ev)
+	payload, err := ev.MarshalJSON() // not json.Marshal: no HTML escaping
 	if err != nil {
 		// A parsed event always marshals; reaching this is a bug.
 		panic(fmt.Sprintf("marshal parsed event %q: %v", ev.ID, err))
