@@ -1,6 +1,5 @@
 # eventrelay — the two commands a newcomer needs are `make run` and `make test`.
-# Everything here needs only Go (plus the emulators for the GCP engine tests,
-# which .ci/run starts).
+# Everything here needs only Go.
 
 GO        ?= go
 DATA      ?= .data
@@ -44,7 +43,7 @@ generate:
 
 ## check-generated: fail when generated code is not what `make generate` produces
 check-generated: generate
-	@git diff --exit-code -- '*.go' || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@git diff --exit-code -- internal/targetmock/graph internal/dispatcher/target || (echo "generated code is stale: run make generate and commit"; exit 1)
 
 build:
 	mkdir -p bin

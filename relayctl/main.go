@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,8 +23,5 @@ func main() {
 
 	code := relayctl.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if code != 0 {
-		fmt.Fprintln(os.Stderr)
-	}
 	os.Exit(code)
 }

@@ -160,18 +160,29 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	// Listeners first, so every URL is known before anything is wired.
+	// Until they serve, a failed start must release them.
 	ingestSrv, err := serving.New(o.IngestAddr, serving.Timeouts{})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
+	listening := []*serving.Server{ingestSrv}
+	defer func() {
+		if err != nil {
+			for _, l := range listening {
+				_ = l.Close()
+			}
+		}
+	}()
 	targetSrv, err := serving.New(o.TargetAddr, serving.Timeouts{})
 	if err != nil {
 		return nil, fmt.Errorf("targetmock: %w", err)
 	}
+	listening = append(listening, targetSrv)
 	dispatchSrv, err := serving.New(o.DispatcherAddr, serving.Timeouts{})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	listening = append(listening, dispatchSrv)
 	s.IngestURL, s.TargetURL, s.DispatcherURL = ingestSrv.URL(), targetSrv.URL(), dispatchSrv.URL()
 
 	if s.Status, err = sqlitestatus.Open(ctx, filepath.Join(o.DataDir, StatusFile)); err != nil {
@@ -227,11 +238,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 
-	s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
-	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
-	s.run(func() error { return s.Queue.Run(ctx) })
-	s.run(func() error { return ingestSrv.Serve(ctx, ing.Routes(ctx)) })
-
 	if o.SourceRate > 0 {
 		s.Sender, err = sourcemock.NewSender(sourcemock.Config{
 			IngestURL:   s.IngestURL,
@@ -243,6 +249,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("sourcemock: %w", err)
 		}
+	}
+
+	// Nothing below fails: from here on the goroutines own the listeners.
+	s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
+	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
+	s.run(func() error { return s.Queue.Run(ctx) })
+	s.run(func() error { return ingestSrv.Serve(ctx, ing.Routes(ctx)) })
+
+	if s.Sender != nil {
 		s.run(func() error {
 			defer close(s.SourceDone)
 			sum, err := s.Sender.Run(ctx)

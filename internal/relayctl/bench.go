@@ -21,7 +21,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", 20*time.Second, "latency scenario: how long")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	// The stack's own logs would drown the table: keep only errors.

@@ -29,7 +29,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
 	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	if o.TargetRate <= 0 {
@@ -52,13 +56,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logger := slog.New(slog.NewMultiHandler(fileLog.Handler(), termLog.Handler()))
 	ctx = logging.WithLogger(ctx, logger)
 
+	var stack *devstack.Stack
 	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "relayctl-dev", SampleRatio: 1})
 	if err != nil {
 		return err
 	}
 	defer shutdownTracing(context.WithoutCancel(ctx))
 
-	stack, err := devstack.Start(ctx, o)
+	stack, err = devstack.Start(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,18 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	data := fs.String("data", DefaultDataDir, "the local stack's data directory (holds the dev issuer's key)")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	audience := fs.String("audience", devissuer.DefaultAudience, "token audience")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
+	}
+	if err := noPositional(pos); err != nil {
+		return err
+	}
+	// A missing key is created (so a token can be minted before the first
+	// relayctl dev), but say so: with a mistyped --data the token would be
+	// signed by a key the running stack does not know.
+	if _, err := os.Stat(filepath.Join(*data, devissuer.KeyFile)); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "relayctl token: no dev issuer key in %s yet; creating one (relayctl dev --data %s will use it)\n", *data, *data)
 	}
 	iss, err := devissuer.LoadOrCreate(*data)
 	if err != nil {
@@ -122,7 +132,11 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	st := fs.String("status", "", "status to list: "+statusNames())
 	limit := fs.Int("limit", 50, "at most this many events, newest first")
 	asJSON := fs.Bool("json", false, "print records as JSON lines")
-	if _, err := parseInterspersed(fs, args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noPositional(pos); err != nil {
 		return err
 	}
 	want := status.Status(*st)

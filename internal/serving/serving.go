@@ -91,3 +91,7 @@ func (s *Server) Serve(ctx context.Context, h http.Handler) error {
 	}
 	return nil
 }
+
+// Close releases the listener of a server that will not Serve (e.g. when a
+// later step of start-up failed). After Serve it is not needed.
+func (s *Server) Close() error { return s.ln.Close() }
