@@ -249,8 +249,11 @@ func (q *Queue) deliver(ctx context.Context, t *task) {
 	}
 	delay := q.cfg.Retry.Backoff(t.attempts)
 	if responded && (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) {
-		// The target is overloaded as a whole: pause every dispatch.
-		pause := delay
+		// The target is overloaded as a whole: pause every dispatch, for as
+		// long as it asked, or briefly (MinBackoff) when it did not say. The
+		// task's own, growing backoff is not used here: one event failing
+		// again and again must not stall every other event for minutes.
+		pause := q.cfg.Retry.MinBackoff
 		if retryAfter > 0 {
 			pause = min(retryAfter, q.cfg.Retry.MaxBackoff)
 		}

@@ -388,3 +388,64 @@ func TestRun_crashKeepsBackoff(t *testing.T) {
 		t.Errorf("retrying task came back %v after its 500, want >= its backoff %v", gap, cfg.Retry.MinBackoff)
 	}
 }
+
+// TestOneFailingTaskDoesNotStallTheQueue: a task answered 503 without
+// Retry-After again and again backs off for longer and longer, but the
+// queue-wide pause a 503 causes stays short, so other tasks keep flowing.
+func TestOneFailingTaskDoesNotStallTheQueue(t *testing.T) {
+	t.Parallel()
+	var (
+		mu        sync.Mutex
+		attemptsA int
+		bAt       time.Time
+	)
+	bDone := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if string(body) == `"a"` {
+			attemptsA++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if bAt.IsZero() {
+			bAt = time.Now()
+			close(bDone)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := queue.Config{
+		Name: "stall", MaxDispatchesPerSecond: 1000, MaxBurstSize: 10, MaxConcurrentDispatches: 10,
+		DispatchDeadline: 5 * time.Second,
+		Retry:            queue.RetryConfig{MaxAttempts: -1, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Hour, MaxDoublings: 16},
+	}
+	r := start(t, filepath.Join(t.TempDir(), "q.db"), sqlitequeue.Options{Config: cfg, Target: srv.URL})
+	ctx := t.Context()
+	if err := r.q.Enqueue(ctx, queue.Task{Name: "a", Body: []byte(`"a"`)}); err != nil {
+		t.Fatalf("enqueue a: %v", err)
+	}
+	// After 8 failed attempts a's next backoff is 20ms * 2^8 = 5.12s.
+	for {
+		mu.Lock()
+		n := attemptsA
+		mu.Unlock()
+		if n >= 8 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	enqueuedB := time.Now()
+	if err := r.q.Enqueue(ctx, queue.Task{Name: "b", Body: []byte(`"b"`)}); err != nil {
+		t.Fatalf("enqueue b: %v", err)
+	}
+	<-bDone
+	mu.Lock()
+	waited := bAt.Sub(enqueuedB)
+	mu.Unlock()
+	// b waits at most the short queue-wide pause (MinBackoff), not a's
+	// 2.56-5.12s backoff; 1.5s leaves a wide margin for a loaded machine.
+	if waited > 1500*time.Millisecond {
+		t.Errorf("b waited %v behind a failing task; the queue-wide pause should be about MinBackoff (20ms)", waited)
+	}
+}
