@@ -141,7 +141,8 @@ func (q *Queue) next(ctx context.Context) (*task, error) {
 // them first).
 func (q *Queue) nextReady(ctx context.Context) (time.Time, bool, error) {
 	var s string
-	err := q.rdb.QueryRowContext(ctx, `select timeout from goqite where queue = ? order by timeout limit 1`, q.cfg.Name).Scan(&s)
+	err := q.rdb.QueryRowContext(ctx, `select timeout from goqite indexed by sqlitequeue_goqite_ready_idx
+		where queue = ? and priority < 0 order by timeout limit 1`, q.cfg.Name).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}

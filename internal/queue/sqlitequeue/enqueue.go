@@ -3,6 +3,7 @@ package sqlitequeue
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -133,8 +134,8 @@ func (q *Queue) commit(batch []*request) []error {
 	msgs := make([]any, 0, 5*len(batch))
 	tasks := make([]any, 0, 5*len(batch)+1)
 	for i, r := range batch {
-		ids[i] = newMessageID()
 		prio := q.nextPriority(now)
+		ids[i] = newMessageID(prio)
 		body := r.task.Body
 		if body == nil {
 			body = []byte{}
@@ -200,10 +201,14 @@ func (q *Queue) commit(batch []*request) []error {
 // goqiteTime is goqite's timestamp format (its rfc3339Milli).
 const goqiteTime = "2006-01-02T15:04:05.000Z07:00"
 
-// newMessageID returns an id in goqite's format: m_ and 32 hex digits.
-func newMessageID() string {
+// newMessageID returns an id in goqite's format, m_ and 32 hex digits, but
+// time-ordered (8 bytes of enqueue nanos, 8 random) rather than random, so
+// inserts append to the primary key's last page instead of dirtying a
+// random one: fewer pages per commit and per checkpoint.
+func newMessageID(prio int64) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails
+	binary.BigEndian.PutUint64(b[:8], uint64(prio))
+	_, _ = rand.Read(b[8:]) // never fails
 	return "m_" + hex.EncodeToString(b[:])
 }
 

@@ -47,3 +47,59 @@ func TestWrite_keepsEnqueueFullySynced(t *testing.T) {
 		t.Errorf("synchronous = %d after write, want 2 (FULL)", got)
 	}
 }
+
+// TestQueryPlans pins the plans the dispatch loop's speed depends on: goqite's
+// receive must walk its priority index (finding the first ready task at
+// once), not range-scan every ready row by timeout and sort them, and
+// nextReady must read one entry of the ready index.
+func TestQueryPlans(t *testing.T) {
+	t.Parallel()
+	cfg := queue.Config{Name: "q", MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: 1e9,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: 1, MaxBackoff: 1}}
+	q, err := New(context.Background(), Options{Path: filepath.Join(t.TempDir(), "q.db"), Config: cfg, Target: "http://127.0.0.1:1/"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	cases := []struct {
+		name  string
+		query string // goqite v0.4.0's receive subquery, and nextReady's
+		args  []any
+		want  string
+	}{
+		{
+			name:  "goqite receive",
+			query: `select id from goqite where queue = ? and ? >= timeout and received < ? order by priority desc, created limit 1`,
+			args:  []any{"q", "2099-01-01T00:00:00.000Z", 5},
+			want:  "SEARCH goqite USING INDEX goqite_queue_priority_created_idx (queue=?)",
+		},
+		{
+			name:  "next ready",
+			query: `select timeout from goqite indexed by sqlitequeue_goqite_ready_idx where queue = ? and priority < 0 order by timeout limit 1`,
+			args:  []any{"q"},
+			want:  "SEARCH goqite USING INDEX sqlitequeue_goqite_ready_idx (queue=?)",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rows, err := q.rdb.Query(`explain query plan `+tc.query, tc.args...)
+			if err != nil {
+				t.Fatalf("explain: %v", err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatalf("scan: %v", err)
+				}
+				plan = append(plan, detail)
+			}
+			if len(plan) != 1 || plan[0] != tc.want {
+				t.Errorf("plan = %q, want [%q] (no temp b-tree sort)", plan, tc.want)
+			}
+		})
+	}
+}

@@ -47,8 +47,10 @@
 // commit with NORMAL on the same connection: losing one to a power cut
 // could only cause a redelivery, and they become durable with the next
 // Enqueue's fsync. All writes use one connection, so the process never
-// sleeps on SQLITE_BUSY; WAL checkpoints run every second from a reader
-// connection, never inside an Enqueue's commit.
+// sleeps on SQLITE_BUSY. WAL checkpoints run once a second between two
+// transactions rather than inside whichever commit crossed SQLite's
+// 1,000-page threshold. Message ids are time-ordered (goqite's format, not
+// its random value) so inserts touch the last page of the key.
 //
 // # Delivery
 //
@@ -181,7 +183,7 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 		client = &http.Client{Transport: tr}
 	}
 
-	wdb, err := open(o.Path, "wal_autocheckpoint(0)")
+	wdb, err := open(o.Path, "wal_autocheckpoint(0)", "journal_size_limit(67108864)", "cache_size(-32768)")
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +227,11 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 	return q, nil
 }
 
-// checkpointer copies the WAL into the database file every second, from a
-// reader connection, so that no commit (and no Enqueue) pays for a
-// checkpoint: the writer connection has automatic checkpoints off.
+// checkpointer copies the WAL into the database file every second instead
+// of SQLite's automatic checkpoint, which would run inside whichever commit
+// crossed 1,000 pages: an Enqueue's. It runs on the write connection,
+// between two transactions: a checkpoint racing a stream of writes never
+// completes, and then the WAL never restarts and grows without bound.
 func (q *Queue) checkpointer() {
 	defer q.writerWG.Done()
 	tick := time.NewTicker(checkpointInterval)
@@ -238,8 +242,8 @@ func (q *Queue) checkpointer() {
 		case <-q.stop:
 			return
 		}
-		// PASSIVE never blocks the writer; a failure is retried next tick.
-		_, _ = q.rdb.Exec(`pragma wal_checkpoint(PASSIVE)`)
+		// A failure (a reader in the way) is retried next tick.
+		_, _ = q.wdb.Exec(`pragma wal_checkpoint(PASSIVE)`)
 	}
 }
 
