@@ -60,9 +60,11 @@
 // (MaxDispatchesPerSecond, MaxBurstSize) and leases the task. A 2xx deletes
 // it; any other answer, a timeout (DispatchDeadline) or a transport error
 // schedules a retry after Retry.Backoff, and a 429 or 503 also pauses the
-// whole queue until its Retry-After (capped at MaxBackoff; the task's
-// backoff when absent). After the last attempt (Retry.IsLastAttempt) the
-// task is deleted and an ERROR names it.
+// whole queue until its Retry-After (capped at MaxBackoff), or for
+// MinBackoff when there is none: one task failing again and again must not
+// stall the others for its own growing backoff. The task waits at least its
+// backoff either way. After the last attempt (Retry.IsLastAttempt) the task
+// is deleted and an ERROR names it.
 //
 // One process owns a data file: two Run loops over one file would deliver
 // tasks twice.
