@@ -174,14 +174,24 @@ func (r RetryConfig) Backoff(retry int) time.Duration {
 }
 
 // IsLastAttempt reports whether the attempt whose X-CloudTasks-TaskRetryCount
-// is retryCount is the last one the queue will make. firstAttempt is when the
-// task was first tried (for MaxRetryDuration); zero disables that rule.
+// is retryCount is the last one the queue will make, by Cloud Tasks' rule:
+// with both MaxAttempts and MaxRetryDuration set, retries go on until both
+// limits are reached; with one set, until that one is. firstAttempt is when
+// the task was first tried; zero means unknown (the duration then counts as
+// not reached, which errs towards another attempt, never towards a drop).
 func (r RetryConfig) IsLastAttempt(retryCount int, firstAttempt, now time.Time) bool {
-	if r.MaxAttempts > 0 && retryCount+1 >= r.MaxAttempts {
-		return true
+	attemptsSet := r.MaxAttempts > 0
+	durationSet := r.MaxRetryDuration > 0
+	attemptsReached := attemptsSet && retryCount+1 >= r.MaxAttempts
+	durationReached := durationSet && !firstAttempt.IsZero() && now.Sub(firstAttempt) >= r.MaxRetryDuration
+	switch {
+	case attemptsSet && durationSet:
+		return attemptsReached && durationReached
+	case attemptsSet:
+		return attemptsReached
+	default:
+		// MaxAttempts is -1 (unlimited): Cloud Tasks retries until both
+		// limits are reached, which is never, whatever MaxRetryDuration says.
+		return false
 	}
-	if r.MaxRetryDuration > 0 && !firstAttempt.IsZero() && now.Sub(firstAttempt) >= r.MaxRetryDuration {
-		return true
-	}
-	return false
 }
