@@ -29,8 +29,10 @@ var (
 	// ErrAlreadyExists is returned by Enqueue when a task with the same name
 	// was accepted before: the caller treats it as an accepted duplicate.
 	ErrAlreadyExists = errors.New("queue: task already exists")
-	// ErrUnavailable is returned when the queue could not durably accept the
-	// task in time. Nothing was stored; the caller may answer 503.
+	// ErrUnavailable is returned when the queue could not confirm in time that
+	// it durably accepted the task; the caller answers 503. The outcome may be
+	// unknown (a deadline hit mid-commit): the task may still have been stored
+	// and will then be delivered — at least once, never lost.
 	ErrUnavailable = errors.New("queue: unavailable")
 )
 

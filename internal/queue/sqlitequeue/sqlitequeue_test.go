@@ -425,7 +425,7 @@ func TestOneFailingTaskDoesNotStallTheQueue(t *testing.T) {
 	if err := r.q.Enqueue(ctx, queue.Task{Name: "a", Body: []byte(`"a"`)}); err != nil {
 		t.Fatalf("enqueue a: %v", err)
 	}
-	// After 8 failed attempts a's next backoff is 20ms * 2^8 = 5.12s.
+	// After 8 failed attempts a's next backoff is Backoff(8) = 20ms * 2^7 = 2.56s.
 	for {
 		mu.Lock()
 		n := attemptsA
