@@ -5,16 +5,22 @@
 // implements (an emulator may ignore rate limits or backoff); the suite
 // checks those and skips the others, saying why.
 //
+// Each check names its queue uniquely (see Harness.New), so engines that
+// share one server across tests and runs never see another check's tasks.
+//
 // Durations are small (millisecond backoffs, 50 dispatches/s) so the whole
 // suite takes a few seconds; its subtests run in parallel.
 package queuetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +62,8 @@ var All = Capabilities{
 // Harness adapts an engine to the suite.
 type Harness struct {
 	// New returns a queue over fresh storage, named cfg.Name, that POSTs its
-	// tasks to target and is already dispatching. The harness stops it and
+	// tasks to target and is already dispatching. cfg.Name is unique to the
+	// check and the run, and a valid Cloud Tasks queue id. The harness stops it and
 	// frees its storage with t.Cleanup.
 	New func(t *testing.T, cfg queue.Config, target string) queue.Queue
 	// Restart stops q abruptly, as a crash would (deliveries in flight are
@@ -116,6 +123,27 @@ func Run(t *testing.T, h Harness) {
 			c.run(t, h)
 		})
 	}
+}
+
+// config is Config with a queue name unique to this check and this run:
+// engines sharing one server between tests and runs (the Cloud Tasks
+// emulator remembers every queue and task name it has seen) need it. The
+// name is a valid Cloud Tasks queue id: at most 100 of [A-Za-z0-9-].
+func config(t testing.TB) queue.Config {
+	cfg := Config()
+	b := []byte(sanitize(t.Name()))
+	for i, c := range b {
+		if c == '_' {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 80 {
+		b = b[len(b)-80:]
+	}
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	cfg.Name = strings.Trim(string(b), "-") + "-" + hex.EncodeToString(r[:])
+	return cfg
 }
 
 func name(t testing.TB, i int) string {
@@ -179,7 +207,7 @@ func byName(ds []Delivery, n string) []Delivery {
 
 func testDelivers(t *testing.T, h Harness) {
 	tg := newTarget(t, nil)
-	cfg := Config()
+	cfg := config(t)
 	q := h.New(t, cfg, tg.URL())
 	n := name(t, 0)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -231,7 +259,7 @@ func testDelivers(t *testing.T, h Harness) {
 
 func testDedup(t *testing.T, h Harness) {
 	tg := newTarget(t, nil)
-	q := h.New(t, Config(), tg.URL())
+	q := h.New(t, config(t), tg.URL())
 	n, other := name(t, 0), name(t, 1)
 	enqueue(t, q, queue.Task{Name: n, Body: body(n)})
 	ctx := context.Background()
@@ -260,7 +288,7 @@ func testFIFO(t *testing.T, h Harness) {
 		once.Do(func() { <-gate }) // hold the first delivery until all are queued
 		return Reply{Status: http.StatusOK}
 	})
-	cfg := Config()
+	cfg := config(t)
 	cfg.MaxConcurrentDispatches = 1
 	q := h.New(t, cfg, tg.URL())
 	const n = 20
@@ -294,7 +322,7 @@ func testRetries(t *testing.T, h Harness) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const fails = 3
-			cfg := Config()
+			cfg := config(t)
 			cfg.DispatchDeadline = 200 * time.Millisecond
 			tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
 				if n >= fails {
@@ -341,7 +369,7 @@ func testRetries(t *testing.T, h Harness) {
 
 func testMaxAttempts(t *testing.T, h Harness) {
 	tg := newTarget(t, func(*http.Request, Delivery, int) Reply { return Reply{Status: http.StatusInternalServerError} })
-	cfg := Config()
+	cfg := config(t)
 	cfg.Retry.MaxAttempts = 3
 	cfg.Retry.MinBackoff, cfg.Retry.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
 	q := h.New(t, cfg, tg.URL())
@@ -376,7 +404,7 @@ func testRetryAfter(t *testing.T, h Harness) {
 				}
 				return Reply{Status: http.StatusOK}
 			})
-			cfg := Config()
+			cfg := config(t)
 			cfg.MaxConcurrentDispatches = 1 // the second task goes after the 429/503 answer
 			cfg.Retry.MaxBackoff = 5 * time.Second
 			q := h.New(t, cfg, tg.URL())
@@ -406,7 +434,7 @@ func testRetryAfter(t *testing.T, h Harness) {
 
 func testRateLimit(t *testing.T, h Harness) {
 	tg := newTarget(t, nil)
-	cfg := Config()
+	cfg := config(t)
 	cfg.MaxDispatchesPerSecond, cfg.MaxBurstSize, cfg.MaxConcurrentDispatches = 50, 5, 100
 	q := h.New(t, cfg, tg.URL())
 	const n = 60
@@ -444,7 +472,7 @@ func testMaxConcurrent(t *testing.T, h Harness) {
 		time.Sleep(30 * time.Millisecond)
 		return Reply{Status: http.StatusOK}
 	})
-	cfg := Config()
+	cfg := config(t)
 	cfg.MaxConcurrentDispatches = 3
 	q := h.New(t, cfg, tg.URL())
 	const n = 20
@@ -476,7 +504,7 @@ func testRestart(t *testing.T, h Harness) {
 		}
 		return Reply{Status: http.StatusOK}
 	})
-	cfg := Config()
+	cfg := config(t)
 	cfg.MaxConcurrentDispatches = 4
 	// A lease as long as the wait below: only a prompt redelivery passes.
 	cfg.DispatchDeadline = waitTimeout
