@@ -1,0 +1,341 @@
+package opspage
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"eventrelay/internal/status"
+)
+
+// Limits of GET /api/events.
+const (
+	DefaultEventsLimit = 20
+	MaxEventsLimit     = 200
+)
+
+// spansTimeout bounds one span lookup; the page shows the event without its
+// spans rather than wait longer.
+const spansTimeout = 5 * time.Second
+
+// maxTraces bounds how many distinct traces one event's lookup reads (the
+// record's and its attempts'; normally one).
+const maxTraces = 4
+
+// Overview is the body of GET /api/overview.
+type Overview struct {
+	// SampleEveryMS is the sampling period; the page polls at this period.
+	SampleEveryMS int64 `json:"sample_every_ms"`
+	// Limit is the target's limit now (0: unknown).
+	Limit float64 `json:"limit"`
+	// HasQueue is false when the page has no queue stats to show.
+	HasQueue bool `json:"has_queue"`
+	// TotalsAt is when Totals were read.
+	TotalsAt time.Time `json:"totals_at"`
+	// Totals counts the records in each status (every status present).
+	Totals map[status.Status]int64 `json:"totals"`
+	// Received is the sum of Totals: every event the store knows.
+	Received int64 `json:"received"`
+	// Samples is the history, oldest first; empty until two readings.
+	Samples []Sample `json:"samples"`
+	// Error is the last sampling failure, empty when the last read worked.
+	Error string `json:"error,omitempty"`
+}
+
+// EventSummary is one row of the recent-events table.
+type EventSummary struct {
+	EventID     string         `json:"event_id"`
+	Status      status.Status  `json:"status"`
+	Name        string         `json:"name"`
+	ReceivedAt  time.Time      `json:"received_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	DeliveredAt *time.Time     `json:"delivered_at,omitempty"`
+	Attempts    int            `json:"attempts"`
+	LastOutcome status.Outcome `json:"last_outcome,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+	TraceID     string         `json:"trace_id,omitempty"`
+}
+
+// EventList is the body of GET /api/events.
+type EventList struct {
+	// Status is the filter applied; empty means any.
+	Status status.Status  `json:"status,omitempty"`
+	Limit  int            `json:"limit"`
+	Events []EventSummary `json:"events"`
+}
+
+// Timeline entry kinds.
+const (
+	KindReceived     = "received"
+	KindAttempt      = "attempt"
+	KindDelivered    = "delivered"
+	KindFailed       = "failed"
+	KindDeadLettered = "dead_lettered"
+)
+
+// TimelineEntry is one step of an event's life.
+type TimelineEntry struct {
+	At time.Time `json:"at"`
+	// Kind is one of the Kind* constants.
+	Kind string `json:"kind"`
+	// Attempt, Outcome, HTTPStatus, Duration and Error describe an attempt.
+	Attempt    int            `json:"attempt,omitempty"`
+	Outcome    status.Outcome `json:"outcome,omitempty"`
+	HTTPStatus int            `json:"http_status,omitempty"`
+	Duration   time.Duration  `json:"duration_ns,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	// Detail is a short human note: the delivery lag, or the reason for
+	// failed and dead-lettered.
+	Detail string `json:"detail,omitempty"`
+}
+
+// SpanNode is a span placed in its trace's tree: Depth 0 is a root (no
+// parent, or a parent the source did not return).
+type SpanNode struct {
+	Span
+	Depth int `json:"depth"`
+}
+
+// EventDetail is the body of GET /api/events/{id}.
+type EventDetail struct {
+	Record   status.Record   `json:"record"`
+	Timeline []TimelineEntry `json:"timeline"`
+	// Spans is null when the page has no span source, else the spans of
+	// the event's trace in depth-first order (children by start time).
+	Spans []SpanNode `json:"spans"`
+	// SpansError says why spans could not be read; the rest still shows.
+	SpansError string `json:"spans_error,omitempty"`
+	// TraceURL links to the trace in a trace viewer, when configured.
+	TraceURL string `json:"trace_url,omitempty"`
+}
+
+// overview builds the overview from the sampler's state, reading the counts
+// itself only when the sampler has not read them yet.
+func (p *Page) overview(ctx context.Context) (Overview, error) {
+	snap := p.snapshot()
+	if snap.countsAt.IsZero() {
+		c, err := p.o.Store.Counts(ctx)
+		if err != nil {
+			return Overview{}, err
+		}
+		snap.counts, snap.countsAt = c, time.Now()
+	}
+	ov := Overview{
+		SampleEveryMS: p.o.SampleEvery.Milliseconds(),
+		Limit:         p.limit(),
+		HasQueue:      p.o.Queue != nil,
+		TotalsAt:      snap.countsAt,
+		Totals:        make(map[status.Status]int64, len(status.All)),
+		Samples:       snap.samples,
+	}
+	for _, s := range status.All {
+		ov.Totals[s] = snap.counts[s]
+		ov.Received += snap.counts[s]
+	}
+	if snap.err != nil {
+		ov.Error = snap.err.Error()
+	}
+	return ov, nil
+}
+
+// errBadQuery is a query parameter problem; its message is shown as is.
+type errBadQuery struct{ slug, msg string }
+
+func (e *errBadQuery) Error() string { return e.msg }
+
+// parseEventsQuery reads ?status=S&limit=N.
+func parseEventsQuery(q url.Values) (status.Query, error) {
+	out := status.Query{Limit: DefaultEventsLimit}
+	if s := q.Get("status"); s != "" {
+		st := status.Status(s)
+		if !st.Valid() {
+			return out, &errBadQuery{SlugInvalidStatus, "status must be one of queued, delivering, retrying, delivered, failed, dead_lettered"}
+		}
+		out.Status = st
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxEventsLimit {
+			return out, &errBadQuery{SlugInvalidLimit, "limit must be an integer from 1 to " + strconv.Itoa(MaxEventsLimit)}
+		}
+		out.Limit = n
+	}
+	return out, nil
+}
+
+func (p *Page) events(ctx context.Context, q status.Query) (EventList, error) {
+	recs, err := p.o.Store.List(ctx, q)
+	if err != nil {
+		return EventList{}, err
+	}
+	out := EventList{Status: q.Status, Limit: q.Limit, Events: make([]EventSummary, 0, len(recs))}
+	for _, r := range recs {
+		out.Events = append(out.Events, summarize(r))
+	}
+	return out, nil
+}
+
+func summarize(r status.Record) EventSummary {
+	s := EventSummary{
+		EventID:     r.EventID,
+		Status:      r.Status,
+		Name:        r.Event.Name,
+		ReceivedAt:  r.ReceivedAt,
+		UpdatedAt:   r.UpdatedAt,
+		DeliveredAt: r.DeliveredAt,
+		Attempts:    len(r.Attempts),
+		Reason:      r.Reason,
+		TraceID:     r.TraceID,
+	}
+	if n := len(r.Attempts); n > 0 {
+		s.LastOutcome = r.Attempts[n-1].Outcome
+	}
+	return s
+}
+
+// detail builds the lookup of one event; status.ErrNotFound passes through.
+func (p *Page) detail(ctx context.Context, id string) (EventDetail, error) {
+	rec, err := p.o.Store.Get(ctx, id)
+	if err != nil {
+		return EventDetail{}, err
+	}
+	if rec.Attempts == nil {
+		rec.Attempts = []status.Attempt{}
+	}
+	d := EventDetail{Record: rec, Timeline: Timeline(rec)}
+	traces := traceIDs(rec)
+	if p.o.TraceURL != nil && len(traces) > 0 {
+		d.TraceURL = safeURL(p.o.TraceURL(traces[0]))
+	}
+	if p.o.Spans != nil {
+		d.Spans = []SpanNode{}
+		if len(traces) > 0 {
+			sctx, cancel := context.WithTimeout(ctx, spansTimeout)
+			defer cancel()
+			var all []Span
+			var errs []error
+			for _, t := range traces {
+				spans, err := p.o.Spans.Spans(sctx, t)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				all = append(all, spans...)
+			}
+			d.Spans = SpanTree(all)
+			if err := errors.Join(errs...); err != nil {
+				d.SpansError = "spans could not be read: " + err.Error()
+			}
+		}
+	}
+	return d, nil
+}
+
+// traceIDs lists the record's trace and its attempts' other traces, the
+// record's first, at most maxTraces.
+func traceIDs(r status.Record) []string {
+	var out []string
+	add := func(t string) {
+		if t != "" && len(out) < maxTraces && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	add(r.TraceID)
+	for _, a := range r.Attempts {
+		add(a.TraceID)
+	}
+	return out
+}
+
+// safeURL returns u if it is an absolute http(s) URL, else "": a link built
+// by configuration must never become a javascript: URL.
+func safeURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+		return ""
+	}
+	return u
+}
+
+// Timeline lists the steps of r: received, every attempt in the order
+// recorded, then delivered, failed or dead-lettered when r is terminal.
+func Timeline(r status.Record) []TimelineEntry {
+	out := []TimelineEntry{{At: r.ReceivedAt, Kind: KindReceived}}
+	for _, a := range r.Attempts {
+		out = append(out, TimelineEntry{
+			At:         a.At,
+			Kind:       KindAttempt,
+			Attempt:    a.Number,
+			Outcome:    a.Outcome,
+			HTTPStatus: a.HTTPStatus,
+			Duration:   a.Duration,
+			Error:      a.Error,
+		})
+	}
+	switch r.Status {
+	case status.Delivered:
+		at := r.UpdatedAt
+		if r.DeliveredAt != nil {
+			at = *r.DeliveredAt
+		}
+		out = append(out, TimelineEntry{At: at, Kind: KindDelivered,
+			Detail: "after " + at.Sub(r.ReceivedAt).Round(time.Millisecond).String()})
+	case status.Failed:
+		out = append(out, TimelineEntry{At: r.UpdatedAt, Kind: KindFailed, Detail: r.Reason})
+	case status.DeadLettered:
+		out = append(out, TimelineEntry{At: r.UpdatedAt, Kind: KindDeadLettered, Detail: r.Reason})
+	}
+	return out
+}
+
+// SpanTree orders spans depth first: roots (no parent, or a parent not in
+// spans) by start time, each followed by its children by start time. A span
+// seen twice (same span id) is kept once; spans caught in a parent cycle are
+// appended as roots, so none is lost.
+func SpanTree(spans []Span) []SpanNode {
+	byID := make(map[string]Span, len(spans))
+	var uniq []Span
+	for _, s := range spans {
+		if _, dup := byID[s.SpanID]; dup {
+			continue
+		}
+		byID[s.SpanID] = s
+		uniq = append(uniq, s)
+	}
+	slices.SortStableFunc(uniq, func(a, b Span) int {
+		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpanID, b.SpanID))
+	})
+	children := make(map[string][]Span)
+	var roots []Span
+	for _, s := range uniq {
+		if _, ok := byID[s.ParentID]; s.ParentID == "" || s.ParentID == s.SpanID || !ok {
+			roots = append(roots, s)
+			continue
+		}
+		children[s.ParentID] = append(children[s.ParentID], s)
+	}
+	out := make([]SpanNode, 0, len(uniq))
+	seen := make(map[string]bool, len(uniq))
+	var walk func(s Span, depth int)
+	walk = func(s Span, depth int) {
+		if seen[s.SpanID] {
+			return
+		}
+		seen[s.SpanID] = true
+		out = append(out, SpanNode{Span: s, Depth: depth})
+		for _, c := range children[s.SpanID] {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	for _, s := range uniq {
+		walk(s, 0) // only spans in a cycle are left
+	}
+	return out
+}
