@@ -2,16 +2,25 @@
 // handlers with them.
 //
 // A Verifier checks one raw token and returns its Claims. The OIDC
-// implementation (NewOIDCVerifier) checks the signature (RS256 or ES256 only:
-// never "none", never an HMAC), the issuer, the audience, the expiry and the
-// not-before time. It verifies against a remote JWKS (production: Google's
-// keys; locally: the dev issuer served by relayctl dev) or against a static
-// key set (the dev issuer in the same process). Rules beyond those, such as
-// an email allow-list, plug in through OIDCConfig.Check.
+// implementation (NewOIDCVerifier) checks the header (typ JWT, RS256 or ES256
+// only: never "none", never an HMAC), the signature, the issuer, the
+// audience, the expiry and the not-before time, then who the caller is: the
+// "email" claim must be on an allow-list and "email_verified" true. It
+// verifies against a remote JWKS (production: Google's keys; locally: the
+// Cloud Tasks emulator's or the dev issuer's) or against a static key set
+// (the dev issuer in the same process). Rules beyond those plug in through
+// OIDCConfig.Check.
 //
-// RequireBearer is the HTTP middleware: it answers 401 problem+json for a
-// missing or invalid token and otherwise passes the request on with the
-// Claims in its context (ClaimsFromContext).
+// Settings is the AUTH_* configuration both services read, in one of two
+// modes: ModeGoogle (Google-signed ID tokens; optionally trusting Cloud Run's
+// IAM check for tokens whose signature Cloud Run removed) and ModeOIDC (any
+// issuer with a JWKS). NewVerifier builds the verifier it describes.
+//
+// RequireBearer (and Middleware, its func(http.Handler) http.Handler form) is
+// the HTTP middleware: it answers 401 problem+json for a missing or invalid
+// token, 403 for a caller not allowed, and otherwise passes the request on
+// with the Claims in its context (ClaimsFromContext). Tokens are never
+// logged.
 package auth
 
 import (
@@ -36,6 +45,10 @@ type Claims struct {
 	Expiry time.Time
 	// IssuedAt is the "iat" claim; zero when the token has none.
 	IssuedAt time.Time
+	// SignatureRemovedByGoogle is true for a token whose signature Cloud Run
+	// replaced with SignatureRemovedByGoogle after checking it: only its
+	// claims were checked here (OIDCConfig.TrustCloudRunIAM).
+	SignatureRemovedByGoogle bool
 }
 
 // Verifier checks a raw bearer token.
@@ -53,7 +66,8 @@ var (
 	ErrInvalidToken = errors.New("auth: invalid token")
 	// ErrTokenExpired is the ErrInvalidToken case of an expired token.
 	ErrTokenExpired = wrapInvalid("token expired")
-	// ErrForbidden: the token is valid but a Check refused its holder.
+	// ErrForbidden: the token is valid but its holder is not allowed (email
+	// not on the allow-list, email not verified, or a Check refused it).
 	ErrForbidden = errors.New("auth: caller not allowed")
 	// ErrKeysUnavailable: the key set could not be fetched, so the token
 	// could be neither accepted nor refused. It is worth retrying.

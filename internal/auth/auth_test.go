@@ -284,7 +284,7 @@ func TestVerifyRefuses(t *testing.T) {
 		},
 		{name: "payload swapped under a valid signature", token: parts[0] + "." + tamperedPayload + "." + parts[2], wantErr: auth.ErrInvalidToken, reason: `verify signature`},
 		{name: "signature stripped", token: parts[0] + "." + parts[1] + ".", wantErr: auth.ErrInvalidToken, reason: `verify signature`},
-		{name: "SIGNATURE_REMOVED_BY_GOOGLE", token: parts[0] + "." + parts[1] + ".SIGNATURE_REMOVED_BY_GOOGLE", wantErr: auth.ErrInvalidToken, reason: `verify signature`},
+		{name: "SIGNATURE_REMOVED_BY_GOOGLE without trusting Cloud Run IAM", token: parts[0] + "." + parts[1] + ".SIGNATURE_REMOVED_BY_GOOGLE", wantErr: auth.ErrInvalidToken, reason: `does not trust Cloud Run`},
 		{name: "garbage", token: "not-a-jwt", wantErr: auth.ErrInvalidToken, reason: `three parts`},
 		{name: "three garbage parts", token: "a.b.c", wantErr: auth.ErrInvalidToken, reason: `malformed jwt`},
 		{name: "empty", token: "", wantErr: auth.ErrInvalidToken, reason: `empty token`},

@@ -87,3 +87,9 @@ func BearerToken(r *http.Request) (string, bool) {
 	}
 	return token, true
 }
+
+// Middleware is RequireBearer as a func(http.Handler) http.Handler, the form
+// of dispatcher.Server.Authenticate.
+func Middleware(v Verifier) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler { return RequireBearer(v, next) }
+}

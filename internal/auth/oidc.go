@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,34 +26,57 @@ var SigningAlgorithms = []string{oidc.RS256, oidc.ES256}
 // DefaultJWKSTimeout bounds one fetch of a remote key set.
 const DefaultJWKSTimeout = 10 * time.Second
 
+// MaxTokenBytes bounds the raw token: an ID token is about 1 KiB, and a
+// larger one is refused before any decoding.
+const MaxTokenBytes = 16 << 10
+
 // OIDCConfig configures NewOIDCVerifier. Exactly one of JWKSURL and Keys is
 // set.
 type OIDCConfig struct {
-	// Issuer is the exact "iss" a token must carry.
+	// Issuer is the exact "iss" a token must carry. GoogleIssuer also accepts
+	// "accounts.google.com", which Google documents as an equivalent.
 	Issuer string
 	// Audience must be one of the token's "aud" values.
 	Audience string
 	// JWKSURL is a remote JSON Web Key Set, fetched on first use and again
-	// whenever a token names a key id not seen before. Discovery is not used,
-	// so the issuer string need not be the URL the keys are served from.
+	// when a token names a key id not seen before (at most once every
+	// jwksMinRefresh). Discovery is not used, so the issuer string need not
+	// be the URL the keys are served from. Keys advertising the non-standard
+	// alg "RSA256" (the Cloud Tasks emulator's) are read as RS256.
 	JWKSURL string
 	// Keys is a static key set (*rsa.PublicKey or P-256 *ecdsa.PublicKey),
-	// for the dev issuer running in the same process.
+	// for the dev issuer running in the same process, and for tests.
 	Keys []crypto.PublicKey
-	// Check, when set, runs after every standard check has passed. An error
-	// wrapping ErrForbidden refuses the caller as not allowed (403); any other
-	// error refuses the token as invalid (401). It is the seam for caller
-	// rules such as an email allow-list.
+	// AllowedEmails, when not empty, is the allow-list of callers: a token
+	// is accepted only if its "email" claim is one of them (compared without
+	// regard to case) and its "email_verified" claim is true; otherwise
+	// Verify answers ErrForbidden. The check runs on every call, cached
+	// token or not. Settings always sets it; only tests and tools leave it
+	// empty.
+	AllowedEmails []string
+	// TrustCloudRunIAM accepts, besides Google-signed tokens, a token whose
+	// signature is the literal SignatureRemovedByGoogle: what Cloud Run
+	// forwards after its IAM invoker check verified the signature. Such a
+	// token's claims are checked (issuer, audience, expiry, not-before,
+	// subject, allow-list) but its signature cannot be. Only valid with
+	// Issuer = GoogleIssuer, and only safe on a Cloud Run service that
+	// requires authentication (no allUsers invoker): anyone reaching the
+	// container directly could forge such a token.
+	TrustCloudRunIAM bool
+	// Check, when set, runs after every other check has passed, on every
+	// call. An error wrapping ErrForbidden refuses the caller as not allowed
+	// (403); any other error refuses the token as invalid (401).
 	Check func(ctx context.Context, c *Claims) error
 	// HTTPClient fetches the remote key set; nil uses a client with
-	// DefaultJWKSTimeout.
+	// DefaultJWKSTimeout. Its transport is wrapped, not modified.
 	HTTPClient *http.Client
 	// Now is the clock for the expiry checks; nil is time.Now.
 	Now func() time.Time
 	// CacheSize bounds how many verified tokens are remembered until they
 	// expire, so that a caller reusing one token (as the source does) costs
-	// one signature check, not one per request. Zero means
-	// DefaultCacheSize; negative disables the cache.
+	// one signature check, not one per request. The allow-list and Check
+	// still run on every call. Zero means DefaultCacheSize; negative
+	// disables the cache.
 	CacheSize int
 }
 
@@ -92,12 +116,35 @@ func (c OIDCConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("key %d: unsupported key type %T", i, k))
 		}
 	}
+	for _, e := range c.AllowedEmails {
+		if err := checkEmail(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.TrustCloudRunIAM && c.Issuer != GoogleIssuer {
+		errs = append(errs, fmt.Errorf("trusting Cloud Run IAM (signature removed by Google) needs issuer %s, not %q", GoogleIssuer, c.Issuer))
+	}
 	return errors.Join(errs...)
+}
+
+// checkEmail accepts what can be a service account or user email: one "@"
+// with text on both sides, no blanks inside.
+func checkEmail(e string) error {
+	t := strings.TrimSpace(e)
+	local, domain, ok := strings.Cut(t, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || strings.ContainsAny(t, " \t\r\n") {
+		return fmt.Errorf("allowed email %q is not an email address", e)
+	}
+	return nil
 }
 
 // OIDCVerifier verifies OIDC ID tokens with go-oidc.
 type OIDCVerifier struct {
 	verifier *oidc.IDTokenVerifier
+	// platform checks the claims only, for tokens whose signature Cloud Run
+	// removed; nil unless TrustCloudRunIAM.
+	platform *oidc.IDTokenVerifier
+	allowed  map[string]bool // lower-cased; empty: no allow-list
 	check    func(ctx context.Context, c *Claims) error
 	now      func() time.Time
 	cache    *tokenCache // nil when disabled
@@ -114,11 +161,7 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 	}
 	var keys oidc.KeySet
 	if cfg.JWKSURL != "" {
-		client := cfg.HTTPClient
-		if client == nil {
-			client = &http.Client{Timeout: DefaultJWKSTimeout}
-		}
-		keys = oidc.NewRemoteKeySet(oidc.ClientContext(ctx, client), cfg.JWKSURL)
+		keys = oidc.NewRemoteKeySet(oidc.ClientContext(ctx, jwksClient(cfg.HTTPClient)), cfg.JWKSURL)
 	} else {
 		keys = &oidc.StaticKeySet{PublicKeys: cfg.Keys}
 	}
@@ -132,6 +175,23 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 		now = time.Now
 	}
 	ov := &OIDCVerifier{verifier: v, check: cfg.Check, now: now}
+	if cfg.TrustCloudRunIAM {
+		// go-oidc still checks issuer, audience, expiry and not-before;
+		// authenticate has already required the removed-signature marker
+		// and an RS256 header before this verifier is used.
+		ov.platform = oidc.NewVerifier(cfg.Issuer, nil, &oidc.Config{
+			ClientID:                   cfg.Audience,
+			SupportedSigningAlgs:       []string{oidc.RS256},
+			Now:                        cfg.Now,
+			InsecureSkipSignatureCheck: true,
+		})
+	}
+	if len(cfg.AllowedEmails) > 0 {
+		ov.allowed = make(map[string]bool, len(cfg.AllowedEmails))
+		for _, e := range cfg.AllowedEmails {
+			ov.allowed[strings.ToLower(strings.TrimSpace(e))] = true
+		}
+	}
 	switch {
 	case cfg.CacheSize == 0:
 		ov.cache = newTokenCache(DefaultCacheSize)
@@ -141,32 +201,58 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 	return ov, nil
 }
 
-// Verify checks rawToken's signature, issuer, audience, expiry and
-// not-before time (go-oidc allows five minutes of clock skew on the latter),
-// then the configured Check. A token that passed before is answered from the
-// cache until its expiry.
+// Verify checks rawToken's header, signature, issuer, audience, expiry and
+// not-before time (go-oidc allows five minutes of clock skew on the latter)
+// and subject, then who holds it: the allow-list and the configured Check.
+// A token that passed the first group before is answered from the cache
+// until its expiry, but the second group runs on every call, so removing an
+// email from the allow-list takes effect at the next request.
 func (v *OIDCVerifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" {
 		return nil, wrapInvalid("empty token")
 	}
+	if len(rawToken) > MaxTokenBytes {
+		return nil, wrapInvalid(fmt.Sprintf("token longer than %d bytes", MaxTokenBytes))
+	}
+	var c *Claims
 	if v.cache != nil {
-		if c, ok := v.cache.get(rawToken, v.now()); ok {
-			return c, nil
+		c, _ = v.cache.get(rawToken, v.now())
+	}
+	if c == nil {
+		var err error
+		if c, err = v.authenticate(ctx, rawToken); err != nil {
+			return nil, err
+		}
+		if v.cache != nil {
+			v.cache.put(rawToken, c)
 		}
 	}
-	c, err := v.verify(ctx, rawToken)
+	if err := v.authorize(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// authenticate runs the checks that depend on the token alone (the ones
+// whose result may be cached).
+func (v *OIDCVerifier) authenticate(ctx context.Context, rawToken string) (*Claims, error) {
+	hdr, sig, err := parseJWTHeader(rawToken)
 	if err != nil {
 		return nil, err
 	}
-	if v.cache != nil {
-		v.cache.put(rawToken, c)
+	verifier := v.verifier
+	removed := sig == SignatureRemovedByGoogle
+	if removed {
+		if v.platform == nil {
+			return nil, wrapInvalid("signature removed by Google, and this service does not trust Cloud Run's IAM check")
+		}
+		if hdr.Alg != oidc.RS256 {
+			return nil, wrapInvalid(fmt.Sprintf("signature removed by Google on a %q token; Google signs RS256", hdr.Alg))
+		}
+		verifier = v.platform
 	}
-	return c.clone(), nil
-}
-
-func (v *OIDCVerifier) verify(ctx context.Context, rawToken string) (*Claims, error) {
 	var keyErr error
-	tok, err := v.verifier.Verify(context.WithValue(ctx, keyErrKey{}, &keyErr), rawToken)
+	tok, err := verifier.Verify(context.WithValue(ctx, keyErrKey{}, &keyErr), rawToken)
 	if err != nil {
 		if keyErr != nil {
 			return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, keyErr)
@@ -186,24 +272,73 @@ func (v *OIDCVerifier) verify(ctx context.Context, rawToken string) (*Claims, er
 	if tok.Subject == "" {
 		return nil, wrapInvalid(`no "sub" claim`)
 	}
-	c := &Claims{
-		Issuer:        tok.Issuer,
-		Subject:       tok.Subject,
-		Audience:      tok.Audience,
-		Email:         extra.Email,
-		EmailVerified: bool(extra.EmailVerified),
-		Expiry:        tok.Expiry,
-		IssuedAt:      tok.IssuedAt,
+	return &Claims{
+		Issuer:                   tok.Issuer,
+		Subject:                  tok.Subject,
+		Audience:                 tok.Audience,
+		Email:                    extra.Email,
+		EmailVerified:            bool(extra.EmailVerified),
+		Expiry:                   tok.Expiry,
+		IssuedAt:                 tok.IssuedAt,
+		SignatureRemovedByGoogle: removed,
+	}, nil
+}
+
+// authorize decides whether the holder of an authentic token may call: the
+// allow-list, then Check. It runs on every request, cache hit or not.
+func (v *OIDCVerifier) authorize(ctx context.Context, c *Claims) error {
+	if len(v.allowed) > 0 {
+		switch {
+		case c.Email == "":
+			return fmt.Errorf(`%w: the token has no "email" claim (request it with the email included)`, ErrForbidden)
+		case !v.allowed[strings.ToLower(c.Email)]:
+			return fmt.Errorf("%w: email %q is not on the allow-list", ErrForbidden, c.Email)
+		case !c.EmailVerified:
+			return fmt.Errorf("%w: email %q is not verified", ErrForbidden, c.Email)
+		}
 	}
 	if v.check != nil {
 		if err := v.check(ctx, c); err != nil {
 			if errors.Is(err, ErrForbidden) {
-				return nil, err
+				return err
 			}
-			return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+			return fmt.Errorf("%w: %v", ErrInvalidToken, err)
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// jwtHeader is the part of a JWS header read before go-oidc runs.
+type jwtHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+	Cty string `json:"cty"`
+}
+
+// parseJWTHeader splits a compact JWS and reads its header. An ID token has
+// typ "JWT" or none: an access token in JWT form ("at+jwt", RFC 9068) or a
+// nested token (cty) is refused, so that no other kind of token signed by a
+// trusted issuer passes as an ID token.
+func parseJWTHeader(raw string) (jwtHeader, string, error) {
+	var h jwtHeader
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return h, "", wrapInvalid(fmt.Sprintf("a JWT has three parts, this token has %d", len(parts)))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return h, "", wrapInvalid("malformed jwt header: not base64url")
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, "", wrapInvalid("malformed jwt header: not a JSON object")
+	}
+	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") {
+		return h, "", wrapInvalid(fmt.Sprintf("typ %q is not an ID token's (JWT)", h.Typ))
+	}
+	if h.Cty != "" {
+		return h, "", wrapInvalid("nested tokens (cty) are not ID tokens")
+	}
+	return h, parts[2], nil
 }
 
 // keyErrKey carries, through go-oidc, a slot where probingKeySet records a

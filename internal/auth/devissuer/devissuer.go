@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -50,6 +51,13 @@ const (
 	// tokens.
 	DefaultSubject     = "dev-source"
 	DefaultSourceEmail = "source@dev-issuer.eventrelay.invalid"
+	// DispatcherAudience is the audience of the tokens the local queue
+	// sends the dispatcher, and the audience the local dispatcher expects.
+	DispatcherAudience = "eventrelay-dispatcher"
+	// InvokerSubject and InvokerEmail identify the local queue in its
+	// tokens, as Cloud Tasks' token service account does in the cloud.
+	InvokerSubject = "dev-queue"
+	InvokerEmail   = "queue@dev-issuer.eventrelay.invalid"
 	// DefaultTTL is how long a minted dev token is valid.
 	DefaultTTL = 12 * time.Hour
 	// KeyFile is the private key's file name inside the data directory.
@@ -224,6 +232,32 @@ func (i *Issuer) MintAt(now time.Time, audience, subject, email string, ttl time
 // tokenID is a random "jti" so that two tokens minted in the same second
 // differ.
 func tokenID() string { return rand.Text() }
+
+// TokenSource returns a function that hands out a token for audience,
+// subject and email, minting a new one (valid for ttl) when none is held or
+// the one held has less than a quarter of ttl left. It is safe for
+// concurrent use; the local queue calls it before every delivery.
+func (i *Issuer) TokenSource(audience, subject, email string, ttl time.Duration) func(context.Context) (string, error) {
+	var (
+		mu     sync.Mutex
+		tok    string
+		expiry time.Time
+	)
+	return func(context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if tok != "" && expiry.Sub(now) > ttl/4 {
+			return tok, nil
+		}
+		t, err := i.MintAt(now, audience, subject, email, ttl)
+		if err != nil {
+			return "", err
+		}
+		tok, expiry = t, now.Truncate(time.Second).Add(ttl)
+		return tok, nil
+	}
+}
 
 // PublicKeys returns the key a static-key-set verifier needs.
 func (i *Issuer) PublicKeys() []crypto.PublicKey {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -361,4 +362,86 @@ func TestLogNotForProduction(t *testing.T) {
 	if !strings.Contains(logs.String(), `"severity":"WARNING"`) || !strings.Contains(logs.String(), "NOT FOR PRODUCTION") {
 		t.Errorf("log = %s, want a WARNING saying NOT FOR PRODUCTION", logs.String())
 	}
+}
+
+func TestTokenSource(t *testing.T) {
+	t.Parallel()
+	iss, err := devissuer.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewOIDCVerifier(t.Context(), auth.OIDCConfig{
+		Issuer: devissuer.IssuerID, Audience: devissuer.DispatcherAudience, Keys: iss.PublicKeys(),
+		AllowedEmails: []string{devissuer.InvokerEmail},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("reuses the token while it is fresh", func(t *testing.T) {
+		t.Parallel()
+		src := iss.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour)
+		var wg sync.WaitGroup
+		toks := make([]string, 8)
+		for i := range toks {
+			wg.Go(func() {
+				tok, err := src(t.Context())
+				if err != nil {
+					t.Error(err)
+				}
+				toks[i] = tok
+			})
+		}
+		wg.Wait()
+		for i, tok := range toks {
+			if tok != toks[0] {
+				t.Errorf("token %d differs from token 0: a fresh token was minted again", i)
+			}
+		}
+		c, err := v.Verify(t.Context(), toks[0])
+		if err != nil {
+			t.Fatalf("the dispatcher's verifier refuses the queue's token: %v", err)
+		}
+		if c.Subject != devissuer.InvokerSubject || c.Email != devissuer.InvokerEmail {
+			t.Errorf("claims = %+v", c)
+		}
+	})
+	t.Run("mints again when little time is left", func(t *testing.T) {
+		t.Parallel()
+		// With a 2 s lifetime, a token is stale after 1.5 s; waiting past a
+		// whole-second boundary makes the next token differ (new iat/jti).
+		src := iss.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, 2*time.Second)
+		first, err := src(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1600 * time.Millisecond)
+		second, err := src(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == second {
+			t.Error("a token with a quarter of its life left was handed out again")
+		}
+		if _, err := v.Verify(t.Context(), second); err != nil {
+			t.Errorf("new token refused: %v", err)
+		}
+	})
+	t.Run("a token for ingest does not pass the dispatcher", func(t *testing.T) {
+		t.Parallel()
+		tok, err := iss.Mint(devissuer.DefaultAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Errorf("ingest token at the dispatcher: %v, want ErrInvalidToken", err)
+		}
+		tok, err = iss.Mint(devissuer.DispatcherAudience, devissuer.DefaultSubject, devissuer.DefaultSourceEmail, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(t.Context(), tok); !errors.Is(err, auth.ErrForbidden) {
+			t.Errorf("source's email at the dispatcher: %v, want ErrForbidden", err)
+		}
+	})
 }
