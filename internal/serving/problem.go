@@ -2,7 +2,9 @@ package serving
 
 import (
 	"encoding/json"
+	"mime"
 	"net/http"
+	"strings"
 )
 
 // ProblemTypeBase prefixes every problem type URI; each failure has a stable
@@ -42,4 +44,71 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Problem slugs shared by every service (appended to ProblemTypeBase).
+const (
+	SlugNotFound                   = "not-found"                    // 404
+	SlugMethodNotAllowed           = "method-not-allowed"           // 405, with Allow
+	SlugUnsupportedMediaType       = "unsupported-media-type"       // 415: Content-Type
+	SlugUnsupportedContentEncoding = "unsupported-content-encoding" // 415: Content-Encoding
+	SlugInternal                   = "internal"                     // 500: a recovered panic
+)
+
+// NotFound answers every request with a 404 problem: the fallback route of
+// a mux, so that no path gets net/http's plain-text page.
+func NotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, http.StatusNotFound, SlugNotFound, "Not found", "", nil)
+	})
+}
+
+// MethodNotAllowed answers every request with a 405 problem and an Allow
+// header listing allow. Register it on the bare path beside the
+// method-qualified patterns: the mux prefers the more specific ones.
+func MethodNotAllowed(allow ...string) http.Handler {
+	list := strings.Join(allow, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", list)
+		WriteProblem(w, http.StatusMethodNotAllowed, SlugMethodNotAllowed, "Method not allowed",
+			"Use "+list+".", nil)
+	})
+}
+
+// IsJSON reports whether a Content-Type is application/json with no charset
+// or a UTF-8 one (JSON is UTF-8: RFC 8259).
+func IsJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != "application/json" {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return true
+}
+
+// IsEncoded reports whether a request body carries a content coding other
+// than identity. The services read bodies as they come and never inflate
+// them, so such a body is refused (415, Accept-Encoding: identity) rather
+// than parsed as garbage: no decompression bomb can reach a parser.
+func IsEncoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// RefuseEncoded answers the 415 problem for an encoded body.
+func RefuseEncoded(w http.ResponseWriter) {
+	w.Header().Set("Accept-Encoding", "identity")
+	WriteProblem(w, http.StatusUnsupportedMediaType, SlugUnsupportedContentEncoding, "Unsupported content encoding",
+		"Send the body without Content-Encoding (identity).", nil)
 }
