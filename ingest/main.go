@@ -62,7 +62,7 @@ func realMain(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, shutdown(context.WithoutCancel(ctx))) }()
 
-	verifier, err := auth.NewOIDCVerifier(ctx, cfg.OIDC())
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,8 @@ func realMain(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	logging.FromContext(ctx).InfoContext(ctx, "ingest listening", "addr", server.Addr(), "issuer", cfg.AuthIssuer, "dispatch_url", cfg.DispatchURL)
+	logging.FromContext(ctx).InfoContext(ctx, "ingest listening", "addr", server.Addr(),
+		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer, "dispatch_url", cfg.DispatchURL)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return q.Run(ctx) })
 	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })

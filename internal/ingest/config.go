@@ -22,12 +22,10 @@ type Config struct {
 	// Port is the TCP port to listen on (Cloud Run sets PORT).
 	Port string `env:"PORT, default=8080"`
 
-	// AuthIssuer is the "iss" a caller's ID token must carry.
-	AuthIssuer string `env:"AUTH_ISSUER"`
-	// AuthAudience must be one of the token's "aud" values.
-	AuthAudience string `env:"AUTH_AUDIENCE"`
-	// AuthJWKSURL is where the issuer's public keys are fetched from.
-	AuthJWKSURL string `env:"AUTH_JWKS_URL"`
+	// Auth (AUTH_*) says whose ID tokens are accepted: in production
+	// Google-signed tokens for the ingest URL whose email is one of the
+	// source's service accounts.
+	Auth auth.Settings
 
 	// EnqueueTimeout bounds one Queue.Enqueue: past it the source gets a 503
 	// instead of a late answer it would ignore.
@@ -56,8 +54,8 @@ func (c Config) Validate() error {
 	if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {
 		errs = append(errs, fmt.Errorf("PORT must be a TCP port number, got %q", c.Port))
 	}
-	if err := c.OIDC().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("AUTH_*: %w", err))
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.validateServer(); err != nil {
 		errs = append(errs, err)
@@ -67,7 +65,7 @@ func (c Config) Validate() error {
 
 // validateServer checks the fields the Server itself uses; NewServer needs
 // no more, so a caller that builds its own Verifier (relayctl dev) need not
-// fill the AUTH_* fields.
+// fill Auth.
 func (c Config) validateServer() error {
 	var errs []error
 	if c.EnqueueTimeout <= 0 || c.EnqueueTimeout >= SourceDeadline {
@@ -77,9 +75,4 @@ func (c Config) validateServer() error {
 		errs = append(errs, fmt.Errorf("STATUS_TIMEOUT must be > 0 and < %v, got %v", SourceDeadline, c.StatusTimeout))
 	}
 	return errors.Join(errs...)
-}
-
-// OIDC is the verifier configuration the AUTH_* fields describe.
-func (c Config) OIDC() auth.OIDCConfig {
-	return auth.OIDCConfig{Issuer: c.AuthIssuer, Audience: c.AuthAudience, JWKSURL: c.AuthJWKSURL}
 }

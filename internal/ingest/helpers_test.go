@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"net/http"
@@ -223,13 +224,26 @@ type harness struct {
 
 func testConfig() ingest.Config {
 	return ingest.Config{
-		Port:           "8080",
-		AuthIssuer:     devissuer.IssuerID,
-		AuthAudience:   devissuer.DefaultAudience,
-		AuthJWKSURL:    "http://127.0.0.1:1" + devissuer.JWKSPath,
+		Port: "8080",
+		Auth: auth.Settings{
+			Mode:          auth.ModeOIDC,
+			Issuer:        devissuer.IssuerID,
+			Audience:      devissuer.DefaultAudience,
+			AllowedEmails: []string{devissuer.DefaultSourceEmail},
+			JWKSURL:       "http://127.0.0.1:1" + devissuer.JWKSPath,
+		},
 		EnqueueTimeout: 250 * time.Millisecond,
 		StatusTimeout:  100 * time.Millisecond,
 	}
+}
+
+// staticKeys is the verifier configuration cfg describes, with the test
+// issuer's keys instead of a JWKS URL: no test reaches the network.
+func staticKeys(s auth.Settings, keys []crypto.PublicKey) auth.OIDCConfig {
+	oc := s.OIDCConfig()
+	oc.JWKSURL = ""
+	oc.Keys = keys
+	return oc
 }
 
 func newHarness(tb testing.TB, mod func(*ingest.Config, *fakeQueue, *fakeStore)) *harness {
@@ -241,11 +255,7 @@ func newHarness(tb testing.TB, mod func(*ingest.Config, *fakeQueue, *fakeStore))
 	}
 	logs := &syncBuffer{}
 	ctx := logging.WithLogger(context.Background(), logging.New(logs, logging.Options{Level: "debug"}))
-	v, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
-		Issuer:   devissuer.IssuerID,
-		Audience: devissuer.DefaultAudience,
-		Keys:     issuer.PublicKeys(),
-	})
+	v, err := auth.NewOIDCVerifier(ctx, staticKeys(cfg.Auth, issuer.PublicKeys()))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,9 +5,9 @@
 // no second task. Everything else it can answer is an RFC 9457 problem.
 //
 // The checks run in this order, each with its own stable problem slug:
-// method (405) → content type (415) → bearer token (401) → body size (413)
-// → JSON (400 malformed-json) → event fields (400 invalid-event) → enqueue
-// (503 queue-unavailable). Only after a 202 is the status record created,
+// method (405) → content type (415) → content encoding (415) → bearer token
+// (401/403) → body size (413) → JSON (400 malformed-json) → event fields
+// (400 invalid-event) → enqueue (503 queue-unavailable). Only after a 202 is the status record created,
 // best effort: the dispatcher creates it if ingest could not.
 package ingest
 
@@ -18,10 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -49,14 +47,15 @@ const (
 // answers itself; the bearer-token ones are auth.Slug*. They are stable:
 // clients and alerts match on them.
 const (
-	SlugMethodNotAllowed     = "method-not-allowed"     // 405
-	SlugUnsupportedMediaType = "unsupported-media-type" // 415
-	SlugPayloadTooLarge      = "payload-too-large"      // 413
-	SlugUnreadableBody       = "unreadable-body"        // 400: the body could not be read
-	SlugMalformedJSON        = "malformed-json"         // 400: not exactly one JSON object
-	SlugInvalidEvent         = "invalid-event"          // 400: field problems in "errors"
-	SlugQueueUnavailable     = "queue-unavailable"      // 503, with Retry-After
-	SlugNotFound             = "not-found"              // 404
+	SlugMethodNotAllowed           = serving.SlugMethodNotAllowed           // 405
+	SlugUnsupportedMediaType       = serving.SlugUnsupportedMediaType       // 415: Content-Type
+	SlugUnsupportedContentEncoding = serving.SlugUnsupportedContentEncoding // 415: Content-Encoding
+	SlugPayloadTooLarge            = "payload-too-large"                    // 413
+	SlugUnreadableBody             = "unreadable-body"                      // 400: the body could not be read
+	SlugMalformedJSON              = "malformed-json"                       // 400: not exactly one JSON object
+	SlugInvalidEvent               = "invalid-event"                        // 400: field problems in "errors"
+	SlugQueueUnavailable           = "queue-unavailable"                    // 503, with Retry-After
+	SlugNotFound                   = serving.SlugNotFound                   // 404
 )
 
 // Accepted is the 202 body of POST /events.
@@ -96,7 +95,7 @@ func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Stor
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	if cfg.AuthIssuer == devissuer.IssuerID {
+	if cfg.Auth.Issuer == devissuer.IssuerID {
 		devissuer.LogNotForProduction(ctx)
 	}
 	return &Server{
@@ -115,9 +114,7 @@ func (s *Server) Routes(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(EventsPath, s.handleEvents())
 	mux.Handle(HealthPath, s.handleHealth())
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		serving.WriteProblem(w, http.StatusNotFound, SlugNotFound, "Not found", "", nil)
-	}))
+	mux.Handle("/", serving.NotFound())
 	return withLogger(logging.FromContext(ctx), serving.Recover(mux))
 }
 
@@ -173,9 +170,14 @@ func (s *Server) handleEvents() http.Handler {
 				"Send events with POST.", nil)
 			return
 		}
-		if !isJSON(r.Header.Get("Content-Type")) {
+		if !serving.IsJSON(r.Header.Get("Content-Type")) {
 			s.refuse(sw, r, http.StatusUnsupportedMediaType, SlugUnsupportedMediaType, "Unsupported media type",
 				"Send the event as Content-Type: application/json (UTF-8).", nil)
+			return
+		}
+		if serving.IsEncoded(r.Header) {
+			logRefusal(r, http.StatusUnsupportedMediaType, SlugUnsupportedContentEncoding)
+			serving.RefuseEncoded(sw)
 			return
 		}
 		authed.ServeHTTP(sw, r)
@@ -318,9 +320,15 @@ func (s *Server) createStatus(ctx context.Context, ev event.Event, receivedAt ti
 
 // refuse answers a problem for bad input and logs it without the body.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, slug, title, detail string, errs any) {
+	logRefusal(r, code, slug)
+	serving.WriteProblem(w, code, slug, title, detail, errs)
+}
+
+// logRefusal logs a refused request at INFO: status and slug only, never
+// the body or the headers.
+func logRefusal(r *http.Request, code int, slug string) {
 	logging.FromContext(r.Context()).LogAttrs(r.Context(), slog.LevelInfo, "event refused",
 		slog.Int("status", code), slog.String("problem", slug))
-	serving.WriteProblem(w, code, slug, title, detail, errs)
 }
 
 // writeAccepted writes the 202 with a Content-Length and flushes it, so the
@@ -365,21 +373,6 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			return nil, err
 		}
 	}
-}
-
-// isJSON accepts application/json with no charset or a UTF-8 one.
-func isJSON(contentType string) bool {
-	if contentType == "application/json" {
-		return true
-	}
-	mediaType, params, err := mime.ParseMediaType(contentType)
-	if err != nil || mediaType != "application/json" {
-		return false
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return false
-	}
-	return true
 }
 
 // statusWriter remembers the status code for the span.

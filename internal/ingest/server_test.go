@@ -433,6 +433,8 @@ func TestBadInput(t *testing.T) {
 		{name: "no content type", body: eventJSON("a"), mod: func(r *http.Request) { r.Header.Del("Content-Type") }, wantStatus: 415, wantSlug: "unsupported-media-type"},
 		{name: "form content type", body: eventJSON("a"), mod: func(r *http.Request) { r.Header.Set("Content-Type", "application/x-www-form-urlencoded") }, wantStatus: 415, wantSlug: "unsupported-media-type"},
 		{name: "non-UTF-8 charset", body: eventJSON("a"), mod: func(r *http.Request) { r.Header.Set("Content-Type", "application/json; charset=latin1") }, wantStatus: 415, wantSlug: "unsupported-media-type"},
+		{name: "gzip body", body: eventJSON("a"), mod: func(r *http.Request) { r.Header.Set("Content-Encoding", "gzip") }, wantStatus: 415, wantSlug: "unsupported-content-encoding", wantHeader: map[string]string{"Accept-Encoding": "identity"}},
+		{name: "identity encoding is fine but the body is not", body: `{`, mod: func(r *http.Request) { r.Header.Set("Content-Encoding", "identity") }, wantStatus: 400, wantSlug: "malformed-json"},
 		{name: "bad media type syntax", body: eventJSON("a"), mod: func(r *http.Request) { r.Header.Set("Content-Type", "application/json; charset") }, wantStatus: 415, wantSlug: "unsupported-media-type"},
 		{name: "GET", method: http.MethodGet, wantStatus: 405, wantSlug: "method-not-allowed", wantHeader: map[string]string{"Allow": "POST"}},
 		{name: "PUT", method: http.MethodPut, body: eventJSON("a"), wantStatus: 405, wantSlug: "method-not-allowed", wantHeader: map[string]string{"Allow": "POST"}},
