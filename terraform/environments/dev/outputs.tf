@@ -1,0 +1,44 @@
+output "ingest_endpoint" {
+  description = "What the source calls."
+  value       = module.eventrelay.ingest_endpoint
+}
+
+output "ingest_urls" {
+  description = "ingest's run.app URL per region."
+  value       = module.eventrelay.ingest_urls
+}
+
+output "ingest_lb_ip" {
+  description = "HA option: address for the ingest domain's DNS record."
+  value       = module.eventrelay.ingest_lb_ip
+}
+
+output "queues" {
+  description = "Cloud Tasks queue per region."
+  value       = module.eventrelay.queues
+}
+
+output "target_url" {
+  description = "Where the dispatcher delivers."
+  value       = module.eventrelay.target_url
+}
+
+output "sourcemock_url" {
+  description = "sourcemock function URL (dev)."
+  value       = module.eventrelay.sourcemock_url
+}
+
+output "service_accounts" {
+  description = "Every service account of the system."
+  value       = module.eventrelay.service_accounts
+}
+
+output "image_repository" {
+  description = "Where the pipeline pushes images."
+  value       = module.eventrelay.image_repository
+}
+
+output "sources_bucket" {
+  description = "Where the pipeline uploads function sources."
+  value       = module.eventrelay.sources_bucket
+}

@@ -1,0 +1,259 @@
+# Identities and the few project-level grants.
+#
+# One service account per service, least privilege. Every grant that a
+# resource can hold (queue, Cloud Run service, service account, bucket,
+# repository) is made on that resource, in the module that owns it. Only
+# the roles below are granted on the project, because their resources offer
+# no narrower binding point (docs/deployment.md, "IAM"):
+#   - logging.logWriter, monitoring.metricWriter, cloudtrace.agent,
+#     telemetry.tracesWriter: logs, metrics and traces are written to the
+#     project itself;
+#   - datastore.user / datastore.viewer: Firestore access is granted per
+#     project (this project holds one database, only for eventrelay);
+#   - the terraform service account's admin roles: it creates project-level
+#     resources (APIs, service accounts, IAM bindings, queues, services).
+
+locals {
+  runtime_services = {
+    ingest     = "eventrelay ingest (Cloud Run)"
+    dispatcher = "eventrelay dispatcher (Cloud Run)"
+    targetmock = "eventrelay targetmock (Cloud Run, stand-in target)"
+    sourcemock = "eventrelay sourcemock (Cloud Function gen 2)"
+  }
+
+  telemetry_roles = [
+    "roles/cloudtrace.agent",
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/telemetry.tracesWriter",
+  ]
+
+  telemetry_grants = {
+    for pair in setproduct(keys(local.runtime_services), local.telemetry_roles) :
+    "${pair[0]}/${pair[1]}" => {
+      member = "serviceAccount:${google_service_account.runtime[pair[0]].email}"
+      role   = pair[1]
+    }
+  }
+
+  firestore_grants = {
+    "ingest/roles/datastore.user" = {
+      member = "serviceAccount:${google_service_account.runtime["ingest"].email}"
+      role   = "roles/datastore.user"
+    }
+    "dispatcher/roles/datastore.user" = {
+      member = "serviceAccount:${google_service_account.runtime["dispatcher"].email}"
+      role   = "roles/datastore.user"
+    }
+    # The pipeline's smoke test reads the status of the events it sent.
+    "build/roles/datastore.viewer" = {
+      member = "serviceAccount:${google_service_account.build.email}"
+      role   = "roles/datastore.viewer"
+    }
+  }
+
+  build_grants = {
+    # A build that runs as a user-managed service account writes its own logs
+    # (cloudbuild.yaml sets options.logging = CLOUD_LOGGING_ONLY).
+    "build/roles/logging.logWriter" = {
+      member = "serviceAccount:${google_service_account.build.email}"
+      role   = "roles/logging.logWriter"
+    }
+    "ci/roles/logging.logWriter" = {
+      member = "serviceAccount:${google_service_account.ci.email}"
+      role   = "roles/logging.logWriter"
+    }
+    "function_builder/roles/logging.logWriter" = {
+      member = "serviceAccount:${google_service_account.function_builder.email}"
+      role   = "roles/logging.logWriter"
+    }
+  }
+
+  # The roles `terraform apply` needs to manage everything in this
+  # configuration. Project-level by nature: it creates the resources that
+  # would otherwise hold the bindings.
+  terraform_roles = [
+    "roles/artifactregistry.admin",
+    "roles/cloudbuild.builds.editor",
+    "roles/cloudfunctions.admin",
+    "roles/cloudscheduler.admin",
+    "roles/cloudtasks.admin",
+    "roles/compute.loadBalancerAdmin",
+    "roles/datastore.owner",
+    "roles/iam.serviceAccountAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/monitoring.editor",
+    "roles/resourcemanager.projectIamAdmin",
+    "roles/run.admin",
+    "roles/serviceusage.serviceUsageAdmin",
+    "roles/storage.admin",
+  ]
+
+  terraform_grants = {
+    for role in local.terraform_roles : "terraform/${role}" => {
+      member = "serviceAccount:${google_service_account.terraform.email}"
+      role   = role
+    }
+  }
+}
+
+resource "google_service_account" "runtime" {
+  for_each = local.runtime_services
+
+  project      = var.project_id
+  account_id   = "eventrelay-${each.key}"
+  display_name = each.value
+  description  = "Runtime identity of ${each.key}; nothing else runs as it."
+
+  depends_on = [google_project_service.apis]
+}
+
+# The identity Cloud Tasks signs each task's OIDC token as. Only it may
+# invoke the dispatcher.
+resource "google_service_account" "tasks_invoker" {
+  project      = var.project_id
+  account_id   = "eventrelay-tasks-invoker"
+  display_name = "eventrelay Cloud Tasks OIDC token identity"
+  description  = "Cloud Tasks attaches ID tokens of this account to tasks; run.invoker on the dispatcher only."
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Scheduler's identity when it invokes sourcemock.
+resource "google_service_account" "scheduler" {
+  project      = var.project_id
+  account_id   = "eventrelay-scheduler"
+  display_name = "eventrelay Cloud Scheduler (sourcemock runs)"
+  description  = "Invokes the sourcemock function on its schedule."
+
+  depends_on = [google_project_service.apis]
+}
+
+# The identity the pipeline's smoke test sends events as: a source the
+# ingest invoker list names explicitly.
+resource "google_service_account" "smoke" {
+  project      = var.project_id
+  account_id   = "eventrelay-smoke"
+  display_name = "eventrelay smoke-test source"
+  description  = "Never holds keys; the build account mints ID tokens for it."
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Build runs as this account: tests, images, revisions, smoke test,
+# traffic. It changes infrastructure only by impersonating `terraform`.
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "eventrelay-build"
+  display_name = "eventrelay Cloud Build pipeline"
+  description  = "Builds and releases; applies Terraform only through the terraform account."
+
+  depends_on = [google_project_service.apis]
+}
+
+# Pull-request builds run as this account: tests, image builds without push,
+# terraform fmt/validate. It holds no deploy rights, so code under review
+# cannot reach the project.
+resource "google_service_account" "ci" {
+  project      = var.project_id
+  account_id   = "eventrelay-ci"
+  display_name = "eventrelay pull-request checks"
+  description  = "Runs pull-request builds; may only write build logs."
+
+  depends_on = [google_project_service.apis]
+}
+
+# Builds the sourcemock function's image (Cloud Functions gen 2 build).
+resource "google_service_account" "function_builder" {
+  project      = var.project_id
+  account_id   = "eventrelay-fn-builder"
+  display_name = "eventrelay function builder"
+  description  = "Build service account of the sourcemock Cloud Function."
+
+  depends_on = [google_project_service.apis]
+}
+
+# `terraform plan/apply` in the pipeline impersonates this account.
+resource "google_service_account" "terraform" {
+  project      = var.project_id
+  account_id   = "eventrelay-terraform"
+  display_name = "eventrelay Terraform"
+  description  = "Applies this configuration; impersonated by the build account."
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "project" {
+  for_each = merge(local.telemetry_grants, local.firestore_grants, local.build_grants, local.terraform_grants)
+
+  project = var.project_id
+  role    = each.value.role
+  member  = each.value.member
+}
+
+# ---------------------------------------------------------------- resource-scoped grants
+
+# ingest creates tasks whose OIDC token is signed as tasks_invoker: it must
+# be allowed to act as that account, and nothing else may.
+resource "google_service_account_iam_member" "ingest_acts_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.runtime["ingest"].email}"
+}
+
+# Deploying a revision that runs as an account requires actAs on it.
+resource "google_service_account_iam_member" "build_acts_as_runtime" {
+  for_each = google_service_account.runtime
+
+  service_account_id = each.value.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_service_account_iam_member" "build_acts_as_function_builder" {
+  service_account_id = google_service_account.function_builder.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.build.email}"
+}
+
+# The pipeline impersonates terraform for plan/apply and mints the smoke
+# test's ID tokens as smoke.
+resource "google_service_account_iam_member" "build_impersonates_terraform" {
+  service_account_id = google_service_account.terraform.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_service_account_iam_member" "build_mints_smoke_tokens" {
+  service_account_id = google_service_account.smoke.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "function_builder_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.function_builder.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_uploads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "function_builder_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.function_builder.email}"
+}

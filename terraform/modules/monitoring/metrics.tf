@@ -1,0 +1,33 @@
+# Metric names the dashboard and the alerts rely on. The services export the
+# eventrelay.* instruments through OpenTelemetry to Cloud Monitoring as
+# workload.googleapis.com/<name>; docs/deployment.md lists them so the
+# visibility work keeps them stable.
+
+locals {
+  m = {
+    ingest_requests   = "workload.googleapis.com/eventrelay.ingest.requests"
+    ingest_duration   = "workload.googleapis.com/eventrelay.ingest.duration"
+    enqueue_duration  = "workload.googleapis.com/eventrelay.queue.enqueue.duration"
+    dispatch_attempts = "workload.googleapis.com/eventrelay.dispatch.attempts"
+    target_duration   = "workload.googleapis.com/eventrelay.target.duration"
+    delivery_lag      = "workload.googleapis.com/eventrelay.delivery.lag"
+    queue_backlog     = "workload.googleapis.com/eventrelay.queue.backlog"
+    queue_oldest_age  = "workload.googleapis.com/eventrelay.queue.oldest_age"
+    ingest_duplicates = "workload.googleapis.com/eventrelay.ingest.duplicates"
+
+    run_request_count     = "run.googleapis.com/request_count"
+    run_request_latencies = "run.googleapis.com/request_latencies"
+
+    tasks_queue_depth   = "cloudtasks.googleapis.com/queue/depth"
+    tasks_attempt_count = "cloudtasks.googleapis.com/queue/task_attempt_count"
+    tasks_api_requests  = "cloudtasks.googleapis.com/api/request_count"
+  }
+
+  ingest_run  = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${var.ingest_service}\""
+  queue_scope = "resource.type = \"cloud_tasks_queue\" AND resource.labels.queue_id = \"${var.queue_name}\""
+
+  playbook = {
+    for a in ["ingest-latency", "ingest-5xx", "backlog-age", "dead-letters", "target-rate-limited"] :
+    a => "${var.playbook_base_url}/${a}.md"
+  }
+}

@@ -1,0 +1,333 @@
+# One regional stack: the Cloud Tasks queue, ingest and the dispatcher, with
+# the IAM bindings each needs, all on the resources themselves.
+#
+# Cloud Run is regional and spreads instances over the region's zones, so one
+# stack already survives the loss of a zone. A second stack in another region
+# is the HA option (ADR 0006).
+
+locals {
+  common_env = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    LOG_LEVEL            = var.log_level
+    TRACE_SAMPLE_RATIO   = tostring(var.trace_sample_ratio)
+  }
+
+  # The retry policy: the queue applies it, the dispatcher uses it to
+  # recognise the last attempt (dead_lettered). One source, both sides.
+  retry_env = {
+    QUEUE_NAME               = var.queue.name
+    QUEUE_DISPATCH_DEADLINE  = "${var.queue.dispatch_deadline_seconds}s"
+    QUEUE_MAX_ATTEMPTS       = tostring(var.queue.max_attempts)
+    QUEUE_MIN_BACKOFF        = "${var.queue.min_backoff_seconds}s"
+    QUEUE_MAX_BACKOFF        = "${var.queue.max_backoff_seconds}s"
+    QUEUE_MAX_DOUBLINGS      = tostring(var.queue.max_doublings)
+    QUEUE_MAX_RETRY_DURATION = "${var.queue.max_retry_duration_seconds}s"
+  }
+
+  # The GCP engines (docs/deployment.md, "Configuration contract").
+  engine_env = {
+    QUEUE_ENGINE       = "cloudtasks"
+    STATUS_ENGINE      = "firestore"
+    QUEUE_LOCATION     = var.region
+    FIRESTORE_DATABASE = var.firestore_database
+  }
+
+  # Google-signed ID tokens: Cloud Run has already verified the signature
+  # (IAM invoker), the services check issuer, audience and email.
+  google_auth_env = {
+    AUTH_ISSUER   = "https://accounts.google.com"
+    AUTH_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+  }
+
+  ingest_env = merge(
+    local.common_env,
+    local.retry_env,
+    local.engine_env,
+    local.google_auth_env,
+    {
+      OTEL_SERVICE_NAME     = "ingest"
+      AUTH_AUDIENCE         = var.ingest_audience
+      AUTH_ALLOWED_EMAILS   = join(",", [for m in values(var.ingest_invokers) : trimprefix(m, "serviceAccount:")])
+      ENQUEUE_TIMEOUT       = "250ms"
+      STATUS_TIMEOUT        = "100ms"
+      DISPATCH_URL          = "${google_cloud_run_v2_service.dispatcher.uri}/tasks/events"
+      DISPATCH_AUDIENCE     = var.dispatcher_audience
+      TASKS_SERVICE_ACCOUNT = var.tasks_invoker_service_account
+    },
+    var.extra_env.ingest,
+  )
+
+  dispatcher_env = merge(
+    local.common_env,
+    local.retry_env,
+    local.engine_env,
+    local.google_auth_env,
+    {
+      OTEL_SERVICE_NAME   = "dispatcher"
+      AUTH_AUDIENCE       = var.dispatcher_audience
+      AUTH_ALLOWED_EMAILS = var.tasks_invoker_service_account
+      BRAND               = var.brand
+      TARGET_URL          = var.target_url
+      TARGET_TIMEOUT      = "${var.target_timeout_seconds}s"
+    },
+    var.extra_env.dispatcher,
+  )
+}
+
+# ---------------------------------------------------------------- queue
+
+resource "google_cloud_tasks_queue" "events" {
+  project  = var.project_id
+  name     = var.queue.name
+  location = var.region
+
+  rate_limits {
+    # The target's limit (this region's share). Initial values only: ops
+    # change them in the console when the target's limit changes, and
+    # `terraform apply` must not undo that (ADR 0005, ignore_changes below).
+    max_dispatches_per_second = var.queue.max_dispatches_per_second
+    max_concurrent_dispatches = var.queue.max_concurrent_dispatches
+  }
+
+  retry_config {
+    # Consistent with the dispatcher's dead-letter rule: it gets the same
+    # numbers as QUEUE_* (local.retry_env) and records dead_lettered on the
+    # attempt Cloud Tasks will not retry.
+    max_attempts       = var.queue.max_attempts
+    min_backoff        = "${var.queue.min_backoff_seconds}s"
+    max_backoff        = "${var.queue.max_backoff_seconds}s"
+    max_doublings      = var.queue.max_doublings
+    max_retry_duration = "${var.queue.max_retry_duration_seconds}s"
+  }
+
+  stackdriver_logging_config {
+    sampling_ratio = var.queue.log_sampling_ratio
+  }
+
+  lifecycle {
+    # ADR 0005: ops own the live rate; the variables are the initial value.
+    ignore_changes = [
+      rate_limits[0].max_dispatches_per_second,
+      rate_limits[0].max_concurrent_dispatches,
+    ]
+    # Deleting a queue loses its tasks and blocks the name for days.
+    prevent_destroy = true
+  }
+}
+
+resource "google_cloud_tasks_queue_iam_member" "ingest_enqueues" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.events.location
+  name     = google_cloud_tasks_queue.events.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${var.ingest_service_account}"
+}
+
+# Backlog and oldest-task age (eventrelay.queue.backlog, .oldest_age) are
+# read from the queue itself.
+resource "google_cloud_tasks_queue_iam_member" "ingest_reads_queue" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.events.location
+  name     = google_cloud_tasks_queue.events.name
+  role     = "roles/cloudtasks.viewer"
+  member   = "serviceAccount:${var.ingest_service_account}"
+}
+
+# ---------------------------------------------------------------- ingest
+
+resource "google_cloud_run_v2_service" "ingest" {
+  project             = var.project_id
+  name                = "ingest"
+  location            = var.region
+  description         = "POST /events for the source application: authenticate, validate, enqueue, 202."
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  custom_audiences    = [var.ingest_audience]
+  labels              = var.labels
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = var.ingest_service_account
+    # The source gives up after 500 ms; ingest bounds its own work well
+    # below that (ENQUEUE_TIMEOUT). This only cuts off a stuck request.
+    timeout                          = "10s"
+    max_instance_request_concurrency = var.ingest_scaling.concurrency
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    labels                           = var.labels
+
+    scaling {
+      # A warm instance always: a cold start would eat the 500 ms budget.
+      min_instance_count = var.ingest_scaling.min_instances
+      max_instance_count = var.ingest_scaling.max_instances
+    }
+
+    containers {
+      name  = "ingest"
+      image = var.image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.ingest_scaling.cpu
+          memory = var.ingest_scaling.memory
+        }
+        # CPU stays allocated between requests: the status write after the
+        # 202 and the telemetry exporters run outside a request's lifetime.
+        cpu_idle          = false
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.ingest_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+
+        http_get {
+          path = "/health"
+        }
+      }
+
+      liveness_probe {
+        period_seconds    = 30
+        timeout_seconds   = 2
+        failure_threshold = 3
+
+        http_get {
+          path = "/health"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Terraform owns the infrastructure; the pipeline owns the release: it
+    # deploys images with --no-traffic --tag and shifts traffic itself.
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      traffic,
+    ]
+  }
+}
+
+# Only the source's service accounts may call ingest.
+resource "google_cloud_run_v2_service_iam_member" "ingest_invokers" {
+  for_each = var.ingest_invokers
+
+  project  = var.project_id
+  location = google_cloud_run_v2_service.ingest.location
+  name     = google_cloud_run_v2_service.ingest.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+resource "google_cloud_run_v2_service_iam_member" "deployer_releases_ingest" {
+  project  = var.project_id
+  location = google_cloud_run_v2_service.ingest.location
+  name     = google_cloud_run_v2_service.ingest.name
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${var.deployer_service_account}"
+}
+
+# ---------------------------------------------------------------- dispatcher
+
+resource "google_cloud_run_v2_service" "dispatcher" {
+  project  = var.project_id
+  name     = "dispatcher"
+  location = var.region
+  # Cloud Tasks in the same project counts as internal traffic, so nothing
+  # on the internet can even reach the dispatcher.
+  description         = "POST /tasks/events from Cloud Tasks: enrich, call the target, record status."
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  custom_audiences    = [var.dispatcher_audience]
+  labels              = var.labels
+  deletion_protection = var.deletion_protection
+
+  template {
+    service_account = var.dispatcher_service_account
+    # Longer than the queue's dispatch deadline, so Cloud Tasks (not Cloud
+    # Run) decides when an attempt has taken too long.
+    timeout                          = "${var.queue.dispatch_deadline_seconds + 30}s"
+    max_instance_request_concurrency = var.dispatcher_scaling.concurrency
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    labels                           = var.labels
+
+    scaling {
+      min_instance_count = var.dispatcher_scaling.min_instances
+      max_instance_count = var.dispatcher_scaling.max_instances
+    }
+
+    containers {
+      name  = "dispatcher"
+      image = var.image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.dispatcher_scaling.cpu
+          memory = var.dispatcher_scaling.memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.dispatcher_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+
+        http_get {
+          path = "/health"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      traffic,
+    ]
+  }
+}
+
+# The dispatcher's only invoker: the identity on Cloud Tasks' OIDC tokens.
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoke_dispatcher" {
+  project  = var.project_id
+  location = google_cloud_run_v2_service.dispatcher.location
+  name     = google_cloud_run_v2_service.dispatcher.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${var.tasks_invoker_service_account}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "deployer_releases_dispatcher" {
+  project  = var.project_id
+  location = google_cloud_run_v2_service.dispatcher.location
+  name     = google_cloud_run_v2_service.dispatcher.name
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${var.deployer_service_account}"
+}

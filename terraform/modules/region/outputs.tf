@@ -1,0 +1,19 @@
+output "ingest_uri" {
+  description = "run.app URL of ingest in this region."
+  value       = google_cloud_run_v2_service.ingest.uri
+}
+
+output "ingest_service_name" {
+  description = "Name of the ingest service (for the load balancer's serverless NEG)."
+  value       = google_cloud_run_v2_service.ingest.name
+}
+
+output "dispatcher_uri" {
+  description = "run.app URL of the dispatcher in this region."
+  value       = google_cloud_run_v2_service.dispatcher.uri
+}
+
+output "queue_id" {
+  description = "Resource name of this region's queue."
+  value       = google_cloud_tasks_queue.events.id
+}
