@@ -232,7 +232,12 @@ func stamp(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05.000")
 }
 
+// millis formats a duration as the page shows it: "14 ms", or "10.0 s"
+// from a second on.
 func millis(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 }
 

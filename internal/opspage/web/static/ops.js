@@ -46,7 +46,8 @@
   }
 
   const label = (s) => String(s).replace(/_/g, '-');
-  const millis = (ns) => Math.round((ns || 0) / 1e6) + ' ms';
+  // millis mirrors the page's Go formatting: "14 ms", or "10.0 s" from a second on.
+  const millis = (ns) => (ns >= 1e9 ? (ns / 1e9).toFixed(1) + ' s' : Math.round((ns || 0) / 1e6) + ' ms');
   const safeURL = (u) => (typeof u === 'string' && /^https?:\/\//i.test(u) ? u : '');
   // CSS class tokens from data: keep only what a class name may hold.
   const token = (s) => String(s).replace(/[^a-z0-9_-]/gi, '');
@@ -149,10 +150,10 @@
       return;
     }
 
-    // x: a window of at least a minute ending at the newest sample, so the
+    // x: a window of at least 60 samples ending at the newest one, so the
     // chart fills from the right and then scrolls
     const t1 = opts.times[n - 1];
-    const span = Math.max(60000, t1 - opts.times[0]);
+    const span = Math.max(60 * every, t1 - opts.times[0]);
     const t0 = t1 - span;
     const x = (t) => box.l + ((t - t0) / span) * pw;
 
@@ -167,21 +168,28 @@
     g.beginPath(); g.rect(box.l, box.t - 2, pw, ph + 4); g.clip();
     for (const s of opts.series) {
       const sc = (s.axis || 'left') === 'left' ? left : right;
+      const y = (v) => box.t + ph - (v / sc.max) * ph;
       g.strokeStyle = s.color;
       g.lineWidth = s.dash ? 1.5 : 2;
       g.lineJoin = 'round';
       g.setLineDash(s.dash ? [6, 4] : []);
       g.beginPath();
-      s.values.forEach((v, i) => {
-        const px = x(opts.times[i]);
-        const py = box.t + ph - (v / sc.max) * ph;
-        if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
-      });
-      if (n === 1) g.lineTo(box.l + pw, box.t + ph - (s.values[0] / sc.max) * ph);
+      // a reference line (the limit) spans the whole window
+      g.moveTo(s.extend ? box.l : x(opts.times[0]), y(s.values[0]));
+      s.values.forEach((v, i) => g.lineTo(x(opts.times[i]), y(v)));
+      if (n === 1 && !s.extend) g.lineTo(box.l + pw, y(s.values[0]));
       g.stroke();
+      if (s.tag) {
+        g.fillStyle = s.color;
+        g.textAlign = 'left';
+        g.textBaseline = 'bottom';
+        g.fillText(s.tag, box.l + 4, y(s.values[0]) - 3);
+      }
     }
+    g.setLineDash([]);
     g.restore();
     canvas.dataset.points = String(n);
+    canvas.dataset.last = String(t1);
   }
 
   function drawCharts() {
@@ -194,7 +202,11 @@
       { values: smp.map((s) => s.delivered_per_s), color: COLORS.delivered },
     ];
     const limits = smp.map((s) => s.limit);
-    if (limits.some((v) => v > 0)) series.push({ values: limits, color: COLORS.limit, dash: true });
+    if (limits.some((v) => v > 0)) {
+      const now = limits[limits.length - 1];
+      series.unshift({ values: limits, color: COLORS.limit, dash: true, extend: true,
+        tag: now > 0 ? 'limit ' + (+now.toPrecision(4)) + '/s' : '' });
+    }
     plot($('chart-rate'), { times, series });
 
     plot($('chart-backlog'), {
@@ -270,7 +282,10 @@
       recv.append(time);
 
       const oc = el('td', 'outcome', ev.last_outcome ? label(ev.last_outcome) : '');
-      if (ev.reason) oc.append(' ', el('span', 'muted', '(' + ev.reason + ')'));
+      if (ev.reason) {
+        oc.append(' ', el('span', 'muted', '(' + ev.reason + ')'));
+        oc.title = ev.reason;
+      }
 
       tr.append(idCell, st, el('td', 'name', ev.name), recv, el('td', 'num', ev.attempts), oc);
       rows.push(tr);
