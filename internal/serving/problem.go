@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"path"
 	"strings"
 )
 
@@ -111,4 +112,26 @@ func RefuseEncoded(w http.ResponseWriter) {
 	w.Header().Set("Accept-Encoding", "identity")
 	WriteProblem(w, http.StatusUnsupportedMediaType, SlugUnsupportedContentEncoding, "Unsupported content encoding",
 		"Send the body without Content-Encoding (identity).", nil)
+}
+
+// CanonicalPaths answers a 404 problem for a request whose path is not in
+// canonical form ("..", ".", "//"), which http.ServeMux would otherwise
+// answer with an HTML redirect; other requests go to next.
+func CanonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || p[0] != '/' || canonical(p) != p {
+			NotFound().ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// canonical is ServeMux's cleanPath: path.Clean keeping a trailing slash.
+func canonical(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }

@@ -432,3 +432,30 @@ func TestIsEncoded(t *testing.T) {
 		t.Errorf("RefuseEncoded: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 }
+
+func TestCanonicalPaths(t *testing.T) {
+	t.Parallel()
+	h := CanonicalPaths(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	cases := map[string]int{
+		"/events":        204,
+		"/":              204,
+		"/tasks/":        204,
+		"/events/../x":   404,
+		"/./events":      404,
+		"//events":       404,
+		"/events/":       204,
+		"/a/b/../../etc": 404,
+	}
+	for p, want := range cases {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL.Path = p
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", p, rec.Code, want)
+		}
+		if want == 404 && !strings.Contains(rec.Body.String(), SlugNotFound) {
+			t.Errorf("%s: body %s, want a not-found problem", p, rec.Body)
+		}
+	}
+}
