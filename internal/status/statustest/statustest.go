@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) status.Store) {
 		{"ApplyMissingWithoutEvent", testApplyMissingWithoutEvent},
 		{"ConcurrentApply", testConcurrentApply},
 		{"ConcurrentApplyMissing", testConcurrentApplyMissing},
+		{"ConcurrentCreateAndApply", testConcurrentCreateAndApply},
 		{"List", testList},
 		{"ListPaging", testListPaging},
 		{"ListDefaultLimit", testListDefaultLimit},
@@ -470,6 +471,47 @@ func testConcurrentApplyMissing(t *testing.T, newStore func(*testing.T) status.S
 	const n = 10
 	if diff := cmp.Diff(wantNumbers(n), applyConcurrently(t, s, "contended-missing", n, NewEvent("contended-missing"))); diff != "" {
 		t.Errorf("attempt numbers after %d concurrent Applies on a missing record (-want +got):\n%s", n, diff)
+	}
+}
+
+// testConcurrentCreateAndApply races ingest's Create with the dispatcher's
+// Apply on a record neither has created yet: no call fails, at most one
+// Create reports created, and every attempt is kept.
+func testConcurrentCreateAndApply(t *testing.T, newStore func(*testing.T) status.Store) {
+	s := newStore(t)
+	const (
+		id = "create-and-apply"
+		n  = 5
+	)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+		errs    []error
+	)
+	for range n {
+		wg.Go(func() {
+			ok, err := s.Create(t.Context(), NewRecord(id, base))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if ok {
+				created++
+			}
+		})
+	}
+	numbers := applyConcurrently(t, s, id, n, NewEvent(id))
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent Create: %v", err)
+	}
+	if created > 1 {
+		t.Errorf("%d Creates reported created, want at most 1", created)
+	}
+	if diff := cmp.Diff(wantNumbers(n), numbers); diff != "" {
+		t.Errorf("attempt numbers after Creates racing Applies (-want +got):\n%s", diff)
 	}
 }
 
