@@ -16,15 +16,15 @@ import (
 	"eventrelay/internal/status"
 )
 
-// Problem slugs (appended to serving.ProblemTypeBase). They are stable.
+// Problem slugs (appended to serving.ProblemTypeBase) of the failures the
+// page answers itself; an unknown path is serving.SlugNotFound, a method
+// other than GET or HEAD serving.SlugMethodNotAllowed. They are stable.
 const (
-	SlugNotFound         = "not-found"          // 404: no such path
-	SlugEventNotFound    = "event-not-found"    // 404: no record for the id
-	SlugMethodNotAllowed = "method-not-allowed" // 405
-	SlugInvalidStatus    = "invalid-status"     // 400: ?status= is not a status
-	SlugInvalidLimit     = "invalid-limit"      // 400: ?limit= out of range
-	SlugInvalidID        = "invalid-event-id"   // 400: empty id
-	SlugStoreUnavailable = "store-unavailable"  // 503: the status store failed
+	SlugEventNotFound    = "event-not-found"   // 404: no record for the id
+	SlugInvalidStatus    = "invalid-status"    // 400: ?status= is not a status
+	SlugInvalidLimit     = "invalid-limit"     // 400: ?limit= out of range
+	SlugInvalidID        = "invalid-event-id"  // 400: empty id
+	SlugStoreUnavailable = "store-unavailable" // 503: the status store failed
 )
 
 // contentSecurityPolicy allows only the page's own script, style and API:
@@ -63,18 +63,17 @@ func mustSub(f fs.FS, dir string) fs.FS {
 // problems; the request context's logger (logging.FromContext) is used.
 func (p *Page) Handler() http.Handler {
 	mux := http.NewServeMux()
+	readOnly := serving.MethodNotAllowed(http.MethodGet, http.MethodHead)
 	get := func(pattern string, h http.HandlerFunc) {
 		mux.Handle("GET "+pattern, h)
-		mux.Handle(pattern, http.HandlerFunc(methodNotAllowed))
+		mux.Handle(pattern, readOnly)
 	}
 	get("/{$}", p.handlePage)
 	get("/static/{file}", handleStatic)
 	get("/api/overview", p.handleOverview)
 	get("/api/events", p.handleEvents)
 	get("/api/events/{id...}", p.handleEvent)
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		serving.WriteProblem(w, http.StatusNotFound, SlugNotFound, "Not found", "", nil)
-	}))
+	mux.Handle("/", serving.NotFound())
 	return securityHeaders(serving.Recover(mux))
 }
 
@@ -90,16 +89,10 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "GET, HEAD")
-	serving.WriteProblem(w, http.StatusMethodNotAllowed, SlugMethodNotAllowed, "Method not allowed",
-		"The ops page is read-only: use GET.", nil)
-}
-
 func handleStatic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	if st, err := fs.Stat(staticFS, name); err != nil || st.IsDir() {
-		serving.WriteProblem(w, http.StatusNotFound, SlugNotFound, "Not found", "", nil)
+		serving.NotFound().ServeHTTP(w, r)
 		return
 	}
 	http.ServeFileFS(w, r, staticFS, name)
@@ -122,8 +115,7 @@ func (p *Page) handleOverview(w http.ResponseWriter, r *http.Request) {
 
 func (p *Page) handleEvents(w http.ResponseWriter, r *http.Request) {
 	q, err := parseEventsQuery(r.URL.Query())
-	if err != nil {
-		bad := err.(*errBadQuery)
+	if bad, ok := errors.AsType[*errBadQuery](err); ok {
 		serving.WriteProblem(w, http.StatusBadRequest, bad.slug, "Invalid query", bad.msg, nil)
 		return
 	}
@@ -209,7 +201,7 @@ func (p *Page) handlePage(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	if err := pageTmpl.Execute(&buf, data); err != nil {
 		logging.FromContext(ctx).ErrorContext(ctx, "ops page: render failed", "error", err.Error())
-		serving.WriteProblem(w, http.StatusInternalServerError, "internal", "Internal error", "", nil)
+		serving.WriteProblem(w, http.StatusInternalServerError, serving.SlugInternal, "Internal error", "", nil)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -12,6 +12,7 @@ import (
 
 	"eventrelay/internal/event"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 )
 
@@ -196,13 +197,13 @@ func TestStaticAndRouting(t *testing.T) {
 		{name: "script", method: "GET", target: "/static/ops.js", wantCode: 200, wantType: "text/javascript; charset=utf-8"},
 		{name: "stylesheet", method: "GET", target: "/static/ops.css", wantCode: 200, wantType: "text/css; charset=utf-8"},
 		{name: "head of the page", method: "HEAD", target: "/", wantCode: 200},
-		{name: "missing static file", method: "GET", target: "/static/nope.js", wantCode: 404, wantSlug: SlugNotFound},
-		{name: "static directory", method: "GET", target: "/static/", wantCode: 404, wantSlug: SlugNotFound},
-		{name: "template is not served", method: "GET", target: "/static/index.html", wantCode: 404, wantSlug: SlugNotFound},
-		{name: "unknown path", method: "GET", target: "/metrics", wantCode: 404, wantSlug: SlugNotFound},
-		{name: "POST overview", method: "POST", target: "/api/overview", wantCode: 405, wantSlug: SlugMethodNotAllowed},
-		{name: "DELETE event", method: "DELETE", target: "/api/events/x", wantCode: 405, wantSlug: SlugMethodNotAllowed},
-		{name: "POST page", method: "POST", target: "/", wantCode: 405, wantSlug: SlugMethodNotAllowed},
+		{name: "missing static file", method: "GET", target: "/static/nope.js", wantCode: 404, wantSlug: serving.SlugNotFound},
+		{name: "static directory", method: "GET", target: "/static/", wantCode: 404, wantSlug: serving.SlugNotFound},
+		{name: "template is not served", method: "GET", target: "/static/index.html", wantCode: 404, wantSlug: serving.SlugNotFound},
+		{name: "unknown path", method: "GET", target: "/metrics", wantCode: 404, wantSlug: serving.SlugNotFound},
+		{name: "POST overview", method: "POST", target: "/api/overview", wantCode: 405, wantSlug: serving.SlugMethodNotAllowed},
+		{name: "DELETE event", method: "DELETE", target: "/api/events/x", wantCode: 405, wantSlug: serving.SlugMethodNotAllowed},
+		{name: "POST page", method: "POST", target: "/", wantCode: 405, wantSlug: serving.SlugMethodNotAllowed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

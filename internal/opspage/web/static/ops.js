@@ -403,6 +403,10 @@
     'api/events?limit=20' + (state.filter ? '&status=' + encodeURIComponent(state.filter) : '');
 
   async function tick() {
+    if (document.hidden) { // no polling while nobody looks
+      setTimeout(tick, every);
+      return;
+    }
     try {
       const [ov, list] = await Promise.all([getJSON('api/overview'), getJSON(eventsURL())]);
       renderOverview(ov);
