@@ -13,6 +13,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"eventrelay/internal/auth"
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
@@ -42,6 +43,13 @@ func realMain(ctx context.Context) (err error) {
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
 	}
+	if err := cfg.Config.Validate(); err != nil {
+		return fmt.Errorf("invalid dispatcher config: %w", err)
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
 	if cfg.Telemetry.ServiceName == "" {
 		cfg.Telemetry.ServiceName = "dispatcher"
 	}
@@ -59,10 +67,13 @@ func realMain(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Only the queue's token service account may deliver tasks.
+	srv.Authenticate = auth.Middleware(verifier)
 	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL)
+	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL,
+		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer)
 	return server.Serve(ctx, srv.Routes(ctx))
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"eventrelay/internal/auth"
 	"eventrelay/internal/queue"
 )
 
@@ -29,10 +30,24 @@ type Config struct {
 	Retry queue.RetryConfig
 	// Port is the TCP port to listen on (Cloud Run sets PORT).
 	Port string `env:"PORT, default=8081"`
+	// Auth (AUTH_*) says whose tokens may deliver tasks: in production
+	// Google-signed tokens for the dispatcher's audience whose email is the
+	// Cloud Tasks token service account. The X-CloudTasks-* headers are
+	// never identity. NewServer does not read it: main builds the verifier
+	// (auth.NewVerifier) and sets Server.Authenticate.
+	Auth auth.Settings
 }
 
-// Validate reports every problem in c.
+// Validate reports every problem in c, as main needs it: the server's
+// fields and the AUTH_* settings.
 func (c Config) Validate() error {
+	return errors.Join(c.validateServer(), c.Auth.Validate())
+}
+
+// validateServer checks the fields the Server itself uses; NewServer needs
+// no more, so a caller that wires its own Authenticate (devstack) need not
+// fill Auth.
+func (c Config) validateServer() error {
 	var errs []error
 	if strings.TrimSpace(c.Brand) == "" {
 		errs = append(errs, errors.New("BRAND must not be empty"))

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sethvargo/go-envconfig"
 
+	"eventrelay/internal/auth"
 	"eventrelay/internal/queue"
 )
 
@@ -24,7 +25,11 @@ func loadConfig(t testing.TB, env map[string]string) (Config, error) {
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	got, err := loadConfig(t, map[string]string{"TARGET_URL": "http://127.0.0.1:8082/graphql"})
+	got, err := loadConfig(t, map[string]string{
+		"TARGET_URL":          "http://127.0.0.1:8082/graphql",
+		"AUTH_AUDIENCE":       "https://dispatcher.example.test",
+		"AUTH_ALLOWED_EMAILS": "tasks@p.iam.gserviceaccount.com",
+	})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -39,6 +44,11 @@ func TestConfigDefaults(t *testing.T) {
 			MaxDoublings: 16,
 		},
 		Port: "8081",
+		Auth: auth.Settings{
+			Mode:          auth.ModeGoogle,
+			Audience:      "https://dispatcher.example.test",
+			AllowedEmails: []string{"tasks@p.iam.gserviceaccount.com"},
+		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -81,6 +91,11 @@ func TestConfigValidate(t *testing.T) {
 			TargetTimeout: time.Second,
 			Retry:         queue.RetryConfig{MaxAttempts: 3, MinBackoff: time.Second, MaxBackoff: time.Minute, MaxDoublings: 2},
 			Port:          "8081",
+			Auth: auth.Settings{
+				Mode:          auth.ModeGoogle,
+				Audience:      "https://dispatcher.example.test",
+				AllowedEmails: []string{"tasks@p.iam.gserviceaccount.com"},
+			},
 		}
 	}
 	cases := []struct {
@@ -97,6 +112,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "zero timeout", mutate: func(c *Config) { c.TargetTimeout = 0 }, wantErr: []string{"TARGET_TIMEOUT"}},
 		{name: "bad retry", mutate: func(c *Config) { c.Retry.MaxAttempts = 0 }, wantErr: []string{"max attempts"}},
 		{name: "bad port", mutate: func(c *Config) { c.Port = "http" }, wantErr: []string{"PORT"}},
+		{name: "no auth", mutate: func(c *Config) { c.Auth = auth.Settings{} }, wantErr: []string{"AUTH_MODE", "AUTH_AUDIENCE", "AUTH_ALLOWED_EMAILS"}},
+		{name: "no invoker email", mutate: func(c *Config) { c.Auth.AllowedEmails = nil }, wantErr: []string{"AUTH_ALLOWED_EMAILS is required"}},
 		{
 			name:    "every problem is reported",
 			mutate:  func(c *Config) { c.Brand = ""; c.TargetURL = ""; c.TargetTimeout = -1 },

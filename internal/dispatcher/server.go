@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher/target"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
@@ -53,11 +54,14 @@ type Server struct {
 // calling the target with client (nil means a default client). client is not
 // modified: its transport is wrapped by a target.Transport in a copy.
 func NewServer(ctx context.Context, cfg Config, store status.Store, client *http.Client) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validateServer(); err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
 	}
 	if store == nil {
 		return nil, errors.New("dispatcher: status store is required")
+	}
+	if cfg.Auth.Issuer == devissuer.IssuerID {
+		devissuer.LogNotForProduction(ctx)
 	}
 	logging.FromContext(ctx).DebugContext(ctx, "dispatcher configured",
 		"target_url", cfg.TargetURL, "target_timeout", cfg.TargetTimeout.String(),
@@ -72,20 +76,50 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, client *http
 }
 
 // Routes returns the dispatcher's handler: POST /tasks/events and
-// GET /health, with panics turned into 500 problems. Request contexts carry
-// the logger of ctx.
+// GET /health, problem+json 405 and 404 for anything else, and panics turned
+// into 500 problems. A task request is checked in this order: method (405),
+// Content-Type application/json (415 unsupported-media-type), no
+// Content-Encoding (415 unsupported-content-encoding), Authenticate
+// (401/403), then the handler. Request contexts carry the logger of ctx.
 func (s *Server) Routes(ctx context.Context) http.Handler {
 	logger := logging.FromContext(ctx)
 	task := s.handleTask()
 	if s.Authenticate != nil {
 		task = s.Authenticate(task)
+	} else {
+		logger.WarnContext(ctx, "the task endpoint is NOT authenticated (Server.Authenticate is nil): anyone can trigger deliveries")
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST "+TaskPath, task)
+	mux.Handle("POST "+TaskPath, requireJSON(task))
+	mux.Handle(TaskPath, serving.MethodNotAllowed(http.MethodPost))
 	mux.Handle("GET "+HealthPath, s.handleHealth())
-	h := serving.Recover(mux)
+	mux.Handle(HealthPath, serving.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.Handle("/", serving.NotFound())
+	h := serving.Recover(serving.CanonicalPaths(mux))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger)))
+	})
+}
+
+// requireJSON refuses a task body that is not plain JSON before anything
+// else reads it. The queue always sends application/json; anything else is
+// a misconfigured queue or someone else, so it is logged at WARN.
+func requireJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		switch {
+		case !serving.IsJSON(r.Header.Get("Content-Type")):
+			logging.FromContext(ctx).WarnContext(ctx, "task refused", "status", http.StatusUnsupportedMediaType,
+				"problem", serving.SlugUnsupportedMediaType)
+			serving.WriteProblem(w, http.StatusUnsupportedMediaType, serving.SlugUnsupportedMediaType,
+				"Unsupported media type", "Send the task body as Content-Type: application/json.", nil)
+		case serving.IsEncoded(r.Header):
+			logging.FromContext(ctx).WarnContext(ctx, "task refused", "status", http.StatusUnsupportedMediaType,
+				"problem", serving.SlugUnsupportedContentEncoding)
+			serving.RefuseEncoded(w)
+		default:
+			next.ServeHTTP(w, r)
+		}
 	})
 }
 
