@@ -150,13 +150,26 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("dev issuer: %w", err)
 	}
 	devissuer.LogNotForProduction(ctx)
+	// Both hops check dev tokens with the cloud's rules: ingest accepts the
+	// source's email only, the dispatcher the queue's only, each for its
+	// own audience.
 	verifier, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
-		Issuer:   devissuer.IssuerID,
-		Audience: devissuer.DefaultAudience,
-		Keys:     s.Issuer.PublicKeys(),
+		Issuer:        devissuer.IssuerID,
+		Audience:      devissuer.DefaultAudience,
+		Keys:          s.Issuer.PublicKeys(),
+		AllowedEmails: []string{devissuer.DefaultSourceEmail},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ingest verifier: %w", err)
+	}
+	dispatchVerifier, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
+		Issuer:        devissuer.IssuerID,
+		Audience:      devissuer.DispatcherAudience,
+		Keys:          s.Issuer.PublicKeys(),
+		AllowedEmails: []string{devissuer.InvokerEmail},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher verifier: %w", err)
 	}
 
 	// Listeners first, so every URL is known before anything is wired.
@@ -214,6 +227,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Path:   filepath.Join(o.DataDir, QueueFile),
 		Config: s.QueueConfig,
 		Target: s.DispatcherURL + dispatcher.TaskPath,
+		// What Cloud Tasks does with the task's OIDC token.
+		Token: s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour),
 	}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
@@ -229,6 +244,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
+	disp.Authenticate = auth.Middleware(dispatchVerifier)
 
 	ing, err := ingest.NewServer(ctx, ingest.Config{
 		EnqueueTimeout: 250 * time.Millisecond,
