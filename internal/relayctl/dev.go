@@ -2,6 +2,7 @@ package relayctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/opspage"
+	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
 )
@@ -27,6 +30,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.IngestAddr, "ingest-addr", "127.0.0.1:8080", "ingest listen address")
 	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:8082", "targetmock listen address")
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
+	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
 	pos, err := parseInterspersed(fs, args)
@@ -67,9 +71,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	opsURL, opsDone, err := startOpsPage(ctx, *opsAddr, stack, o.TargetRate)
+	if err != nil {
+		return errors.Join(err, stack.Stop())
+	}
 	fmt.Fprintf(stdout, "eventrelay local stack (embedded engine), data in %s, log in %s\n", o.DataDir, logPath)
 	fmt.Fprintf(stdout, "  ingest      %s/events   (token: relayctl token --data %s)\n", stack.IngestURL, o.DataDir)
 	fmt.Fprintf(stdout, "  dispatcher  %s\n", stack.DispatcherURL)
+	if opsURL != "" {
+		fmt.Fprintf(stdout, "  ops page    %s/\n", opsURL)
+	}
 	fmt.Fprintf(stdout, "  targetmock  %s/graphql  limit %.4g/s burst %d\n", stack.TargetURL, o.TargetRate, o.TargetBurst)
 	if o.SourceRate > 0 {
 		fmt.Fprintf(stdout, "  sourcemock  %.4g events/s\n", o.SourceRate)
@@ -77,7 +88,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "Ctrl-C stops; run again with the same --data to resume.")
 
 	progress(ctx, stack, o.TargetRate, stdout)
-	err = stack.Stop()
+	err = errors.Join(stack.Stop(), opsDone())
 	if stack.Sender != nil {
 		fmt.Fprintf(stdout, "source: %s\n", stack.Sender.Snapshot())
 	}
@@ -129,4 +140,40 @@ func counts(ctx context.Context, stack *devstack.Stack) (tally, error) {
 	}
 	t.delivered, t.failed, t.dead = c[status.Delivered], c[status.Failed], c[status.DeadLettered]
 	return t, nil
+}
+
+// startOpsPage serves the live ops page over the stack's stores until ctx
+// ends; done waits for it to stop. An empty addr disables it.
+func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit float64) (url string, done func() error, err error) {
+	if addr == "" {
+		return "", func() error { return nil }, nil
+	}
+	page, err := opspage.New(opspage.Options{
+		Store: stack.Status,
+		Queue: stack.Queue,
+		Limit: func() float64 { return limit },
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("ops page: %w", err)
+	}
+	srv, err := serving.New(addr, serving.Timeouts{})
+	if err != nil {
+		return "", nil, fmt.Errorf("ops page: %w", err)
+	}
+	// The page stops with the stack (ctx may outlive it when the stack fails).
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stack.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	errc := make(chan error, 2)
+	go func() { errc <- page.Run(ctx) }()
+	go func() { errc <- srv.Serve(ctx, page.Handler()) }()
+	return srv.URL(), func() error {
+		cancel()
+		return errors.Join(<-errc, <-errc)
+	}, nil
 }
