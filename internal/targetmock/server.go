@@ -105,8 +105,14 @@ func (s *Server) Routes(ctx context.Context) http.Handler {
 	mux.Handle("GET /health", s.handleHealth())
 	mux.Handle("GET /admin/faults", s.handleGetKnobs())
 	mux.Handle("POST /admin/faults", s.handleSetKnobs())
+	// Everything else is a problem+json 405 or 404, never net/http's text.
+	mux.Handle("/graphql", serving.MethodNotAllowed(http.MethodPost))
+	mux.Handle("/health", serving.MethodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.Handle("/admin/faults", serving.MethodNotAllowed(http.MethodGet, http.MethodHead, http.MethodPost))
+	mux.Handle("/", serving.NotFound())
+	h := serving.CanonicalPaths(mux)
 	return serving.Recover(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mux.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger)))
+		h.ServeHTTP(w, r.WithContext(logging.WithLogger(r.Context(), logger)))
 	}))
 }
 
