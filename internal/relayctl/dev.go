@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/opspage"
@@ -61,7 +63,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ctx = logging.WithLogger(ctx, logger)
 
 	var stack *devstack.Stack
-	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "relayctl-dev", SampleRatio: 1})
+	// Always-on sampling, and the spans of recent traces kept in memory so
+	// the ops page can show an event's path without a tracing backend.
+	spans := telemetry.NewRecorder(5000)
+	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "relayctl-dev", SampleRatio: 1},
+		sdktrace.WithSpanProcessor(spans))
 	if err != nil {
 		return err
 	}
@@ -71,7 +77,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	opsURL, opsDone, err := startOpsPage(ctx, *opsAddr, stack, o.TargetRate)
+	opsURL, opsDone, err := startOpsPage(ctx, *opsAddr, stack, o.TargetRate, spans)
 	if err != nil {
 		return errors.Join(err, stack.Stop())
 	}
@@ -144,7 +150,7 @@ func counts(ctx context.Context, stack *devstack.Stack) (tally, error) {
 
 // startOpsPage serves the live ops page over the stack's stores until ctx
 // ends; done waits for it to stop. An empty addr disables it.
-func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit float64) (url string, done func() error, err error) {
+func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit float64, spans *telemetry.Recorder) (url string, done func() error, err error) {
 	if addr == "" {
 		return "", func() error { return nil }, nil
 	}
@@ -152,6 +158,7 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 		Store: stack.Status,
 		Queue: stack.Queue,
 		Limit: func() float64 { return limit },
+		Spans: recordedSpans{spans},
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)
@@ -176,4 +183,20 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 		cancel()
 		return errors.Join(<-errc, <-errc)
 	}, nil
+}
+
+// recordedSpans serves the ops page from the in-memory span recorder.
+type recordedSpans struct{ r *telemetry.Recorder }
+
+func (s recordedSpans) Spans(_ context.Context, traceID string) ([]opspage.Span, error) {
+	rec := s.r.Spans(traceID)
+	out := make([]opspage.Span, len(rec))
+	for i, r := range rec {
+		out[i] = opspage.Span{
+			TraceID: r.TraceID, SpanID: r.SpanID, ParentID: r.ParentID,
+			Name: r.Name, Service: r.Scope, Start: r.Start, Duration: r.Duration,
+			Attributes: r.Attributes, Status: r.Status,
+		}
+	}
+	return out, nil
 }
