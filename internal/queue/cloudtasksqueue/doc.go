@@ -29,7 +29,7 @@
 // (queuetest.Capabilities): every task delivered with the X-CloudTasks-*
 // headers, Content-Type, trace headers and body; AlreadyExists for a name
 // seen before, even after delivery; rate limit; max concurrent dispatches;
-// MaxAttempts; enqueue order when one dispatch is allowed at a time.
+// MaxAttempts.
 //
 // Where it differs, and what this package does about it:
 //
@@ -53,6 +53,9 @@
 //   - X-CloudTasks-TaskExecutionCount counts every earlier attempt,
 //     5xx and timeouts included (Google counts only non-5xx answers).
 //   - Retry-After is ignored, on 429 and 503 alike.
+//   - Order: each task waits in its own goroutine and they race for the
+//     dispatcher, so with one dispatch at a time tasks go in enqueue order
+//     usually, but not under load (Google promises no order either).
 //   - UpdateQueue is unimplemented and a deleted queue's id can never be
 //     created again: a queue's configuration is fixed at creation.
 //     EnsureQueue accepts an existing queue with the same configuration
