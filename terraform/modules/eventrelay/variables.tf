@@ -231,7 +231,7 @@ variable "source_service_accounts" {
 
   validation {
     condition     = alltrue([for e in var.source_service_accounts : can(regex("^[a-z0-9-]+@[a-z0-9.-]+\\.iam\\.gserviceaccount\\.com$", e))])
-    error_message = "source_service_accounts must be service account emails (no allUsers, no user or group principals)."
+    error_message = "source_service_accounts must be service account emails: no user, group or public principals."
   }
 }
 

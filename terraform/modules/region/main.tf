@@ -32,11 +32,13 @@ locals {
     FIRESTORE_DATABASE = var.firestore_database
   }
 
-  # Google-signed ID tokens: Cloud Run has already verified the signature
-  # (IAM invoker), the services check issuer, audience and email.
+  # Google-signed ID tokens (internal/auth, docs/security.md). Both
+  # services require authentication in Cloud Run, whose IAM invoker check
+  # verifies the signature and forwards the token with it removed, so the
+  # services check the claims: issuer, audience, expiry, allowed email.
   google_auth_env = {
-    AUTH_ISSUER   = "https://accounts.google.com"
-    AUTH_JWKS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+    AUTH_MODE                = "google"
+    AUTH_TRUST_CLOUD_RUN_IAM = "true"
   }
 
   ingest_env = merge(
