@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -189,4 +190,48 @@ func TestEmulatorJWKSLive(t *testing.T) {
 			t.Errorf("key %s is not a public key", k.KeyID)
 		}
 	}
+}
+
+// FuzzNormaliseJWKS: any document comes back as it was or as a key set in
+// which no key advertises RSA256 and every other member is kept; a second
+// pass changes nothing.
+func FuzzNormaliseJWKS(f *testing.F) {
+	for _, seed := range []string{emulatorJWKS, `{"keys":[]}`, `{"keys":[{"alg":"RSA256"},{"alg":"RS256"}]}`, `{"keys":null}`, `[]`, `{`, `{"keys":[{"alg":"RSA256","alg":"x"}]}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		out, ok := normaliseJWKS(doc)
+		if !ok {
+			if !bytes.Equal(out, doc) {
+				t.Fatalf("a document that is not a key set was changed")
+			}
+			return
+		}
+		again, ok2 := normaliseJWKS(out)
+		if !ok2 || !bytes.Equal(again, out) {
+			t.Fatalf("second pass changed %s into %s", out, again)
+		}
+		var set struct {
+			Keys []map[string]json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal(out, &set); err != nil {
+			t.Fatalf("result is not a key set: %v", err)
+		}
+		var before struct {
+			Keys []map[string]json.RawMessage `json:"keys"`
+		}
+		_ = json.Unmarshal(doc, &before)
+		if len(before.Keys) != len(set.Keys) {
+			t.Fatalf("%d keys became %d", len(before.Keys), len(set.Keys))
+		}
+		for i, k := range set.Keys {
+			var alg string
+			if json.Unmarshal(k["alg"], &alg) == nil && alg == "RSA256" {
+				t.Fatalf("key %d still advertises RSA256", i)
+			}
+			if len(k) != len(before.Keys[i]) {
+				t.Fatalf("key %d lost members", i)
+			}
+		}
+	})
 }

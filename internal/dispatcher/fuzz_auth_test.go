@@ -1,0 +1,40 @@
+package dispatcher
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"eventrelay/internal/auth/authtest"
+)
+
+// FuzzTaskAuthorization: whatever Authorization header a delivery carries,
+// the dispatcher answers 200 (the queue's token), 401 or 403, never a 5xx,
+// and calls the target only for the 200.
+func FuzzTaskAuthorization(f *testing.F) {
+	mode := authtest.Modes(attackDispatcherAudience, tasksSA)[1]
+	h := newSecureHarness(f, mode)
+	for _, a := range mode.Attacks(f, attackIngestAudience) {
+		if len(a.Authorization) == 1 {
+			f.Add(a.Authorization[0])
+		}
+	}
+	f.Add(mode.ValidAuthorization(f))
+	f.Fuzz(func(t *testing.T, authz string) {
+		before := len(h.target.seen())
+		req := taskRequest(eventJSON("ev-fuzz"), "")
+		req.Header["Authorization"] = []string{authz}
+		rec := httptest.NewRecorder()
+		h.handler.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			return
+		case http.StatusUnauthorized, http.StatusForbidden:
+		default:
+			t.Fatalf("status %d for Authorization %q: %s", rec.Code, authz, rec.Body)
+		}
+		if after := len(h.target.seen()); after != before {
+			t.Fatal("a refused delivery called the target")
+		}
+	})
+}
