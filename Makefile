@@ -9,7 +9,7 @@ TARGET_RATE ?= 10
 SOURCE_RATE ?= $(shell echo $$(( $(TARGET_RATE) * 2 )))
 BENCH_OUT ?= bench-results
 
-.PHONY: run test vet bench bench-micro bench-stack generate check-generated build fmt fmt-check clean
+.PHONY: run test vet bench bench-micro bench-stack generate check-generated build fmt fmt-check clean fuzz
 
 ## run: the whole pipeline on this machine (ingest, queue, dispatcher, targetmock, sourcemock)
 run:
@@ -21,8 +21,8 @@ run:
 # other package has passed with it.
 E2E_PKGS = ./internal/devstack/...
 
-## test: vet, gofmt, every unit test with the race detector, then the end-to-end tests
-test: vet fmt-check
+## test: vet, gofmt, terraform fmt, every unit test with the race detector, then the end-to-end tests
+test: vet fmt-check tf-fmt-check
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/internal/devstack')
 	$(GO) test -count=1 -timeout 20m $(E2E_PKGS)
 
@@ -44,6 +44,20 @@ bench-micro:
 bench-stack:
 	$(GO) run ./relayctl bench --out $(BENCH_OUT)
 
+# Fuzz targets' seed corpora run with every `make test`; the fuzzing engine
+# runs only here (CI does not: it would cost minutes per target).
+FUZZTIME ?= 30s
+
+## fuzz: run every FuzzXxx target for FUZZTIME each (default 30s), one after the other
+fuzz:
+	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		pkg=./$$(dirname $$f); \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 ## generate: regenerate the gqlgen server and the genqlient client
 generate:
 	$(GO) generate ./...
@@ -60,3 +74,69 @@ build:
 
 clean:
 	rm -rf bin $(BENCH_OUT)
+
+# ---------------------------------------------------------------- delivery
+# Cloud delivery (docs/deployment.md). cloudbuild.yaml's steps call these
+# targets; the release targets do nothing unless DEPLOY=true.
+
+TERRAFORM    ?= terraform
+TF_ENVS      ?= dev prod
+IMAGES       ?= ingest dispatcher targetmock
+TAG          ?= $(shell git rev-parse HEAD 2>/dev/null || echo dev)
+REPOSITORY   ?= eventrelay
+PUSH         ?= false
+# Terraform warns on every command without a CLI config file; give it an
+# empty one unless the user has their own.
+TF_ENV       = $$( [ -n "$$TF_CLI_CONFIG_FILE" ] || [ -f "$$HOME/.terraformrc" ] || echo TF_CLI_CONFIG_FILE=/dev/null )
+RELEASE_ENV  = DEPLOY=$(DEPLOY) PROJECT=$(PROJECT) ENV=$(ENV) REGION=$(REGION) REGIONS=$(REGIONS) \
+	TAG=$(TAG) REPOSITORY=$(REPOSITORY) SOURCES_BUCKET=$(SOURCES_BUCKET) TF_SA=$(TF_SA) \
+	TF_STATE_BUCKET=$(TF_STATE_BUCKET) SMOKE_SA=$(SMOKE_SA) INGEST_AUDIENCE=$(INGEST_AUDIENCE) \
+	FIRESTORE_DATABASE='$(FIRESTORE_DATABASE)' TARGETMOCK=$(TARGETMOCK) SOURCEMOCK=$(SOURCEMOCK) \
+	SOURCEMOCK_RUNTIME=$(SOURCEMOCK_RUNTIME)
+
+.PHONY: ci images tf-fmt tf-fmt-check tf-check function-zip tf-plan tf-apply deploy smoke promote rollback function-upload function-deploy
+
+## ci: what CI runs (.ci/run): modules, generated code, emulators, make test
+ci:
+	bash .ci/run
+
+## images: build (PUSH=true: and push) one image per service, tagged TAG (the commit)
+images:
+	@set -e; for s in $(IMAGES); do \
+		echo "== $(REPOSITORY)/$$s:$(TAG)"; \
+		docker build --build-arg SERVICE=$$s --build-arg VERSION=$(TAG) -t $(REPOSITORY)/$$s:$(TAG) .; \
+		if [ "$(PUSH)" = true ]; then docker push $(REPOSITORY)/$$s:$(TAG); fi; \
+	done
+
+## tf-fmt: format the Terraform
+tf-fmt:
+	env $(TF_ENV) $(TERRAFORM) fmt -recursive terraform
+
+# Part of make test: skipped with a message when terraform is not installed,
+# a failure under REQUIRE_TERRAFORM=1 (CI).
+tf-fmt-check:
+	@if ! command -v $(TERRAFORM) >/dev/null 2>&1; then \
+		if [ "$$REQUIRE_TERRAFORM" = 1 ]; then echo "tf-fmt-check: $(TERRAFORM) not found and REQUIRE_TERRAFORM=1"; exit 1; fi; \
+		echo "tf-fmt-check: SKIPPED, $(TERRAFORM) not found (install Terraform 1.11 to check formatting)"; \
+	else \
+		env $(TF_ENV) $(TERRAFORM) fmt -check -recursive -diff terraform || { echo "terraform fmt needed: run make tf-fmt"; exit 1; }; \
+	fi
+
+## tf-check: fmt, then init (no backend) and validate every environment; needs the provider (network)
+tf-check: tf-fmt-check
+	@set -e; for e in $(TF_ENVS); do \
+		echo "== terraform/environments/$$e"; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e init -backend=false -input=false -no-color >/dev/null; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e validate -no-color; \
+	done
+
+## function-zip: the sourcemock Cloud Function's source (wrapper module, ADR 0007)
+function-zip:
+	scripts/function-source.sh bin/sourcemock-function.zip
+
+tf-plan tf-apply deploy smoke rollback function-upload function-deploy:
+	env $(TF_ENV) $(RELEASE_ENV) scripts/release.sh $@
+
+## promote: shift traffic to the new revisions (SERVICES: default all)
+promote:
+	env $(RELEASE_ENV) scripts/release.sh promote $(SERVICES)
