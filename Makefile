@@ -87,7 +87,7 @@ REPOSITORY   ?= eventrelay
 PUSH         ?= false
 # Terraform warns on every command without a CLI config file; give it an
 # empty one unless the user has their own.
-TF_ENV       = $$( [ -n "$$TF_CLI_CONFIG_FILE" ] || [ -f "$$HOME/.terraformrc" ] || echo TF_CLI_CONFIG_FILE=/dev/null )
+TF_ENV       = $$( [ -f "$${TF_CLI_CONFIG_FILE:-$$HOME/.terraformrc}" ] || echo TF_CLI_CONFIG_FILE=/dev/null )
 RELEASE_ENV  = DEPLOY=$(DEPLOY) PROJECT=$(PROJECT) ENV=$(ENV) REGION=$(REGION) REGIONS=$(REGIONS) \
 	TAG=$(TAG) REPOSITORY=$(REPOSITORY) SOURCES_BUCKET=$(SOURCES_BUCKET) TF_SA=$(TF_SA) \
 	TF_STATE_BUCKET=$(TF_STATE_BUCKET) SMOKE_SA=$(SMOKE_SA) INGEST_AUDIENCE=$(INGEST_AUDIENCE) \
