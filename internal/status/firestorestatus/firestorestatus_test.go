@@ -490,6 +490,43 @@ func TestCreateDuringApplyAcrossStores(t *testing.T) {
 	}
 }
 
+// TestCreateWaitsForTransaction checks Create on a document another
+// process's transaction has read and is about to create: Create must report
+// the existing record, not fail. The emulator aborts the waiting Create with
+// "Transaction lock timeout" after 2 seconds; the transaction here holds its
+// lock longer, so Create's retry is what makes it pass there.
+func TestCreateWaitsForTransaction(t *testing.T) {
+	t.Parallel()
+	s, coll := newStore(t, 0)
+	raw := rawClient(t)
+	const id = "held"
+	ref := raw.Collection(coll).Doc(firestorestatus.DocID(id))
+	read := make(chan struct{})
+	txErr := make(chan error, 1)
+	go func() {
+		first := true
+		txErr <- raw.RunTransaction(context.WithoutCancel(t.Context()), func(ctx context.Context, tx *firestore.Transaction) error {
+			if _, err := tx.Get(ref); err == nil {
+				return errors.New("document exists before the transaction created it")
+			}
+			if first {
+				first = false
+				close(read)
+				time.Sleep(2500 * time.Millisecond) // longer than the emulator's lock timeout
+			}
+			return tx.Create(ref, map[string]any{"event_id": id, "status": "delivering"})
+		}, firestore.MaxAttempts(3))
+	}()
+	<-read
+	created, err := s.Create(t.Context(), statustest.NewRecord(id, time.Now()))
+	if err := <-txErr; err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	if err != nil || created {
+		t.Errorf("Create while a transaction creates the record = %v, %v; want false, nil", created, err)
+	}
+}
+
 // benchParallelism is goroutines per GOMAXPROCS in the benchmarks: a
 // service has many calls in flight, each waiting on the network.
 const benchParallelism = 4
