@@ -21,8 +21,12 @@ esac
 
 mkdir -p "$dir/eventrelay"
 # Tracked sources only, without tests and test data.
-git ls-files -z go.mod go.sum internal sourcemock/function \
-  | grep -zv -e '_test\.go$' -e '/testdata/' \
+# (A build source without .git, as some Cloud Build sources are: find.)
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git ls-files -z go.mod go.sum internal sourcemock/function
+else
+  find go.mod go.sum internal sourcemock/function -type f -print0
+fi | grep -zv -e '_test\.go$' -e '/testdata/' \
   | tar --null -T - -cf - | tar -C "$dir/eventrelay" -xf -
 
 goversion=$(awk '$1 == "go" { print $2; exit }' go.mod)

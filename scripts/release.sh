@@ -67,7 +67,13 @@ smoke)
   # Send a few events through each region's new ingest revision (its tagged
   # URL) with a real Google ID token, then wait until the status store says
   # each was delivered. Delivery goes through whichever dispatcher serves.
+  # SMOKE_ROLLBACK names services to put back on their previous revision
+  # if the smoke test fails (the ones promoted just before it).
   : "${SMOKE_SA:?}" "${INGEST_AUDIENCE:?}"
+  if [[ -n "${SMOKE_ROLLBACK:-}" ]]; then
+    # shellcheck disable=SC2086 # a list of service names
+    trap 'rc=$?; if (( rc != 0 )); then echo "smoke failed: rolling back $SMOKE_ROLLBACK" >&2; "$0" rollback $SMOKE_ROLLBACK; fi' EXIT
+  fi
   count=${SMOKE_COUNT:-3}
   deadline=$(( $(date +%s) + ${SMOKE_TIMEOUT:-300} ))
   database=${FIRESTORE_DATABASE:-(default)}

@@ -200,13 +200,16 @@ func argHas(list []string, prefix string) bool {
 	return false
 }
 
-var makeTargetRe = regexp.MustCompile(`(?m)^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*:([^=]|$)`)
+var makeTargetRe = regexp.MustCompile(`(?m)^([A-Za-z0-9][A-Za-z0-9_. -]*?)\s*:([^=]|$)`)
 
-// MakeTargets returns the explicit targets a Makefile defines.
+// MakeTargets returns the explicit targets a Makefile defines, including
+// every target of a rule that names several.
 func MakeTargets(makefile []byte) map[string]bool {
 	out := map[string]bool{}
 	for _, m := range makeTargetRe.FindAllStringSubmatch(string(makefile), -1) {
-		out[m[1]] = true
+		for _, t := range strings.Fields(m[1]) {
+			out[t] = true
+		}
 	}
 	return out
 }
