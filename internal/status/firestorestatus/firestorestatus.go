@@ -39,11 +39,27 @@
 //
 //	collection: events   fields: status ASC, received_at DESC   (query scope: collection)
 //
+// In Terraform:
+//
+//	resource "google_firestore_index" "events_by_status" {
+//	  database   = "(default)"
+//	  collection = "events"
+//	  fields {
+//	    field_path = "status"
+//	    order      = "ASCENDING"
+//	  }
+//	  fields {
+//	    field_path = "received_at"
+//	    order      = "DESCENDING"
+//	  }
+//	}
+//
 // List without a status uses the automatic single-field index on
 // received_at, Counts the one on status. Also recommended: a TTL policy on
-// expire_at, and single-field index exemptions for event and attempts, which
-// no query filters on (fewer index writes, and no index entries for a large
-// body).
+// expire_at (google_firestore_field with ttl_config), and single-field index
+// exemptions for event and attempts (google_firestore_field with an empty
+// index_config), which no query filters on: fewer index writes, and no index
+// entries for a large body.
 //
 // # Transactions and contention
 //
@@ -51,14 +67,15 @@
 // only status, updated_at, delivered_at, reason and attempts (an Update, so
 // fields this engine does not know survive). Firestore transactions lock
 // what they read; two that read one document and then both write it
-// conflict, one is aborted and the client runs it again after a backoff
-// (1 s growing to 30 s). The emulator resolves that conflict only by a
-// 2-second lock timeout ("Transaction lock timeout", ABORTED), so twenty
-// concurrent Applies on one document took 7 to 50 seconds there. Applies and
-// Creates of one event within a Store are therefore queued in the process
-// first (a lock per event id, released when the call returns, waiting
-// honours the context): only calls from different processes contend in
-// Firestore, and a transaction is tried up to txAttempts times. A
+// conflict, one is aborted and the client runs it again after a random
+// pause (up to 1 s, doubling to 30 s). The emulator resolves that conflict
+// only by a 2-second lock timeout ("Transaction lock timeout", ABORTED), so
+// twenty concurrent Applies on one document took 7 to 50 seconds there.
+// Applies and Creates of one event within a Store are therefore queued in
+// the process first (a lock per event id, released when the call returns,
+// waiting honours the context): only calls from different processes (Cloud
+// Run instances) contend in Firestore, and a transaction is tried up to
+// txAttempts times. A
 // non-transactional Create that meets another process's transaction may
 // fail with ABORTED too (it is not retried by the client); Create retries
 // it, which is safe because a create of an existing document changes
@@ -266,10 +283,10 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 		switch {
 		case grpcstatus.Code(err) == codes.NotFound:
 			if u.Event.ID == "" {
-				return fmt.Errorf("apply status %s: no record and no event to create it from: %w", id, status.ErrNotFound)
+				return fmt.Errorf("no record and no event to create it from: %w", status.ErrNotFound)
 			}
 			if u.Event.ID != id {
-				return fmt.Errorf("apply status %s: event id %q does not match", id, u.Event.ID)
+				return fmt.Errorf("event id %q does not match", u.Event.ID)
 			}
 			exists = false
 			rec = status.Record{
@@ -281,10 +298,10 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 				TraceID:    u.TraceID,
 			}
 		case err != nil:
-			return fmt.Errorf("apply status %s: read: %w", id, err)
+			return fmt.Errorf("read: %w", err)
 		default:
 			if rec, err = fromSnapshot(snap); err != nil {
-				return fmt.Errorf("apply status %s: %w", id, err)
+				return err
 			}
 		}
 
@@ -332,8 +349,8 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 	}
 	if err != nil {
 		var te *status.TransitionError
-		if errors.As(err, &te) || errors.Is(err, status.ErrNotFound) {
-			return status.Record{}, err
+		if errors.As(err, &te) {
+			return status.Record{}, err // says which event and move already
 		}
 		return status.Record{}, fmt.Errorf("apply status %s: %w", id, err)
 	}
