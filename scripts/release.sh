@@ -37,7 +37,8 @@ tf-plan)
   : "${TF_STATE_BUCKET:?}" "${TF_SA:?}"
   export GOOGLE_IMPERSONATE_SERVICE_ACCOUNT="$TF_SA" TF_IN_AUTOMATION=1
   # The environment's variable values live beside its state (docs/deployment.md).
-  gcloud storage cp "gs://$TF_STATE_BUCKET/eventrelay/$ENV/terraform.tfvars" "$tfdir/terraform.tfvars"
+  gcloud storage cp --impersonate-service-account="$TF_SA" \
+    "gs://$TF_STATE_BUCKET/eventrelay/$ENV/terraform.tfvars" "$tfdir/terraform.tfvars"
   tf init -input=false -backend-config="bucket=$TF_STATE_BUCKET" \
     -backend-config="impersonate_service_account=$TF_SA"
   tf validate
