@@ -115,7 +115,7 @@ func (s *Server) Routes(ctx context.Context) http.Handler {
 	mux.Handle(EventsPath, s.handleEvents())
 	mux.Handle(HealthPath, s.handleHealth())
 	mux.Handle("/", serving.NotFound())
-	return withLogger(logging.FromContext(ctx), serving.Recover(mux))
+	return withLogger(logging.FromContext(ctx), serving.Recover(serving.CanonicalPaths(mux)))
 }
 
 func withLogger(logger *slog.Logger, next http.Handler) http.Handler {
