@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,9 +24,12 @@ import (
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/queue/sqlitequeue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/status"
+	"eventrelay/internal/status/firestorestatus"
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
 )
@@ -37,8 +41,44 @@ const (
 	TargetFile = "target.db"
 )
 
+// Engines a stack can run on.
+const (
+	// EngineEmbedded keeps the queue and the status store in SQLite files
+	// in the data dir: only Go needed.
+	EngineEmbedded = "embedded"
+	// EngineGCP uses the Cloud Tasks queue and the Firestore status store,
+	// here against their emulators (FIRESTORE_EMULATOR_HOST and the
+	// Cloud Tasks emulator's address): the production engines, locally.
+	EngineGCP = "gcp"
+)
+
+// GCPOptions point the stack's GCP engines at Cloud Tasks and Firestore
+// (in practice their emulators).
+type GCPOptions struct {
+	// Project and Location name the queue's parent (defaults
+	// "eventrelay-dev", "us-central1").
+	Project, Location string
+	// Queue is the queue id (default "events"). The emulator cannot update a
+	// queue: a queue id keeps the config it was created with.
+	Queue string
+	// TasksEndpoint is the Cloud Tasks emulator's host:port (required).
+	TasksEndpoint string
+	// OIDCIssuer is the issuer URL of the tokens the emulator puts on tasks
+	// (its -openid-issuer); the dispatcher verifies them against its /jwks.
+	OIDCIssuer string
+	// InvokerEmail is the service account the tasks' OIDC tokens name
+	// (default cloud-tasks-invoker@PROJECT.iam.gserviceaccount.com).
+	InvokerEmail string
+	// Collection holds the status documents (default "events").
+	Collection string
+}
+
 // Options configure a local stack. Zero values take the defaults noted.
 type Options struct {
+	// Engine is EngineEmbedded (default) or EngineGCP.
+	Engine string
+	// GCP configures EngineGCP.
+	GCP GCPOptions
 	// DataDir holds every durable file; a restart on the same dir resumes.
 	DataDir string
 	// TargetRate is the target's limit in events/s (default 10); the
@@ -66,6 +106,24 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.Engine == "" {
+		o.Engine = EngineEmbedded
+	}
+	if o.GCP.Project == "" {
+		o.GCP.Project = "eventrelay-dev"
+	}
+	if o.GCP.Location == "" {
+		o.GCP.Location = "us-central1"
+	}
+	if o.GCP.Queue == "" {
+		o.GCP.Queue = "events"
+	}
+	if o.GCP.InvokerEmail == "" {
+		o.GCP.InvokerEmail = "cloud-tasks-invoker@" + o.GCP.Project + ".iam.gserviceaccount.com"
+	}
+	if o.GCP.Collection == "" {
+		o.GCP.Collection = firestorestatus.DefaultCollection
+	}
 	if o.TargetRate == 0 {
 		o.TargetRate = 10
 	}
@@ -98,13 +156,29 @@ func (o *Options) defaults() {
 	}
 }
 
+// Queue is what the stack needs of a queue engine.
+type Queue interface {
+	queue.Queue
+	queue.StatsReader
+	Close() error
+}
+
+// StatusStore is what the stack needs of a status engine.
+type StatusStore interface {
+	status.Store
+	Close() error
+}
+
 // Stack is a running local pipeline.
 type Stack struct {
 	opts Options
 
 	Issuer *devissuer.Issuer
-	Queue  *sqlitequeue.Queue
-	Status *sqlitestatus.Store
+	// Queue is the engine ingest enqueues into; Stats may fail where the
+	// engine cannot tell (the Cloud Tasks emulator has no queue stats).
+	Queue Queue
+	// Status is the status store.
+	Status StatusStore
 	Target *targetmock.Server
 	Sender *sourcemock.Sender // nil when SourceRate is 0
 
@@ -129,6 +203,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	o.defaults()
 	if o.DataDir == "" {
 		return nil, errors.New("devstack: a data directory is required")
+	}
+	switch o.Engine {
+	case EngineEmbedded:
+	case EngineGCP:
+		if o.GCP.TasksEndpoint == "" || o.GCP.OIDCIssuer == "" {
+			return nil, errors.New("devstack: the gcp engine needs the Cloud Tasks emulator's address and OIDC issuer (scripts/emulators.sh start exports them)")
+		}
+	default:
+		return nil, fmt.Errorf("devstack: unknown engine %q (want %s or %s)", o.Engine, EngineEmbedded, EngineGCP)
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -162,16 +245,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest verifier: %w", err)
 	}
-	dispatchVerifier, err := auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
-		Issuer:        devissuer.IssuerID,
-		Audience:      devissuer.DispatcherAudience,
-		Keys:          s.Issuer.PublicKeys(),
-		AllowedEmails: []string{devissuer.InvokerEmail},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dispatcher verifier: %w", err)
-	}
-
 	// Listeners first, so every URL is known before anything is wired.
 	// Until they serve, a failed start must release them.
 	ingestSrv, err := serving.New(o.IngestAddr, serving.Timeouts{})
@@ -198,7 +271,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	listening = append(listening, dispatchSrv)
 	s.IngestURL, s.TargetURL, s.DispatcherURL = ingestSrv.URL(), targetSrv.URL(), dispatchSrv.URL()
 
-	if s.Status, err = sqlitestatus.Open(ctx, filepath.Join(o.DataDir, StatusFile)); err != nil {
+	taskURL := s.DispatcherURL + dispatcher.TaskPath
+	dispatchVerifier, err := s.dispatcherVerifier(ctx, taskURL)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher verifier: %w", err)
+	}
+
+	if s.Status, err = s.openStatus(ctx); err != nil {
 		return nil, fmt.Errorf("status store: %w", err)
 	}
 	closers = append(closers, s.Status.Close)
@@ -215,21 +294,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	closers = append(closers, s.Target.Close)
 
-	s.QueueConfig = queue.Config{
-		Name:                    "events",
-		MaxDispatchesPerSecond:  o.TargetRate,
-		MaxBurstSize:            o.QueueBurst,
-		MaxConcurrentDispatches: 100,
-		DispatchDeadline:        o.DispatchDeadline,
-		Retry:                   o.Retry,
-	}
-	if s.Queue, err = sqlitequeue.New(ctx, sqlitequeue.Options{
-		Path:   filepath.Join(o.DataDir, QueueFile),
-		Config: s.QueueConfig,
-		Target: s.DispatcherURL + dispatcher.TaskPath,
-		// What Cloud Tasks does with the task's OIDC token.
-		Token: s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour),
-	}); err != nil {
+	if s.Queue, err = s.openQueue(ctx, taskURL); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	closers = append(closers, s.Queue.Close)
@@ -270,7 +335,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	// Nothing below fails: from here on the goroutines own the listeners.
 	s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
 	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
-	s.run(func() error { return s.Queue.Run(ctx) })
+	if r, ok := s.Queue.(interface{ Run(context.Context) error }); ok {
+		s.run(func() error { return r.Run(ctx) }) // the embedded engine dispatches in-process
+	}
 	s.run(func() error { return ingestSrv.Serve(ctx, ing.Routes(ctx)) })
 
 	if s.Sender != nil {
@@ -341,3 +408,71 @@ func (s *Stack) Done() <-chan struct{} { return s.done }
 
 // HTTPClient is a client for talking to the stack's listeners.
 func HTTPClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
+
+// dispatcherVerifier accepts only the queue's tokens: the dev issuer's for
+// the embedded engine, the Cloud Tasks emulator's for the gcp engine (as
+// Cloud Tasks' OIDC tokens in production), each naming the invoker.
+func (s *Stack) dispatcherVerifier(ctx context.Context, taskURL string) (auth.Verifier, error) {
+	if s.opts.Engine == EngineGCP {
+		return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
+			Issuer:        s.opts.GCP.OIDCIssuer,
+			JWKSURL:       strings.TrimSuffix(s.opts.GCP.OIDCIssuer, "/") + "/jwks",
+			Audience:      taskURL, // Cloud Tasks' default audience: the task's URL
+			AllowedEmails: []string{s.opts.GCP.InvokerEmail},
+		})
+	}
+	return auth.NewOIDCVerifier(ctx, auth.OIDCConfig{
+		Issuer:        devissuer.IssuerID,
+		Audience:      devissuer.DispatcherAudience,
+		Keys:          s.Issuer.PublicKeys(),
+		AllowedEmails: []string{devissuer.InvokerEmail},
+	})
+}
+
+func (s *Stack) openStatus(ctx context.Context) (StatusStore, error) {
+	if s.opts.Engine == EngineGCP {
+		return firestorestatus.New(ctx, firestorestatus.Options{
+			Project:    s.opts.GCP.Project,
+			Collection: s.opts.GCP.Collection,
+			TTL:        firestorestatus.DefaultTTL,
+		})
+	}
+	return sqlitestatus.Open(ctx, filepath.Join(s.opts.DataDir, StatusFile))
+}
+
+func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, error) {
+	s.QueueConfig = queue.Config{
+		Name:                    "events",
+		MaxDispatchesPerSecond:  s.opts.TargetRate,
+		MaxBurstSize:            s.opts.QueueBurst,
+		MaxConcurrentDispatches: 100,
+		DispatchDeadline:        s.opts.DispatchDeadline,
+		Retry:                   s.opts.Retry,
+	}
+	if s.opts.Engine == EngineGCP {
+		s.QueueConfig.Name = s.opts.GCP.Queue
+		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
+			Project:             s.opts.GCP.Project,
+			Location:            s.opts.GCP.Location,
+			Queue:               s.opts.GCP.Queue,
+			Target:              taskURL,
+			ServiceAccountEmail: s.opts.GCP.InvokerEmail,
+			DispatchDeadline:    s.opts.DispatchDeadline,
+			Endpoint:            s.opts.GCP.TasksEndpoint,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := q.EnsureQueue(ctx, s.QueueConfig); err != nil {
+			return nil, errors.Join(err, q.Close())
+		}
+		return q, nil
+	}
+	return sqlitequeue.New(ctx, sqlitequeue.Options{
+		Path:   filepath.Join(s.opts.DataDir, QueueFile),
+		Config: s.QueueConfig,
+		Target: taskURL,
+		// What Cloud Tasks does with the task's OIDC token.
+		Token: s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour),
+	})
+}

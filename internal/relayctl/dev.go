@@ -15,6 +15,8 @@ import (
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/opspage"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
@@ -34,6 +36,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
+	fs.StringVar(&o.Engine, "engine", devstack.EngineEmbedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
+	gcpFlags(fs, &o.GCP)
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -81,7 +85,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return errors.Join(err, stack.Stop())
 	}
-	fmt.Fprintf(stdout, "eventrelay local stack (embedded engine), data in %s, log in %s\n", o.DataDir, logPath)
+	fmt.Fprintf(stdout, "eventrelay local stack (%s engine), data in %s, log in %s\n", o.Engine, o.DataDir, logPath)
 	fmt.Fprintf(stdout, "  ingest      %s/events   (token: relayctl token --data %s)\n", stack.IngestURL, o.DataDir)
 	fmt.Fprintf(stdout, "  dispatcher  %s\n", stack.DispatcherURL)
 	if opsURL != "" {
@@ -121,12 +125,15 @@ func progress(ctx context.Context, stack *devstack.Stack, limit float64, w io.Wr
 				continue
 			}
 			secs := now.Sub(prevAt).Seconds()
-			st, _ := stack.Queue.Stats(ctx)
-			fmt.Fprintf(w, "%s received %6.1f/s  delivered %6.1f/s  limit %.4g/s  backlog %6d (oldest %5.1fs)  delivered %d  failed %d  dead-lettered %d\n",
+			backlog := "backlog n/a (engine has no stats)"
+			if st, err := stack.Queue.Stats(ctx); err == nil {
+				backlog = fmt.Sprintf("backlog %6d (oldest %5.1fs)", st.Backlog, st.OldestAge.Seconds())
+			}
+			fmt.Fprintf(w, "%s received %6.1f/s  delivered %6.1f/s  limit %.4g/s  %s  delivered %d  failed %d  dead-lettered %d\n",
 				now.Format(time.TimeOnly),
 				float64(cur.received-prev.received)/secs,
 				float64(cur.delivered-prev.delivered)/secs,
-				limit, st.Backlog, st.OldestAge.Seconds(),
+				limit, backlog,
 				cur.delivered, cur.failed, cur.dead)
 			prev, prevAt = cur, now
 		}
@@ -154,9 +161,13 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 	if addr == "" {
 		return "", func() error { return nil }, nil
 	}
+	var stats queue.StatsReader = stack.Queue
+	if _, err := stack.Queue.Stats(ctx); errors.Is(err, cloudtasksqueue.ErrNoStats) {
+		stats = nil // the emulator has no queue stats: the page says so instead of failing each second
+	}
 	page, err := opspage.New(opspage.Options{
 		Store: stack.Status,
-		Queue: stack.Queue,
+		Queue: stats,
 		Limit: func() float64 { return limit },
 		Spans: recordedSpans{spans},
 	})

@@ -8,7 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+
+	"eventrelay/internal/devstack"
 )
 
 // DefaultDataDir is where the local stack keeps its files.
@@ -105,4 +108,29 @@ func noPositional(pos []string) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	return nil
+}
+
+// gcpFlags registers the flags that point the GCP engines at Cloud Tasks
+// and Firestore; the emulator addresses default to what
+// scripts/emulators.sh exports.
+func gcpFlags(fs *flag.FlagSet, g *devstack.GCPOptions) {
+	fs.StringVar(&g.Project, "gcp-project", envOr("GOOGLE_CLOUD_PROJECT", "eventrelay-dev"), "GCP project of the queue and the Firestore database")
+	fs.StringVar(&g.Location, "gcp-location", "us-central1", "Cloud Tasks location")
+	fs.StringVar(&g.Queue, "gcp-queue", "events", "Cloud Tasks queue id")
+	fs.StringVar(&g.TasksEndpoint, "tasks-emulator", os.Getenv(testutilCloudTasksEnv), "Cloud Tasks emulator host:port (default $CLOUD_TASKS_EMULATOR_HOST)")
+	fs.StringVar(&g.OIDCIssuer, "tasks-oidc-issuer", os.Getenv(testutilCloudTasksOIDCEnv), "issuer URL of the emulator's task tokens (default $CLOUD_TASKS_EMULATOR_OIDC_ISSUER)")
+	fs.StringVar(&g.Collection, "firestore-collection", "events", "Firestore collection of the status documents (the emulator is found through $FIRESTORE_EMULATOR_HOST)")
+}
+
+// The emulator variables, as scripts/emulators.sh exports them.
+const (
+	testutilCloudTasksEnv     = "CLOUD_TASKS_EMULATOR_HOST"
+	testutilCloudTasksOIDCEnv = "CLOUD_TASKS_EMULATOR_OIDC_ISSUER"
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
