@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -75,6 +76,14 @@ type StatsReader interface {
 func TaskName(eventID string) string {
 	sum := sha256.Sum256([]byte(eventID))
 	return "ev-" + hex.EncodeToString(sum[:])
+}
+
+// ReplayTaskName names the task of an event's n-th replay (1, 2, ...): a
+// name of its own, since the queue remembers the first one (dedup), and a
+// stable one, so a replay interrupted after the status moved can be
+// re-enqueued without creating a second task.
+func ReplayTaskName(eventID string, n int) string {
+	return TaskName(eventID) + "-r" + strconv.Itoa(n)
 }
 
 // Config is a queue's rate, concurrency and retry configuration, the same

@@ -79,6 +79,11 @@ const (
 	OutcomeDeadLettered Outcome = "dead_lettered"
 	// OutcomeSkipped: the event was already delivered; the target was not called.
 	OutcomeSkipped Outcome = "skipped"
+	// OutcomeReplayed marks an operator's replay of a failed or dead-lettered
+	// event in its history: not a delivery attempt, the point where a new
+	// round of attempts began. Its Error keeps the reason the round before
+	// ended with.
+	OutcomeReplayed Outcome = "replayed"
 )
 
 // Attempt is one delivery attempt as the dispatcher saw it.
@@ -123,6 +128,72 @@ type Update struct {
 	// best-effort Create never landed.
 	Event   event.Event
 	TraceID string
+	// Reopen allows the one backward move there is: a failed or
+	// dead-lettered record back to Queued, for a replay (see Replay).
+	Reopen bool
+}
+
+// Allowed reports whether u may be applied to a record in status from.
+func (u Update) Allowed(from Status) bool {
+	if u.Reopen {
+		return (from == Failed || from == DeadLettered) && u.Status == Queued
+	}
+	return CanMove(from, u.Status)
+}
+
+// ApplyTo is the one implementation of Apply's change, which every engine
+// runs inside its own transaction on the record it read: it checks the move
+// and sets the fields. A refused move returns a *TransitionError and leaves
+// r unchanged.
+func (u Update) ApplyTo(r *Record) error {
+	if !u.Allowed(r.Status) {
+		return &TransitionError{EventID: r.EventID, From: r.Status, To: u.Status}
+	}
+	r.Status = u.Status
+	r.UpdatedAt = u.At
+	if u.Reason != "" {
+		r.Reason = u.Reason
+	}
+	if u.Status == Delivered {
+		at := u.At
+		r.DeliveredAt = &at
+	}
+	if u.Attempt != nil {
+		a := *u.Attempt
+		a.At = a.At.UTC()
+		r.Attempts = append(r.Attempts, a)
+	}
+	return nil
+}
+
+// Replay reopens a failed or dead-lettered event for a new round of
+// delivery: the record moves back to Queued with its history kept and a
+// "replayed" entry appended that remembers why the last round ended. The
+// caller then enqueues a task under a new name (queue.ReplayTaskName). Any other
+// status is refused with a *TransitionError (ErrConflict).
+func Replay(ctx context.Context, s Store, id string, at time.Time) (Record, error) {
+	rec, err := s.Get(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	return s.Apply(ctx, id, Update{
+		Status:  Queued,
+		Reopen:  true,
+		At:      at,
+		Reason:  "replayed after: " + rec.Reason,
+		Attempt: &Attempt{At: at, Outcome: OutcomeReplayed, Error: rec.Reason},
+	})
+}
+
+// Replays counts the replays in r's history.
+func (r Record) Replays() int {
+	n := 0
+	for _, a := range r.Attempts {
+		if a.Outcome == OutcomeReplayed {
+			n++
+		}
+	}
+	return n
 }
 
 var (

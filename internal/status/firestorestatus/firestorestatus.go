@@ -305,22 +305,8 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 			}
 		}
 
-		if !status.CanMove(rec.Status, u.Status) {
-			return &status.TransitionError{EventID: id, From: rec.Status, To: u.Status}
-		}
-		rec.Status = u.Status
-		rec.UpdatedAt = u.At
-		if u.Reason != "" {
-			rec.Reason = u.Reason
-		}
-		if u.Status == status.Delivered {
-			at := u.At
-			rec.DeliveredAt = &at
-		}
-		if u.Attempt != nil {
-			a := *u.Attempt
-			a.At = a.At.UTC()
-			rec.Attempts = append(rec.Attempts, a)
+		if err := u.ApplyTo(&rec); err != nil {
+			return err
 		}
 
 		if !exists {

@@ -247,22 +247,8 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (rec stat
 		return status.Record{}, fmt.Errorf("apply status %s: read: %w", id, err)
 	}
 
-	if !status.CanMove(rec.Status, u.Status) {
-		return status.Record{}, &status.TransitionError{EventID: id, From: rec.Status, To: u.Status}
-	}
-	rec.Status = u.Status
-	rec.UpdatedAt = u.At
-	if u.Reason != "" {
-		rec.Reason = u.Reason
-	}
-	if u.Status == status.Delivered {
-		at := u.At
-		rec.DeliveredAt = &at
-	}
-	if u.Attempt != nil {
-		a := *u.Attempt
-		a.At = a.At.UTC()
-		rec.Attempts = append(rec.Attempts, a)
+	if err := u.ApplyTo(&rec); err != nil {
+		return status.Record{}, err
 	}
 
 	row, err := toRow(rec)

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) status.Store) {
 		{"ListPaging", testListPaging},
 		{"ListDefaultLimit", testListDefaultLimit},
 		{"Counts", testCounts},
+		{"Replay", testReplay},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -669,5 +670,64 @@ func testCounts(t *testing.T, newStore func(*testing.T) status.Store) {
 		if got[st] != want[st] {
 			t.Errorf("Counts[%s] = %d, want %d", st, got[st], want[st])
 		}
+	}
+}
+
+// testReplay: status.Replay reopens failed and dead-lettered records with
+// their history kept and a "replayed" entry added; nothing else can be
+// reopened; a reopened record moves forward as usual.
+func testReplay(t *testing.T, newStore func(*testing.T) status.Store) {
+	s := newStore(t)
+	ctx := t.Context()
+	at := base.Add(time.Hour)
+	for _, from := range []status.Status{status.Failed, status.DeadLettered} {
+		before := reach(t, s, "replay-"+string(from), from)
+		got, err := status.Replay(ctx, s, before.EventID, at)
+		if err != nil {
+			t.Fatalf("Replay from %s: %v", from, err)
+		}
+		stored := mustGet(t, s, before.EventID)
+		if diff := cmp.Diff(got, stored, cmpOpts); diff != "" {
+			t.Errorf("Replay's record differs from the stored one (-returned +stored):\n%s", diff)
+		}
+		if stored.Status != status.Queued || stored.Replays() != 1 || len(stored.Attempts) != len(before.Attempts)+1 {
+			t.Errorf("after Replay from %s: status %s, %d replays, %d attempts; want queued, 1, %d",
+				from, stored.Status, stored.Replays(), len(stored.Attempts), len(before.Attempts)+1)
+		}
+		last := stored.Attempts[len(stored.Attempts)-1]
+		if last.Outcome != status.OutcomeReplayed || last.Error != before.Reason || last.At.Sub(at).Abs() >= time.Millisecond {
+			t.Errorf("replay entry = %+v, want outcome replayed remembering %q at %v", last, before.Reason, at)
+		}
+		if diff := cmp.Diff(before.Event, stored.Event, cmpOpts); diff != "" {
+			t.Errorf("Replay changed the event (-before +after):\n%s", diff)
+		}
+		// The reopened record delivers like any other.
+		mustApply(t, s, before.EventID, status.Update{Status: status.Delivering, At: at.Add(time.Second)})
+		done := mustApply(t, s, before.EventID, status.Update{Status: status.Delivered, At: at.Add(2 * time.Second),
+			Attempt: attempt(1, at.Add(2*time.Second), status.OutcomeDelivered)})
+		if done.Status != status.Delivered || done.DeliveredAt == nil {
+			t.Errorf("replayed record did not reach delivered: %+v", done)
+		}
+		// And a delivered record cannot be replayed.
+		if _, err := status.Replay(ctx, s, before.EventID, at.Add(time.Minute)); !errors.Is(err, status.ErrConflict) {
+			t.Errorf("Replay of a delivered record: error %v, want ErrConflict", err)
+		}
+	}
+	for _, from := range []status.Status{status.Queued, status.Delivering, status.Retrying} {
+		before := reach(t, s, "no-replay-"+string(from), from)
+		if _, err := status.Replay(ctx, s, before.EventID, at); !errors.Is(err, status.ErrConflict) {
+			t.Errorf("Replay from %s: error %v, want ErrConflict", from, err)
+		}
+		if diff := cmp.Diff(before, mustGet(t, s, before.EventID), cmpOpts); diff != "" {
+			t.Errorf("refused Replay changed the %s record (-before +after):\n%s", from, diff)
+		}
+	}
+	if _, err := status.Replay(ctx, s, "never-seen", at); !errors.Is(err, status.ErrNotFound) {
+		t.Errorf("Replay of an unknown id: error %v, want ErrNotFound", err)
+	}
+	// Reopen is only a way back from failed or dead-lettered.
+	reach(t, s, "reopen-delivered", status.Delivered)
+	if _, err := s.Apply(ctx, "reopen-delivered", status.Update{Status: status.Queued, Reopen: true, At: at}); !errors.Is(err, status.ErrConflict) {
+		t.Errorf("Reopen of a delivered record: error %v, want ErrConflict", err)
 	}
 }
