@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"eventrelay/internal/auth/devissuer"
-	"eventrelay/internal/devstack"
 	"eventrelay/internal/status"
-	"eventrelay/internal/status/sqlitestatus"
 )
 
 func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,19 +46,10 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	return err
 }
 
-// openStatus opens the local status store read-side; it refuses to create a
-// store where none exists, so a wrong --data is reported, not papered over.
-func openStatus(ctx context.Context, dataDir string) (*sqlitestatus.Store, error) {
-	path := filepath.Join(dataDir, devstack.StatusFile)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no status store at %s (is --data right? start the stack with relayctl dev): %w", path, err)
-	}
-	return sqlitestatus.Open(ctx, path)
-}
-
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
-	data := fs.String("data", DefaultDataDir, "the local stack's data directory")
+	var eng engineFlags
+	eng.register(fs)
 	asJSON := fs.Bool("json", false, "print the raw record as JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -69,7 +58,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: want exactly one event ID", errUsage)
 	}
-	store, err := openStatus(ctx, *data)
+	store, err := eng.openStatus(ctx)
 	if err != nil {
 		return err
 	}
@@ -128,7 +117,8 @@ func printTimeline(w io.Writer, r status.Record) error {
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("events", stderr)
-	data := fs.String("data", DefaultDataDir, "the local stack's data directory")
+	var eng engineFlags
+	eng.register(fs)
 	st := fs.String("status", "", "status to list: "+statusNames())
 	limit := fs.Int("limit", 50, "at most this many events, newest first")
 	asJSON := fs.Bool("json", false, "print records as JSON lines")
@@ -143,7 +133,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *st != "" && !want.Valid() {
 		return fmt.Errorf("%w: unknown --status %q (one of %s)", errUsage, *st, statusNames())
 	}
-	store, err := openStatus(ctx, *data)
+	store, err := eng.openStatus(ctx)
 	if err != nil {
 		return err
 	}

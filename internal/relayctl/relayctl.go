@@ -29,6 +29,7 @@ func commands() []command {
 		{"token", "print a dev ID token for the local ingest", runToken},
 		{"status", "print an event's status record", runStatus},
 		{"events", "list events by status", runEvents},
+		{"replay", "send failed or dead-lettered events again, keeping their history", runReplay},
 		{"bench", "run the load benchmarks against a local stack", runBench},
 	}
 }
