@@ -1,0 +1,155 @@
+// Package engines opens the queue and status engines a service is
+// configured for: the embedded SQLite engines (local runs, tests) or Cloud
+// Tasks and Firestore (production, or their emulators). Services read one
+// Config from the environment and get the ports back, so ingest and the
+// dispatcher choose engines the same way.
+package engines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/cloudtasksqueue"
+	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/status"
+	"eventrelay/internal/status/firestorestatus"
+	"eventrelay/internal/status/sqlitestatus"
+)
+
+// Engine names, as QUEUE_ENGINE and STATUS_ENGINE take them.
+const (
+	SQLite     = "sqlite"
+	CloudTasks = "cloudtasks"
+	Firestore  = "firestore"
+)
+
+// Config selects and configures the engines. Terraform sets the GCP values
+// (terraform/modules/region); the defaults run locally on SQLite files.
+type Config struct {
+	QueueEngine  string `env:"QUEUE_ENGINE, default=sqlite"`
+	StatusEngine string `env:"STATUS_ENGINE, default=sqlite"`
+
+	// Embedded engines: the SQLite files.
+	QueueDB  string `env:"QUEUE_DB, default=eventrelay-queue.db"`
+	StatusDB string `env:"STATUS_DB, default=eventrelay-status.db"`
+
+	// GCP engines.
+	Project string `env:"GOOGLE_CLOUD_PROJECT"`
+	// QueueLocation is the Cloud Tasks queue's region.
+	QueueLocation string `env:"QUEUE_LOCATION"`
+	// TasksEndpoint, when set, is the Cloud Tasks emulator's host:port.
+	TasksEndpoint string `env:"CLOUD_TASKS_EMULATOR_HOST"`
+	// TasksServiceAccount is the identity in each task's OIDC token: the
+	// only caller the dispatcher accepts.
+	TasksServiceAccount string `env:"TASKS_SERVICE_ACCOUNT"`
+	// DispatchAudience is the OIDC audience of the tokens (default: the
+	// dispatch URL, Cloud Tasks' own default).
+	DispatchAudience    string        `env:"DISPATCH_AUDIENCE"`
+	FirestoreDatabase   string        `env:"FIRESTORE_DATABASE, default=(default)"`
+	FirestoreCollection string        `env:"FIRESTORE_COLLECTION, default=events"`
+	StatusTTL           time.Duration `env:"STATUS_TTL, default=720h"`
+}
+
+// ValidateQueue reports every problem with the queue settings.
+func (c Config) ValidateQueue(dispatchURL string) error {
+	var errs []error
+	switch c.QueueEngine {
+	case SQLite:
+		if c.QueueDB == "" {
+			errs = append(errs, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite"))
+		}
+	case CloudTasks:
+		if c.Project == "" || c.QueueLocation == "" {
+			errs = append(errs, errors.New("GOOGLE_CLOUD_PROJECT and QUEUE_LOCATION are required with QUEUE_ENGINE=cloudtasks"))
+		}
+		if c.TasksServiceAccount == "" {
+			errs = append(errs, errors.New("TASKS_SERVICE_ACCOUNT is required with QUEUE_ENGINE=cloudtasks: the dispatcher accepts only its tokens"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine))
+	}
+	if dispatchURL == "" {
+		errs = append(errs, errors.New("DISPATCH_URL is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateStatus reports every problem with the status settings.
+func (c Config) ValidateStatus() error {
+	var errs []error
+	switch c.StatusEngine {
+	case SQLite:
+		if c.StatusDB == "" {
+			errs = append(errs, errors.New("STATUS_DB is required with STATUS_ENGINE=sqlite"))
+		}
+	case Firestore:
+		if c.FirestoreCollection == "" {
+			errs = append(errs, errors.New("FIRESTORE_COLLECTION must not be empty"))
+		}
+		if c.StatusTTL < 0 {
+			errs = append(errs, fmt.Errorf("STATUS_TTL must not be negative, got %v", c.StatusTTL))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("STATUS_ENGINE must be %s or %s, got %q", SQLite, Firestore, c.StatusEngine))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is a status store that must be closed.
+type Store interface {
+	status.Store
+	Close() error
+}
+
+// OpenStatus opens the configured status engine.
+func OpenStatus(ctx context.Context, c Config) (Store, error) {
+	if err := c.ValidateStatus(); err != nil {
+		return nil, err
+	}
+	if c.StatusEngine == Firestore {
+		return firestorestatus.New(ctx, firestorestatus.Options{
+			Project: c.Project, Database: c.FirestoreDatabase, Collection: c.FirestoreCollection, TTL: c.StatusTTL,
+		})
+	}
+	return sqlitestatus.Open(ctx, c.StatusDB)
+}
+
+// Queue is a queue engine that must be closed. Run is nil for engines that
+// deliver by themselves (Cloud Tasks); the embedded engine's dispatch loop
+// runs in the process that opened it.
+type Queue struct {
+	queue.Queue
+	Close func() error
+	Run   func(ctx context.Context) error
+}
+
+// OpenQueue opens the configured queue engine, delivering to dispatchURL.
+func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL string) (Queue, error) {
+	if err := errors.Join(c.ValidateQueue(dispatchURL), qc.Validate()); err != nil {
+		return Queue{}, err
+	}
+	if c.QueueEngine == CloudTasks {
+		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
+			Project:             c.Project,
+			Location:            c.QueueLocation,
+			Queue:               qc.Name,
+			Target:              dispatchURL,
+			ServiceAccountEmail: c.TasksServiceAccount,
+			Audience:            c.DispatchAudience,
+			DispatchDeadline:    qc.DispatchDeadline,
+			Endpoint:            c.TasksEndpoint,
+		})
+		if err != nil {
+			return Queue{}, err
+		}
+		return Queue{Queue: q, Close: q.Close}, nil
+	}
+	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL})
+	if err != nil {
+		return Queue{}, err
+	}
+	return Queue{Queue: q, Close: q.Close, Run: q.Run}, nil
+}

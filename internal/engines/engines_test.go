@@ -1,0 +1,111 @@
+package engines_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"eventrelay/internal/engines"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/testutil"
+)
+
+func load(t *testing.T, env map[string]string) engines.Config {
+	t.Helper()
+	var c engines.Config
+	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(env)}); err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	return c
+}
+
+func TestDefaultsAreEmbedded(t *testing.T) {
+	t.Parallel()
+	c := load(t, nil)
+	if c.QueueEngine != engines.SQLite || c.StatusEngine != engines.SQLite || c.StatusTTL != 720*time.Hour {
+		t.Errorf("defaults = %+v, want sqlite engines and a 30-day TTL", c)
+	}
+	if err := c.ValidateQueue("http://127.0.0.1:8081/tasks/events"); err != nil {
+		t.Errorf("default queue config invalid: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"unknown engines", map[string]string{"QUEUE_ENGINE": "pubsub", "STATUS_ENGINE": "redis"}, []string{"QUEUE_ENGINE must be", "STATUS_ENGINE must be"}},
+		{"cloud tasks without its settings", map[string]string{"QUEUE_ENGINE": "cloudtasks"}, []string{"GOOGLE_CLOUD_PROJECT and QUEUE_LOCATION", "TASKS_SERVICE_ACCOUNT"}},
+		{"negative ttl", map[string]string{"STATUS_ENGINE": "firestore", "STATUS_TTL": "-1h"}, []string{"STATUS_TTL"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := load(t, tc.env)
+			err := errors.Join(c.ValidateQueue("http://x/tasks/events"), c.ValidateStatus())
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("validation error %v does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenEmbedded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db"), "STATUS_DB": filepath.Join(dir, "s.db")})
+	store, err := engines.OpenStatus(t.Context(), c)
+	if err != nil {
+		t.Fatalf("OpenStatus: %v", err)
+	}
+	defer store.Close()
+	q, err := engines.OpenQueue(t.Context(), c, queuetestConfig(), "http://127.0.0.1:1/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer q.Close()
+	if q.Run == nil {
+		t.Error("the embedded queue must come with its dispatch loop")
+	}
+}
+
+func TestOpenGCP(t *testing.T) {
+	t.Parallel()
+	tasks := testutil.Emulator(t, testutil.CloudTasksEmulatorEnv)
+	testutil.Emulator(t, testutil.FirestoreEmulatorEnv)
+	c := load(t, map[string]string{
+		"QUEUE_ENGINE": "cloudtasks", "STATUS_ENGINE": "firestore", "GOOGLE_CLOUD_PROJECT": "eventrelay-test",
+		"QUEUE_LOCATION": "us-central1", "CLOUD_TASKS_EMULATOR_HOST": tasks,
+		"TASKS_SERVICE_ACCOUNT": "tasks@eventrelay-test.iam.gserviceaccount.com", "FIRESTORE_COLLECTION": "engines-test",
+	})
+	store, err := engines.OpenStatus(t.Context(), c)
+	if err != nil {
+		t.Fatalf("OpenStatus: %v", err)
+	}
+	defer store.Close()
+	if _, err := store.Counts(t.Context()); err != nil {
+		t.Errorf("Firestore store does not answer: %v", err)
+	}
+	q, err := engines.OpenQueue(t.Context(), c, queuetestConfig(), "http://127.0.0.1:1/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer q.Close()
+	if q.Run != nil {
+		t.Error("Cloud Tasks delivers by itself: no dispatch loop expected")
+	}
+}
+
+func queuetestConfig() queue.Config {
+	return queue.Config{Name: "events", MaxDispatchesPerSecond: 10, MaxBurstSize: 1, MaxConcurrentDispatches: 10,
+		DispatchDeadline: 15 * time.Second, Retry: queue.RetryConfig{MaxAttempts: 5, MinBackoff: time.Second, MaxBackoff: time.Minute}}
+}
