@@ -1,6 +1,6 @@
 // Command dispatcher serves the task handler the queue delivers each event
-// to (see internal/dispatcher). Until the GCP engines land it records status
-// in the embedded SQLite store at STATUS_DB.
+// to (see internal/dispatcher). It records status in the engine STATUS_ENGINE
+// names: Firestore in production, SQLite at STATUS_DB locally.
 package main
 
 import (
@@ -15,9 +15,9 @@ import (
 
 	"eventrelay/internal/auth"
 	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
-	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/telemetry"
 )
 
@@ -38,7 +38,7 @@ func realMain(ctx context.Context) (err error) {
 	var cfg struct {
 		dispatcher.Config
 		Telemetry telemetry.Config
-		StatusDB  string `env:"STATUS_DB, default=eventrelay-status.db"`
+		Engines   engines.Config
 	}
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
@@ -57,7 +57,7 @@ func realMain(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	store, err := sqlitestatus.Open(ctx, cfg.StatusDB)
+	store, err := engines.OpenStatus(ctx, cfg.Engines)
 	if err != nil {
 		return errors.Join(err, shutdown(context.WithoutCancel(ctx)))
 	}

@@ -1,7 +1,8 @@
 // Command ingest serves POST /events for the source application (see
-// internal/ingest). Until the GCP engines land it queues into the embedded
-// SQLite queue at QUEUE_DB, whose dispatch loop runs here and delivers to
-// DISPATCH_URL, and records status in the SQLite store at STATUS_DB.
+// internal/ingest). It enqueues one task per event for DISPATCH_URL in the
+// engine QUEUE_ENGINE names (Cloud Tasks in production; SQLite at QUEUE_DB
+// locally, whose dispatch loop then runs here) and records status in the
+// engine STATUS_ENGINE names (internal/engines).
 package main
 
 import (
@@ -16,12 +17,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"eventrelay/internal/auth"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
-	"eventrelay/internal/queue/sqlitequeue"
 	"eventrelay/internal/serving"
-	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/telemetry"
 )
 
@@ -42,9 +42,8 @@ func realMain(ctx context.Context) (err error) {
 	var cfg struct {
 		ingest.Config
 		Queue       queue.Config
+		Engines     engines.Config
 		Telemetry   telemetry.Config
-		QueueDB     string `env:"QUEUE_DB, default=eventrelay-queue.db"`
-		StatusDB    string `env:"STATUS_DB, default=eventrelay-status.db"`
 		DispatchURL string `env:"DISPATCH_URL, required"`
 	}
 	if err := envconfig.Process(ctx, &cfg); err != nil {
@@ -66,12 +65,12 @@ func realMain(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	store, err := sqlitestatus.Open(ctx, cfg.StatusDB)
+	store, err := engines.OpenStatus(ctx, cfg.Engines)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: cfg.QueueDB, Config: cfg.Queue, Target: cfg.DispatchURL})
+	q, err := engines.OpenQueue(ctx, cfg.Engines, cfg.Queue, cfg.DispatchURL)
 	if err != nil {
 		return err
 	}
@@ -88,7 +87,9 @@ func realMain(ctx context.Context) (err error) {
 	logging.FromContext(ctx).InfoContext(ctx, "ingest listening", "addr", server.Addr(),
 		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer, "dispatch_url", cfg.DispatchURL)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return q.Run(ctx) })
+	if q.Run != nil { // the embedded queue dispatches from this process
+		g.Go(func() error { return q.Run(ctx) })
+	}
 	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })
 	return g.Wait()
 }
