@@ -74,6 +74,13 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// Reset drops what was logged so far.
+func (b *lockedBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // secureHarness is a dispatcher wired as dispatcher/main.go wires it, for
 // one auth mode.
 type secureHarness struct {

@@ -212,6 +212,13 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// Reset drops what was logged so far (fuzz targets log on every input).
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
 // harness is one ingest server with fakes around it.
 type harness struct {
 	srv     *ingest.Server
