@@ -48,6 +48,18 @@ type Options struct {
 	LatencyDuration time.Duration
 	// WorkDir holds each scenario's data dir (default a temp dir).
 	WorkDir string
+	// Engine is devstack.EngineEmbedded (default) or EngineGCP (the
+	// emulators; GCP says where they are). Queue ids and collections get a
+	// per-run suffix, since the Cloud Tasks emulator never forgets a queue.
+	Engine string
+	GCP    devstack.GCPOptions
+	// Scenarios limits the run to these scenarios (ingest, drain, latency);
+	// empty runs all.
+	Scenarios []string
+}
+
+func (o Options) want(name string) bool {
+	return len(o.Scenarios) == 0 || slices.Contains(o.Scenarios, name)
 }
 
 func (o *Options) defaults() {
@@ -119,6 +131,7 @@ type LatencyResult struct {
 // Report is everything one run measured.
 type Report struct {
 	Started time.Time     `json:"started"`
+	Engine  string        `json:"engine,omitempty"`
 	Ingest  IngestResult  `json:"ingest"`
 	Drain   DrainResult   `json:"drain"`
 	Latency LatencyResult `json:"latency"`
@@ -135,25 +148,36 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		defer os.RemoveAll(dir)
 		o.WorkDir = dir
 	}
-	r := Report{Started: time.Now().UTC()}
+	r := Report{Started: time.Now().UTC(), Engine: o.Engine}
 	var err error
-	fmt.Fprintf(progress, "ingest: %d events/s for %v ...\n", o.IngestRate, o.IngestDuration)
-	if r.Ingest, err = runIngest(ctx, o); err != nil {
-		return r, fmt.Errorf("ingest scenario: %w", err)
+	if o.want("ingest") {
+		fmt.Fprintf(progress, "ingest: %d events/s for %v ...\n", o.IngestRate, o.IngestDuration)
+		if r.Ingest, err = runIngest(ctx, o); err != nil {
+			return r, fmt.Errorf("ingest scenario: %w", err)
+		}
 	}
-	fmt.Fprintf(progress, "drain: %d events into a %.4g/s target ...\n", o.DrainEvents, o.DrainLimit)
-	if r.Drain, err = runDrain(ctx, o); err != nil {
-		return r, fmt.Errorf("drain scenario: %w", err)
+	if o.want("drain") {
+		fmt.Fprintf(progress, "drain: %d events into a %.4g/s target ...\n", o.DrainEvents, o.DrainLimit)
+		if r.Drain, err = runDrain(ctx, o); err != nil {
+			return r, fmt.Errorf("drain scenario: %w", err)
+		}
 	}
-	fmt.Fprintf(progress, "latency: %d events/s for %v into a %.4g/s target ...\n", o.LatencyRate, o.LatencyDuration, o.DrainLimit)
-	if r.Latency, err = runLatency(ctx, o); err != nil {
-		return r, fmt.Errorf("latency scenario: %w", err)
+	if o.want("latency") {
+		fmt.Fprintf(progress, "latency: %d events/s for %v into a %.4g/s target ...\n", o.LatencyRate, o.LatencyDuration, o.DrainLimit)
+		if r.Latency, err = runLatency(ctx, o); err != nil {
+			return r, fmt.Errorf("latency scenario: %w", err)
+		}
 	}
 	return r, nil
 }
 
-func startStack(ctx context.Context, dir string, limit float64) (*devstack.Stack, error) {
+func startStack(ctx context.Context, o Options, dir string, limit float64) (*devstack.Stack, error) {
+	gcp := o.GCP
+	suffix := fmt.Sprintf("bench-%s-%d", filepath.Base(dir), time.Now().UnixNano())
+	gcp.Queue, gcp.Collection = suffix, suffix
 	return devstack.Start(ctx, devstack.Options{
+		Engine:         o.Engine,
+		GCP:            gcp,
 		DataDir:        dir,
 		TargetRate:     limit,
 		TargetBurst:    max(1, int(limit/10)),
@@ -227,7 +251,7 @@ func non2xx(m *vegeta.Metrics) int {
 }
 
 func runIngest(ctx context.Context, o Options) (IngestResult, error) {
-	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "ingest"), 200)
+	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "ingest"), 200)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -275,7 +299,7 @@ func waitDelivered(ctx context.Context, stack *devstack.Stack, want int, timeout
 }
 
 func runDrain(ctx context.Context, o Options) (DrainResult, error) {
-	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "drain"), o.DrainLimit)
+	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "drain"), o.DrainLimit)
 	if err != nil {
 		return DrainResult{}, err
 	}
@@ -334,7 +358,7 @@ func drainResult(ctx context.Context, stack *devstack.Stack, o Options, accepted
 }
 
 func runLatency(ctx context.Context, o Options) (LatencyResult, error) {
-	stack, err := startStack(ctx, filepath.Join(o.WorkDir, "latency"), o.DrainLimit)
+	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "latency"), o.DrainLimit)
 	if err != nil {
 		return LatencyResult{}, err
 	}
@@ -376,19 +400,25 @@ func percentiles(d []time.Duration) Latency {
 func Print(w io.Writer, r Report) error {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	if r.Engine != "" {
+		fmt.Fprintf(tw, "engine\t%s\t\n", r.Engine)
+	}
 	fmt.Fprintf(tw, "scenario\tmeasure\tvalue\n")
-	in := r.Ingest
-	fmt.Fprintf(tw, "ingest %d/s x %v\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, in.Requests, in.Throughput)
-	fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
-	fmt.Fprintf(tw, "\tnon-2xx / over 500 ms\t%d / %d\n", in.Non2xx, in.Over500ms)
-	dr := r.Drain
-	fmt.Fprintf(tw, "drain %d into %.4g/s\taccepted by ingest\t%d\n", dr.Events, dr.Limit, dr.Accepted)
-	fmt.Fprintf(tw, "\tdrain / ideal N/limit\t%.2fs / %.2fs (x%.3f)\n", dr.Drain.Seconds(), dr.Ideal.Seconds(), dr.DrainVsIdeal)
-	fmt.Fprintf(tw, "\ttarget max accepted/s (calls/s)\t%d (%d)\n", dr.MaxPerSecond, dr.MaxCallsPerSec)
-	fmt.Fprintf(tw, "\tlost / duplicate calls / rate-limited / wrong brand\t%d / %d / %d / %d\n", dr.Lost, dr.DuplicateCalls, dr.RateLimited, dr.BrandMismatches)
-	la := r.Latency
-	fmt.Fprintf(tw, "latency %d/s into %.4g/s\tdelivered\t%d\n", la.Rate, la.Limit, la.Delivered)
-	fmt.Fprintf(tw, "\tend-to-end p50 / p90 / p99 / max\t%s / %s / %s / %s\n", ms(la.EndToEnd.P50), ms(la.EndToEnd.P90), ms(la.EndToEnd.P99), ms(la.EndToEnd.Max))
+	if in := r.Ingest; in.Requests > 0 {
+		fmt.Fprintf(tw, "ingest %d/s x %v\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, in.Requests, in.Throughput)
+		fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
+		fmt.Fprintf(tw, "\tnon-2xx / over 500 ms\t%d / %d\n", in.Non2xx, in.Over500ms)
+	}
+	if dr := r.Drain; dr.Events > 0 {
+		fmt.Fprintf(tw, "drain %d into %.4g/s\taccepted by ingest\t%d\n", dr.Events, dr.Limit, dr.Accepted)
+		fmt.Fprintf(tw, "\tdrain / ideal N/limit\t%.2fs / %.2fs (x%.3f)\n", dr.Drain.Seconds(), dr.Ideal.Seconds(), dr.DrainVsIdeal)
+		fmt.Fprintf(tw, "\ttarget max accepted/s (calls/s)\t%d (%d)\n", dr.MaxPerSecond, dr.MaxCallsPerSec)
+		fmt.Fprintf(tw, "\tlost / duplicate calls / rate-limited / wrong brand\t%d / %d / %d / %d\n", dr.Lost, dr.DuplicateCalls, dr.RateLimited, dr.BrandMismatches)
+	}
+	if la := r.Latency; la.Delivered > 0 {
+		fmt.Fprintf(tw, "latency %d/s into %.4g/s\tdelivered\t%d\n", la.Rate, la.Limit, la.Delivered)
+		fmt.Fprintf(tw, "\tend-to-end p50 / p90 / p99 / max\t%s / %s / %s / %s\n", ms(la.EndToEnd.P50), ms(la.EndToEnd.P90), ms(la.EndToEnd.P99), ms(la.EndToEnd.Max))
+	}
 	return tw.Flush()
 }
 

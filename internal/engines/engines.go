@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/queue/sqlitequeue"
@@ -35,6 +36,10 @@ type Config struct {
 	// Embedded engines: the SQLite files.
 	QueueDB  string `env:"QUEUE_DB, default=eventrelay-queue.db"`
 	StatusDB string `env:"STATUS_DB, default=eventrelay-status.db"`
+	// DevIssuerDir, with the embedded queue, signs each delivery with the
+	// local dev issuer's key kept there (as relayctl dev does), so a
+	// standalone dispatcher in oidc mode accepts it. Not for production.
+	DevIssuerDir string `env:"DEV_ISSUER_DIR"`
 
 	// GCP engines.
 	Project string `env:"GOOGLE_CLOUD_PROJECT"`
@@ -147,7 +152,19 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 		}
 		return Queue{Queue: q, Close: q.Close}, nil
 	}
-	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL})
+	o := sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL}
+	if c.DevIssuerDir != "" {
+		iss, err := devissuer.LoadOrCreate(c.DevIssuerDir)
+		if err != nil {
+			return Queue{}, fmt.Errorf("dev issuer for the queue's tokens: %w", err)
+		}
+		aud := c.DispatchAudience
+		if aud == "" {
+			aud = devissuer.DispatcherAudience
+		}
+		o.Token = iss.TokenSource(aud, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour)
+	}
+	q, err := sqlitequeue.New(ctx, o)
 	if err != nil {
 		return Queue{}, err
 	}

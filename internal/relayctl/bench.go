@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"eventrelay/internal/bench"
+	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 )
 
@@ -21,12 +23,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", 20*time.Second, "latency scenario: how long")
+	fs.StringVar(&o.Engine, "engine", devstack.EngineEmbedded, "engines to measure: embedded or gcp (the emulators)")
+	gcpFlags(fs, &o.GCP)
+	scenarios := fs.String("scenarios", "", "comma-separated subset of ingest,drain,latency (default all)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := noPositional(pos); err != nil {
 		return err
+	}
+	if *scenarios != "" {
+		o.Scenarios = strings.Split(*scenarios, ",")
 	}
 	// The stack's own logs would drown the table: keep only errors.
 	ctx = logging.WithLogger(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
