@@ -44,8 +44,8 @@ bench-micro:
 bench-stack:
 	$(GO) run ./relayctl bench --out $(BENCH_OUT)
 
-# Fuzz targets' seed corpora run with every `make test`; the fuzzing engine
-# runs only here (CI does not: it would cost minutes per target).
+# Fuzz targets' seed corpora run with every `make test`; .ci/run adds a short
+# fuzzing pass (FUZZTIME=3s per target) and longer runs are made by hand.
 FUZZTIME ?= 30s
 
 ## fuzz: run every FuzzXxx target for FUZZTIME each (default 30s), one after the other
