@@ -1,0 +1,180 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+)
+
+// The metrics eventrelay exports. Terraform's dashboard and alerts read them
+// as workload.googleapis.com/<name> (terraform/modules/monitoring/metrics.tf)
+// and docs/observability.md describes each: renaming one breaks a chart or
+// an alert silently. In Prometheus form dots become underscores, counters
+// gain _total and second-valued instruments _seconds.
+const (
+	// MetricIngestRequests counts POST /events answers by AttrOutcome
+	// (IngestOutcome*).
+	MetricIngestRequests = "eventrelay.ingest.requests"
+	// MetricIngestDuration is the time from request to answer, in seconds.
+	MetricIngestDuration = "eventrelay.ingest.duration"
+	// MetricEnqueueDuration is one Queue.Enqueue call, in seconds.
+	MetricEnqueueDuration = "eventrelay.queue.enqueue.duration"
+	// MetricDispatchAttempts counts deliveries the dispatcher handled, by
+	// AttrOutcome (the status.Outcome of the attempt).
+	MetricDispatchAttempts = "eventrelay.dispatch.attempts"
+	// MetricTargetDuration is one receiveEvent call to the target, in seconds.
+	MetricTargetDuration = "eventrelay.target.duration"
+	// MetricDeliveryLag is received (ingest) → delivered (target), in seconds.
+	MetricDeliveryLag = "eventrelay.delivery.lag"
+	// MetricQueueBacklog is the number of unfinished tasks in the queue.
+	MetricQueueBacklog = "eventrelay.queue.backlog"
+	// MetricQueueOldestAge is the age of the oldest unfinished task, in seconds.
+	MetricQueueOldestAge = "eventrelay.queue.oldest_age"
+	// MetricIngestDuplicates counts events ingest accepted as duplicates (no
+	// second task).
+	MetricIngestDuplicates = "eventrelay.ingest.duplicates"
+)
+
+// AttrOutcome is the attribute that splits the request and attempt counters.
+const AttrOutcome = "outcome"
+
+// Values of AttrOutcome on MetricIngestRequests.
+const (
+	IngestOutcomeAccepted        = "accepted"        // 202, new event
+	IngestOutcomeDuplicate       = "duplicate"       // 202, id seen before
+	IngestOutcomeRejected        = "rejected"        // other 4xx: bad method, type, size, JSON, event, path
+	IngestOutcomeUnauthenticated = "unauthenticated" // 401 or 403
+	IngestOutcomeUnavailable     = "unavailable"     // 5xx: queue or token keys unavailable
+)
+
+// Bucket boundaries, in seconds, of the histograms.
+var (
+	// LatencyBuckets suit calls that take milliseconds to seconds.
+	LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	// LagBuckets suit an event's wait in the backlog: up to a day.
+	LagBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400}
+)
+
+// Option chooses the providers a component instruments itself with.
+type Option func(*Providers)
+
+// WithTracerProvider makes a component start its spans with tp (nil: the
+// global one).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Providers) {
+		if tp != nil {
+			p.Tracer = tp
+		}
+	}
+}
+
+// WithMeterProvider makes a component record its metrics with mp (nil: the
+// global one).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(p *Providers) {
+		if mp != nil {
+			p.Meter = mp
+		}
+	}
+}
+
+// Providers are the tracer and meter providers a component uses.
+type Providers struct {
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
+}
+
+// NewProviders applies opts over the global providers (those Setup installs).
+func NewProviders(opts ...Option) Providers {
+	p := Providers{Tracer: otel.GetTracerProvider(), Meter: otel.GetMeterProvider()}
+	for _, o := range opts {
+		o(&p)
+	}
+	return p
+}
+
+// NewPrometheus returns a meter provider for a process that serves its
+// metrics itself (relayctl dev, tests) and the handler that serves them in
+// the Prometheus text format. Each call has its own registry, so two stacks
+// in one process never mix their numbers.
+func NewPrometheus(serviceName string) (*sdkmetric.MeterProvider, http.Handler, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	res, err := Resource(serviceName)
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp))
+	return mp, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil
+}
+
+// statsTimeout bounds one Stats call made for a metrics collection.
+const statsTimeout = 5 * time.Second
+
+// ObserveQueue reports r's Stats as MetricQueueBacklog and
+// MetricQueueOldestAge through mp (nil: the global provider), read at each
+// collection. A failing Stats call reports nothing for that collection and
+// is logged (with the logger of ctx) when it starts failing and when it
+// recovers, not at every collection. Call stop to unregister.
+func ObserveQueue(ctx context.Context, mp metric.MeterProvider, r queue.StatsReader) (stop func() error, err error) {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter("eventrelay/internal/queue")
+	backlog, err1 := m.Int64ObservableGauge(MetricQueueBacklog,
+		metric.WithDescription("Tasks accepted by the queue and not finished (queued, waiting for a retry, in flight)."),
+		metric.WithUnit("{task}"))
+	oldest, err2 := m.Float64ObservableGauge(MetricQueueOldestAge,
+		metric.WithDescription("Age of the oldest unfinished task in the queue."),
+		metric.WithUnit("s"))
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("queue gauges: %w", err)
+	}
+	logger := logging.FromContext(ctx)
+	var (
+		mu     sync.Mutex
+		failed bool
+	)
+	reg, err := m.RegisterCallback(func(cctx context.Context, o metric.Observer) error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), statsTimeout)
+		defer cancel()
+		st, err := r.Stats(cctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if !failed {
+				logger.Warn("queue stats unavailable; backlog gauges not reported until they are", "error", err.Error())
+			}
+			failed = true
+			return nil // a missing point says it; an error would fail the whole collection
+		}
+		if failed {
+			logger.Info("queue stats available again")
+		}
+		failed = false
+		o.ObserveInt64(backlog, st.Backlog)
+		o.ObserveFloat64(oldest, st.OldestAge.Seconds())
+		return nil
+	}, backlog, oldest)
+	if err != nil {
+		return nil, fmt.Errorf("queue gauges: %w", err)
+	}
+	return reg.Unregister, nil
+}
