@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -35,6 +36,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
 )
 
 // Paths the server serves.
@@ -74,11 +76,63 @@ type Server struct {
 	store    status.Store
 	verifier auth.Verifier
 	tracer   trace.Tracer
+	metrics  metrics
+}
+
+// metrics are ingest's instruments (names in package telemetry).
+type metrics struct {
+	requests   metric.Int64Counter
+	duration   metric.Float64Histogram
+	enqueue    metric.Float64Histogram
+	duplicates metric.Int64Counter
+	// outcomes holds one prebuilt attribute set per outcome, so counting a
+	// request allocates nothing.
+	outcomes map[string]metric.MeasurementOption
+}
+
+func newMetrics(mp metric.MeterProvider) (metrics, error) {
+	m := mp.Meter("eventrelay/internal/ingest")
+	requests, err1 := m.Int64Counter(telemetry.MetricIngestRequests,
+		metric.WithDescription("POST /events answers by outcome."), metric.WithUnit("{request}"))
+	duration, err2 := m.Float64Histogram(telemetry.MetricIngestDuration,
+		metric.WithDescription("Time from the request's arrival to its answer."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	enqueue, err3 := m.Float64Histogram(telemetry.MetricEnqueueDuration,
+		metric.WithDescription("Duration of one enqueue call, deadline included."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	duplicates, err4 := m.Int64Counter(telemetry.MetricIngestDuplicates,
+		metric.WithDescription("Events accepted as duplicates of an earlier id: no second task."), metric.WithUnit("{event}"))
+	outcomes := make(map[string]metric.MeasurementOption, 5)
+	for _, o := range []string{
+		telemetry.IngestOutcomeAccepted, telemetry.IngestOutcomeDuplicate, telemetry.IngestOutcomeRejected,
+		telemetry.IngestOutcomeUnauthenticated, telemetry.IngestOutcomeUnavailable,
+	} {
+		outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrOutcome, o)))
+	}
+	return metrics{requests: requests, duration: duration, enqueue: enqueue, duplicates: duplicates, outcomes: outcomes},
+		errors.Join(err1, err2, err3, err4)
+}
+
+// outcome names the answer for MetricIngestRequests.
+func outcome(code int, duplicate bool) string {
+	switch {
+	case code == http.StatusAccepted && duplicate:
+		return telemetry.IngestOutcomeDuplicate
+	case code >= 200 && code < 300:
+		return telemetry.IngestOutcomeAccepted
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return telemetry.IngestOutcomeUnauthenticated
+	case code >= 400 && code < 500:
+		return telemetry.IngestOutcomeRejected
+	default: // 5xx, or nothing written (a panic: Recover answers 500)
+		return telemetry.IngestOutcomeUnavailable
+	}
 }
 
 // NewServer checks its dependencies and the fields of cfg the server uses
 // (the deadlines; the AUTH_* fields only describe v, which the caller built).
-func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Store, v auth.Verifier) (*Server, error) {
+// Spans and metrics go to the global providers unless opts choose others.
+func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Store, v auth.Verifier, opts ...telemetry.Option) (*Server, error) {
 	var errs []error
 	if err := cfg.validateServer(); err != nil {
 		errs = append(errs, err)
@@ -92,6 +146,11 @@ func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Stor
 	if v == nil {
 		errs = append(errs, errors.New("a token verifier is required"))
 	}
+	providers := telemetry.NewProviders(opts...)
+	m, err := newMetrics(providers.Meter)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("metrics: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -103,7 +162,8 @@ func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Stor
 		queue:    q,
 		store:    store,
 		verifier: v,
-		tracer:   otel.Tracer("eventrelay/internal/ingest"),
+		tracer:   providers.Tracer.Tracer("eventrelay/internal/ingest"),
+		metrics:  m,
 	}, nil
 }
 
@@ -138,7 +198,17 @@ func (s *Server) handleHealth() http.Handler {
 	})
 }
 
-type startKey struct{}
+// request is what the handlers learn about one POST /events for its span
+// and metrics; it travels in the request's context.
+type request struct {
+	start time.Time
+	// answered is when the 202 was flushed (the status write follows it);
+	// zero for every other answer, which ends the handler.
+	answered  time.Time
+	duplicate bool
+}
+
+type requestKey struct{}
 
 // handleEvents traces the request and runs the checks that need no
 // credentials, then the bearer check, then accept.
@@ -155,14 +225,21 @@ func (s *Server) handleEvents() http.Handler {
 				attribute.String("url.path", r.URL.Path),
 			))
 		sw := &statusWriter{ResponseWriter: w}
+		req := &request{start: start}
 		defer func() {
 			span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
 			if sw.code >= 500 {
 				span.SetStatus(codes.Error, http.StatusText(sw.code))
 			}
 			span.End()
+			end := req.answered
+			if end.IsZero() {
+				end = time.Now()
+			}
+			s.metrics.duration.Record(ctx, end.Sub(start).Seconds())
+			s.metrics.requests.Add(ctx, 1, s.metrics.outcomes[outcome(sw.code, req.duplicate)])
 		}()
-		r = r.WithContext(context.WithValue(ctx, startKey{}, start))
+		r = r.WithContext(context.WithValue(ctx, requestKey{}, req))
 
 		if r.Method != http.MethodPost {
 			sw.Header().Set("Allow", http.MethodPost)
@@ -187,7 +264,11 @@ func (s *Server) handleEvents() http.Handler {
 // accept runs once the caller is authenticated: read, parse, enqueue, answer.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	start, _ := ctx.Value(startKey{}).(time.Time)
+	req, _ := ctx.Value(requestKey{}).(*request)
+	if req == nil { // only handleEvents calls accept; keep it safe all the same
+		req = &request{start: time.Now()}
+	}
+	start := req.start
 
 	body, err := readBody(w, r)
 	if err != nil {
@@ -225,9 +306,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		panic(fmt.Sprintf("marshal parsed event %q: %v", ev.ID, err))
 	}
 	task := queue.Task{Name: queue.TaskName(ev.ID), Body: payload, Header: make(http.Header, 2)}
-	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(task.Header))
-
-	duplicate, err := s.enqueue(ctx, task)
+	duplicate, err := s.tracedEnqueue(ctx, task)
 	if err != nil {
 		logger.ErrorContext(ctx, "event not queued", "event_id", ev.ID, "task", task.Name, "error", err)
 		w.Header().Set("Retry-After", "1")
@@ -236,11 +315,16 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	span.SetAttributes(attribute.Bool("event.duplicate", duplicate))
+	req.duplicate = duplicate
+	if duplicate {
+		s.metrics.duplicates.Add(ctx, 1)
+	}
 
 	// The queue has the task: the 202 is earned. It goes out (and is flushed)
 	// before the status record is written, so that write costs the source
 	// nothing; graceful shutdown still waits for it, as the handler runs on.
 	writeAccepted(w, Accepted{ID: ev.ID, Status: status.Queued, Duplicate: duplicate})
+	req.answered = time.Now()
 
 	var caller string
 	if c, ok := auth.ClaimsFromContext(ctx); ok {
@@ -251,11 +335,32 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 		slog.Bool("duplicate", duplicate),
 		slog.String("task", task.Name),
 		slog.String("caller", caller),
-		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("latency_ms", float64(req.answered.Sub(start).Microseconds())/1000),
 	)
 	if !duplicate {
 		s.createStatus(ctx, ev, start)
 	}
+}
+
+// tracedEnqueue enqueues t in a producer span, queue.enqueue, whose context
+// the task carries (traceparent, tracestate, baggage): each delivery attempt
+// of the task is a child of it, in the source's trace.
+func (s *Server) tracedEnqueue(ctx context.Context, t queue.Task) (duplicate bool, err error) {
+	ctx, span := s.tracer.Start(ctx, "queue.enqueue",
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("eventrelay.task.name", t.Name)))
+	defer span.End()
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(t.Header))
+	start := time.Now()
+	duplicate, err = s.enqueue(ctx, t)
+	s.metrics.enqueue.Record(ctx, time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, err.Error())
+	case duplicate:
+		span.SetAttributes(attribute.Bool("eventrelay.task.duplicate", true))
+	}
+	return duplicate, err
 }
 
 // enqueue calls the queue under EnqueueTimeout. It does not trust the engine

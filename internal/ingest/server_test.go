@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/auth/devissuer"
@@ -162,7 +165,7 @@ func TestTraceContextCarried(t *testing.T) {
 		t.Fatalf("task traceparent = %q, want trace %s", tasks[0].Header.Get("traceparent"), traceID)
 	}
 	if parts[2] == parentID {
-		t.Error("task traceparent names the source's span, not ingest's server span")
+		t.Error("task traceparent names the source's span, not ingest's enqueue span")
 	}
 	if got := tasks[0].Header.Get("tracestate"); got != "vendor=abc" {
 		t.Errorf("task tracestate = %q, want vendor=abc", got)
@@ -171,28 +174,34 @@ func TestTraceContextCarried(t *testing.T) {
 		t.Errorf("record trace id = %q, want %q", rec.TraceID, traceID)
 	}
 
-	var found bool
+	// The trace: the source's span → ingest's server span → queue.enqueue,
+	// the producer span the task carries.
+	byName := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range spans.Ended() {
-		if s.SpanContext().TraceID().String() != traceID {
-			continue
-		}
-		found = true
-		if s.SpanKind() != trace.SpanKindServer || s.Parent().SpanID().String() != parentID {
-			t.Errorf("span kind %v parent %v, want a server span under the source's", s.SpanKind(), s.Parent().SpanID())
-		}
-		if s.SpanContext().SpanID().String() != parts[2] {
-			t.Errorf("task carries span %s, the server span is %s", parts[2], s.SpanContext().SpanID())
-		}
-		attrs := map[attribute.Key]attribute.Value{}
-		for _, a := range s.Attributes() {
-			attrs[a.Key] = a.Value
-		}
-		if attrs["event.id"].AsString() != "traced" || attrs["http.response.status_code"].AsInt64() != 202 {
-			t.Errorf("span attributes = %v", s.Attributes())
+		if s.SpanContext().TraceID().String() == traceID {
+			byName[s.Name()] = s
 		}
 	}
-	if !found {
-		t.Error("no span recorded for the request's trace")
+	server, enqueue := byName["POST /events"], byName["queue.enqueue"]
+	if server == nil || enqueue == nil || len(byName) != 2 {
+		t.Fatalf("spans of the trace = %v, want POST /events and queue.enqueue", slices.Sorted(maps.Keys(byName)))
+	}
+	if server.SpanKind() != trace.SpanKindServer || server.Parent().SpanID().String() != parentID {
+		t.Errorf("server span kind %v parent %v, want a server span under the source's", server.SpanKind(), server.Parent().SpanID())
+	}
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, a := range server.Attributes() {
+		attrs[a.Key] = a.Value
+	}
+	if attrs["event.id"].AsString() != "traced" || attrs["http.response.status_code"].AsInt64() != 202 {
+		t.Errorf("server span attributes = %v", server.Attributes())
+	}
+	if enqueue.SpanKind() != trace.SpanKindProducer || enqueue.Parent().SpanID() != server.SpanContext().SpanID() {
+		t.Errorf("enqueue span kind %v parent %v, want a producer span under the server span %v",
+			enqueue.SpanKind(), enqueue.Parent().SpanID(), server.SpanContext().SpanID())
+	}
+	if got := enqueue.SpanContext().SpanID().String(); parts[2] != got {
+		t.Errorf("task carries span %s, the enqueue span is %s", parts[2], got)
 	}
 }
 
