@@ -1,0 +1,357 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/status"
+	"eventrelay/internal/targetmock"
+)
+
+// TargetRecord is what the reconciliation reads of the target: every event
+// it stored (the side effects) and every call it saw. *targetmock.Server
+// implements it.
+type TargetRecord interface {
+	Events(ctx context.Context) ([]targetmock.ReceivedEvent, error)
+	Calls(ctx context.Context, f targetmock.CallFilter) ([]targetmock.Call, error)
+}
+
+// StatusReader is what the reconciliation reads of the status store. Every
+// status.Store implements it.
+type StatusReader interface {
+	Get(ctx context.Context, id string) (status.Record, error)
+}
+
+var (
+	_ TargetRecord = (*targetmock.Server)(nil)
+	_ StatusReader = (status.Store)(nil)
+)
+
+// Input is what Reconcile compares: what the source was told, and what the
+// target and the status store recorded.
+type Input struct {
+	// Source is the source's summary: its Accepted ids are the events that
+	// got a 2xx within the source's deadline, which the system must never
+	// lose.
+	Source sourcemock.Summary
+	// LoadStart and LoadEnd bound the source's run.
+	LoadStart, LoadEnd time.Time
+	Target             TargetRecord
+	Status             StatusReader
+}
+
+// Report is the outcome of one scenario: the figures docs/reliability.md
+// publishes. Durations are in nanoseconds in JSON.
+type Report struct {
+	// Scenario and Engine name the run; Injected says what was injected.
+	Scenario string `json:"scenario"`
+	Engine   string `json:"engine"`
+	Injected string `json:"injected"`
+	// Limit is the target's (and the queue's) rate in events/s.
+	Limit float64 `json:"limit"`
+
+	// Sent counts the source's requests; Acknowledged those answered 2xx
+	// within its deadline; Refused the rest (a non-2xx, a late 2xx or no
+	// answer), which the source treats as failed and never resends.
+	Sent         int `json:"sent"`
+	Acknowledged int `json:"acknowledged"`
+	Refused      int `json:"refused"`
+	// Delivered counts acknowledged events stored at the target.
+	Delivered int `json:"delivered"`
+	// Failed and DeadLettered count acknowledged events the target never
+	// stored whose status record says why (terminal, replayable).
+	Failed       int `json:"failed"`
+	DeadLettered int `json:"dead_lettered"`
+	// Lost counts acknowledged events neither stored at the target nor
+	// failed or dead-lettered: the worst failure there is.
+	Lost int `json:"lost"`
+	// Stuck counts acknowledged events whose status record is missing or not
+	// terminal once the drain window closed.
+	Stuck int `json:"stuck"`
+	// ExtraDelivered counts events stored at the target that the source does
+	// not count as acknowledged: an enqueue that committed although the
+	// answer came late, was a 503 past the deadline, or was cut by a crash.
+	// At-least-once, never a loss.
+	ExtraDelivered int `json:"extra_delivered"`
+
+	// TargetCalls counts receiveEvent calls of any outcome.
+	TargetCalls int `json:"target_calls"`
+	// DuplicateCalls counts calls for an id the target had stored already.
+	DuplicateCalls int `json:"duplicate_calls"`
+	// DuplicateSideEffects counts accepting calls beyond the first for one
+	// id: a second side effect. The target's idempotency on the id keeps it
+	// at 0; anything else is a defect.
+	DuplicateSideEffects int `json:"duplicate_side_effects"`
+	// RateLimitedCalls and FaultCalls count calls answered rate limited or
+	// with an injected 5xx.
+	RateLimitedCalls int `json:"rate_limited_calls"`
+	FaultCalls       int `json:"fault_calls"`
+	// MaxAttempts is the most delivery attempts one acknowledged event's
+	// record holds.
+	MaxAttempts int `json:"max_attempts"`
+	// DeadLetteredRateLimitedOnly counts dead-lettered events whose every
+	// failed attempt was rate limited (the 429 storm's acceptance: 0).
+	DeadLetteredRateLimitedOnly int `json:"dead_lettered_rate_limited_only"`
+
+	// IngestP50, IngestP99 and IngestMax are the source's view of ingest's
+	// latency (timeouts count at the deadline).
+	IngestP50 time.Duration `json:"ingest_p50_ns"`
+	IngestP99 time.Duration `json:"ingest_p99_ns"`
+	IngestMax time.Duration `json:"ingest_max_ns"`
+	// Elapsed runs from the first send to the last acknowledged event's
+	// terminal status; Drain from the end of the load to that moment.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Drain   time.Duration `json:"drain_ns"`
+	// DeliveryRate is the target's accepted calls per second from the first
+	// to the last; MaxAcceptedPerSecond the most in one wall-clock second.
+	DeliveryRate         float64 `json:"delivery_rate"`
+	MaxAcceptedPerSecond int     `json:"max_accepted_per_second"`
+	// MaxBacklog is the largest queue backlog seen (0 when the engine has no
+	// stats).
+	MaxBacklog int64 `json:"max_backlog"`
+
+	// Timeline lists what was injected when, relative to the load's start.
+	Timeline []string `json:"timeline,omitempty"`
+	// LostIDs and StuckIDs hold up to ten examples each.
+	LostIDs  []string `json:"lost_ids,omitempty"`
+	StuckIDs []string `json:"stuck_ids,omitempty"`
+}
+
+// maxExamples bounds the ids a report lists.
+const maxExamples = 10
+
+// getWorkers bounds the status reads in flight during a reconciliation.
+const getWorkers = 8
+
+// Reconcile compares every acknowledged event with the target's record and
+// the status store and fills in the figures; Scenario, Engine, Injected,
+// Limit, MaxBacklog and Timeline are left to the caller.
+func Reconcile(ctx context.Context, in Input) (Report, error) {
+	src := in.Source
+	r := Report{
+		Sent:         src.Sent,
+		Acknowledged: len(src.Accepted),
+		Refused:      src.Failed(),
+		IngestP50:    src.P50,
+		IngestP99:    src.P99,
+		IngestMax:    src.Max,
+	}
+
+	events, err := in.Target.Events(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("read the target's events: %w", err)
+	}
+	stored := make(map[string]bool, len(events))
+	for _, e := range events {
+		stored[e.ID] = true
+	}
+	calls, err := in.Target.Calls(ctx, targetmock.CallFilter{})
+	if err != nil {
+		return Report{}, fmt.Errorf("read the target's calls: %w", err)
+	}
+	accepting := map[string]int{}
+	var firstAccept, lastAccept time.Time
+	perSecond := map[int64]int{}
+	for _, c := range calls {
+		r.TargetCalls++
+		switch c.Outcome {
+		case targetmock.OutcomeAccepted:
+			accepting[c.EventID]++
+			perSecond[c.At.Unix()]++
+			if firstAccept.IsZero() || c.At.Before(firstAccept) {
+				firstAccept = c.At
+			}
+			if c.At.After(lastAccept) {
+				lastAccept = c.At
+			}
+		case targetmock.OutcomeDuplicate:
+			r.DuplicateCalls++
+		case targetmock.OutcomeRateLimited:
+			r.RateLimitedCalls++
+		case targetmock.OutcomeFault:
+			r.FaultCalls++
+		}
+	}
+	for _, n := range accepting {
+		r.DuplicateSideEffects += n - 1
+	}
+	for _, n := range perSecond {
+		r.MaxAcceptedPerSecond = max(r.MaxAcceptedPerSecond, n)
+	}
+	if n := len(accepting); n > 1 && lastAccept.After(firstAccept) {
+		r.DeliveryRate = float64(n-1) / lastAccept.Sub(firstAccept).Seconds()
+	}
+
+	records, err := getAll(ctx, in.Status, src.Accepted)
+	if err != nil {
+		return Report{}, err
+	}
+	acked := make(map[string]bool, len(src.Accepted))
+	var lastTerminal time.Time
+	for i, id := range src.Accepted {
+		acked[id] = true
+		rec, found := records[i].rec, records[i].found
+		terminal := found && rec.Status.Terminal()
+		switch {
+		case stored[id]:
+			r.Delivered++
+		case terminal && rec.Status == status.Failed:
+			r.Failed++
+		case terminal && rec.Status == status.DeadLettered:
+			r.DeadLettered++
+			if rateLimitedOnly(rec) {
+				r.DeadLetteredRateLimitedOnly++
+			}
+		default:
+			r.Lost++
+			if len(r.LostIDs) < maxExamples {
+				r.LostIDs = append(r.LostIDs, id)
+			}
+		}
+		if !terminal {
+			r.Stuck++
+			if len(r.StuckIDs) < maxExamples {
+				r.StuckIDs = append(r.StuckIDs, id)
+			}
+			continue
+		}
+		r.MaxAttempts = max(r.MaxAttempts, deliveryAttempts(rec))
+		if rec.UpdatedAt.After(lastTerminal) {
+			lastTerminal = rec.UpdatedAt
+		}
+	}
+	for id := range stored {
+		if !acked[id] {
+			r.ExtraDelivered++
+		}
+	}
+	if !lastTerminal.IsZero() {
+		if !in.LoadStart.IsZero() {
+			r.Elapsed = lastTerminal.Sub(in.LoadStart)
+		}
+		if !in.LoadEnd.IsZero() {
+			r.Drain = max(lastTerminal.Sub(in.LoadEnd), 0)
+		}
+	}
+	return r, nil
+}
+
+type lookup struct {
+	rec   status.Record
+	found bool
+}
+
+// getAll reads the record of every id, a few at a time; a missing record is
+// not an error (it counts as not terminal).
+func getAll(ctx context.Context, st StatusReader, ids []string) ([]lookup, error) {
+	out := make([]lookup, len(ids))
+	errs := make([]error, getWorkers)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := range getWorkers {
+		wg.Go(func() {
+			for i := range next {
+				rec, err := st.Get(ctx, ids[i])
+				switch {
+				case errors.Is(err, status.ErrNotFound):
+				case err != nil:
+					if errs[w] == nil {
+						errs[w] = fmt.Errorf("read the status of %s: %w", ids[i], err)
+					}
+				default:
+					out[i] = lookup{rec: rec, found: true}
+				}
+			}
+		})
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// deliveryAttempts counts the attempts that called (or tried to call) the
+// target; skips and replays are not attempts.
+func deliveryAttempts(rec status.Record) int {
+	n := 0
+	for _, a := range rec.Attempts {
+		if a.Outcome != status.OutcomeSkipped && a.Outcome != status.OutcomeReplayed {
+			n++
+		}
+	}
+	return n
+}
+
+// rateLimitedOnly reports whether every failed attempt of a dead-lettered
+// record was rate limited (its last attempt, recorded as dead_lettered,
+// included when its error says so).
+func rateLimitedOnly(rec status.Record) bool {
+	seen := false
+	for _, a := range rec.Attempts {
+		switch a.Outcome {
+		case status.OutcomeRateLimited:
+			seen = true
+		case status.OutcomeDeadLettered:
+			if !strings.Contains(a.Error, "rate limited") {
+				return false
+			}
+			seen = true
+		case status.OutcomeRetryable, status.OutcomePermanent:
+			return false
+		}
+	}
+	return seen
+}
+
+// Problems lists the acceptance failures of a report: lost events,
+// duplicate side effects and stuck events. Empty means the run passed.
+func (r Report) Problems() []string {
+	var p []string
+	if r.Lost > 0 {
+		p = append(p, fmt.Sprintf("%d acknowledged events lost (neither delivered nor failed/dead-lettered), e.g. %s", r.Lost, strings.Join(r.LostIDs, ", ")))
+	}
+	if r.DuplicateSideEffects > 0 {
+		p = append(p, fmt.Sprintf("%d duplicate side effects at the target", r.DuplicateSideEffects))
+	}
+	if r.Stuck > 0 {
+		p = append(p, fmt.Sprintf("%d acknowledged events not terminal after the drain window, e.g. %s", r.Stuck, strings.Join(r.StuckIDs, ", ")))
+	}
+	return p
+}
+
+// WriteTable writes reports as one aligned table, a row per report.
+func WriteTable(w io.Writer, reports []Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\tmax attempts\tingest p99\tdrain\tdelivered/s\tlimit\t")
+	for _, r := range slices.Clone(reports) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%v\t%.1f\t%.4g\t\n",
+			r.Scenario, r.Engine, r.Sent, r.Acknowledged, r.Delivered, r.DeadLettered+r.Failed, r.Lost, r.Stuck,
+			r.DuplicateCalls, r.DuplicateSideEffects, r.ExtraDelivered, r.MaxAttempts,
+			r.IngestP99.Round(time.Millisecond), r.Drain.Round(100*time.Millisecond), r.DeliveryRate, r.Limit)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON writes reports as an indented JSON array.
+func WriteJSON(w io.Writer, reports []Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if reports == nil {
+		reports = []Report{}
+	}
+	return enc.Encode(reports)
+}

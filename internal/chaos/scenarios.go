@@ -1,0 +1,455 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"eventrelay/internal/auth/devissuer"
+	"eventrelay/internal/devstack"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/targetmock"
+)
+
+// Scale picks the size of a scenario.
+type Scale int
+
+const (
+	// Reduced sizes run inside `make test`: a few minutes on two cores.
+	Reduced Scale = iota
+	// Full sizes are the issue's (5,000-event bursts, a 30 s outage, 60 s of
+	// overload): `make chaos`.
+	Full
+)
+
+func (s Scale) String() string {
+	if s == Full {
+		return "full"
+	}
+	return "reduced"
+}
+
+// Env is where a scenario runs.
+type Env struct {
+	// Engine is devstack.EngineEmbedded (default) or devstack.EngineGCP.
+	Engine string
+	// GCP points the GCP engines at the emulators (TasksEndpoint,
+	// OIDCIssuer). Each run gets its own queue and collection.
+	GCP devstack.GCPOptions
+	// Scale picks the sizes.
+	Scale Scale
+	// DataDir is a fresh directory for the run's files.
+	DataDir string
+	// Relayctl is the relayctl binary, for the scenarios that kill a real
+	// process.
+	Relayctl string
+	// Seed drives every random choice (the kill moments), so a run can be
+	// repeated.
+	Seed uint64
+}
+
+func (e Env) engine() string {
+	if e.Engine == "" {
+		return devstack.EngineEmbedded
+	}
+	return e.Engine
+}
+
+func (e Env) gcp() bool { return e.engine() == devstack.EngineGCP }
+
+// Scenario is one fault scenario. Run drives it to the end, waits for the
+// drain and reconciles; the caller judges the Report (Problems).
+type Scenario struct {
+	Name string
+	// Injects says what the scenario injects, in a line.
+	Injects string
+	// Engines lists the engines the scenario runs on.
+	Engines []string
+	// Process marks scenarios that run the real relayctl binary
+	// (Env.Relayctl is required).
+	Process bool
+	Run     func(ctx context.Context, env Env) (Report, error)
+}
+
+// Scenarios returns every scenario, in the order docs/reliability.md
+// lists them.
+func Scenarios() []Scenario {
+	both := []string{devstack.EngineEmbedded, devstack.EngineGCP}
+	return []Scenario{
+		{Name: "kill9", Engines: []string{devstack.EngineEmbedded}, Process: true,
+			Injects: "SIGKILL of relayctl dev at 5 random moments of a burst and its drain, restarting each time",
+			Run:     kill9},
+		{Name: "target-5xx", Engines: both,
+			Injects: "20 % of the target's calls answered HTTP 500", Run: target5xx},
+		{Name: "target-slow", Engines: []string{devstack.EngineEmbedded},
+			Injects: "target latency 700 ms + up to 600 ms against a 1 s dispatch deadline", Run: targetSlow},
+		{Name: "target-outage", Engines: both,
+			Injects: "every target call answered HTTP 500 for 5 s (full: 30 s)", Run: targetOutage},
+		{Name: "storm-429", Engines: both,
+			Injects: "target limit cut to a tenth for 5 s (full: 30 s): HTTP 429 + Retry-After", Run: storm(targetmock.ModeHTTP)},
+		{Name: "storm-graphql", Engines: both,
+			Injects: "target limit cut to a tenth for 5 s (full: 30 s): RATE_LIMITED errors in HTTP 200", Run: storm(targetmock.ModeGraphQL)},
+		{Name: "overload", Engines: both,
+			Injects: "source at 10x the limit for 10 s (full: 60 s)", Run: overload},
+	}
+}
+
+// sizes are a scenario's numbers.
+type sizes struct {
+	events int     // events the source sends
+	limit  float64 // the target's and the queue's rate
+	rate   float64 // the source's rate
+}
+
+// burstSizes are the sizes of the burst scenarios: the source at 4x the
+// limit. The emulators are slower, so the GCP runs are smaller.
+func burstSizes(env Env) sizes {
+	switch {
+	case env.gcp() && env.Scale == Full:
+		return sizes{events: 1000, limit: 20, rate: 80}
+	case env.gcp():
+		return sizes{events: 200, limit: 20, rate: 80}
+	case env.Scale == Full:
+		return sizes{events: 5000, limit: 100, rate: 400}
+	default:
+		return sizes{events: 600, limit: 50, rate: 200}
+	}
+}
+
+// faultLength is how long an outage or a 429 storm lasts.
+func faultLength(env Env) time.Duration {
+	if env.Scale == Full {
+		return 30 * time.Second
+	}
+	return 5 * time.Second
+}
+
+// drainWindow is how long the harness waits for the backlog to drain:
+// generous, since an event still pending at its end counts as stuck.
+func drainWindow(s sizes, extra time.Duration) time.Duration {
+	ideal := time.Duration(float64(s.events) / s.limit * float64(time.Second))
+	return 3*ideal + extra + time.Minute
+}
+
+// stackPlan is a scenario on an in-process stack (internal/devstack).
+type stackPlan struct {
+	name, injects string
+	opts          devstack.Options
+	load          sourcemock.Config
+	// inject runs beside the load from its start and returns once every
+	// fault it injected is lifted.
+	inject func(ctx context.Context, s *devstack.Stack, r *run) error
+	window time.Duration
+}
+
+// onStack starts a stack, drives the load while injecting, waits for the
+// drain, reconciles and stops the stack.
+func onStack(ctx context.Context, env Env, p stackPlan) (_ Report, err error) {
+	o := p.opts
+	o.Engine = env.engine()
+	o.DataDir = env.DataDir
+	o.IngestAddr, o.TargetAddr, o.DispatcherAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	if env.gcp() {
+		o.GCP = env.GCP
+		// The emulator remembers queue ids and task names forever.
+		unique := fmt.Sprintf("chaos-%s-%d", p.name, time.Now().UnixNano())
+		o.GCP.Queue, o.GCP.Collection = unique, unique
+	}
+	stack, err := devstack.Start(ctx, o)
+	if err != nil {
+		return Report{}, fmt.Errorf("start the stack: %w", err)
+	}
+	defer func() {
+		if stopErr := stack.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stop the stack: %w", stopErr))
+		}
+	}()
+	backlog := sampleBacklog(ctx, stack.Queue)
+
+	r := newRun()
+	injected := make(chan error, 1)
+	go func() {
+		if p.inject == nil {
+			injected <- nil
+			return
+		}
+		injected <- p.inject(ctx, stack, r)
+	}()
+	load := p.load
+	load.IngestURL = stack.IngestURL
+	sum, start, end, err := sendLoad(ctx, load, stack.Token)
+	if err != nil {
+		return Report{}, errors.Join(err, <-injected)
+	}
+	r.note("load ended: %s", sum)
+	if err := <-injected; err != nil {
+		return Report{}, fmt.Errorf("inject: %w", err)
+	}
+	pending, err := waitDrained(ctx, stack.Status, sum.Accepted, p.window)
+	if err != nil {
+		return Report{}, fmt.Errorf("wait for the drain: %w", err)
+	}
+	r.note("drain wait ended, %d acknowledged events pending", pending)
+
+	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: stack.Target, Status: stack.Status})
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Scenario, rep.Engine, rep.Injected, rep.Limit = p.name, o.Engine, p.injects, o.TargetRate
+	rep.MaxBacklog = backlog.Max()
+	rep.Timeline = r.notes()
+	return rep, nil
+}
+
+// burstLoad is the source sending s.events at s.rate, judged by the
+// source's 500 ms rule.
+func burstLoad(s sizes) sourcemock.Config {
+	return sourcemock.Config{Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline}
+}
+
+func target5xx(ctx context.Context, env Env) (Report, error) {
+	s := burstSizes(env)
+	return onStack(ctx, env, stackPlan{
+		name:    "target-5xx",
+		injects: "20 % of the target's calls answered HTTP 500, for the whole run",
+		opts:    devstack.Options{TargetRate: s.limit},
+		load:    burstLoad(s),
+		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+			r.note("target error ratio 0.2")
+			return st.Target.SetErrorRatio(0.2)
+		},
+		window: drainWindow(s, 0),
+	})
+}
+
+func targetSlow(ctx context.Context, env Env) (Report, error) {
+	s := burstSizes(env)
+	s.events /= 2
+	s.rate /= 2
+	const deadline = time.Second
+	return onStack(ctx, env, stackPlan{
+		name:    "target-slow",
+		injects: "target latency 700 ms + up to 600 ms: about half the calls outlive the 1 s dispatch deadline",
+		opts:    devstack.Options{TargetRate: s.limit, DispatchDeadline: deadline},
+		load:    burstLoad(s),
+		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+			r.note("target latency 700ms + [0, 600ms), dispatch deadline %v", deadline)
+			return errors.Join(st.Target.SetLatency(700*time.Millisecond), st.Target.SetLatencyJitter(600*time.Millisecond))
+		},
+		window: drainWindow(s, 2*time.Minute),
+	})
+}
+
+func targetOutage(ctx context.Context, env Env) (Report, error) {
+	s := burstSizes(env)
+	outage := faultLength(env)
+	return onStack(ctx, env, stackPlan{
+		name:    "target-outage",
+		injects: fmt.Sprintf("every target call answered HTTP 500 for %v, from 1 s into the burst", outage),
+		opts:    devstack.Options{TargetRate: s.limit},
+		load:    burstLoad(s),
+		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+			if !sleep(ctx, time.Second) {
+				return ctx.Err()
+			}
+			r.note("target down (error ratio 1)")
+			if err := st.Target.SetErrorRatio(1); err != nil {
+				return err
+			}
+			sleep(ctx, outage)
+			r.note("target back (error ratio 0)")
+			return st.Target.SetErrorRatio(0)
+		},
+		window: drainWindow(s, outage),
+	})
+}
+
+// storm cuts the target's limit to a tenth of the queue's rate for a
+// while: most calls are answered rate limited, in the given mode.
+func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Report, error) {
+	name := "storm-429"
+	if mode == targetmock.ModeGraphQL {
+		name = "storm-graphql"
+	}
+	return func(ctx context.Context, env Env) (Report, error) {
+		s := burstSizes(env)
+		length := faultLength(env)
+		const burst = 5
+		return onStack(ctx, env, stackPlan{
+			name:    name,
+			injects: fmt.Sprintf("target limit cut from %.4g/s to %.4g/s for %v, from 1 s into the burst (%s rate limiting)", s.limit, s.limit/10, length, mode),
+			opts:    devstack.Options{TargetRate: s.limit, TargetBurst: burst, TargetMode: string(mode)},
+			load:    burstLoad(s),
+			inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+				if !sleep(ctx, time.Second) {
+					return ctx.Err()
+				}
+				r.note("target limit %.4g/s burst 1 (%s)", s.limit/10, mode)
+				if err := st.Target.SetRate(s.limit/10, 1); err != nil {
+					return err
+				}
+				sleep(ctx, length)
+				r.note("target limit back to %.4g/s", s.limit)
+				return st.Target.SetRate(s.limit, burst)
+			},
+			window: drainWindow(s, length),
+		})
+	}
+}
+
+func overload(ctx context.Context, env Env) (Report, error) {
+	limit, length := 20.0, 10*time.Second
+	if env.Scale == Full {
+		limit, length = 50, 60*time.Second
+	}
+	if env.gcp() {
+		limit = 10
+	}
+	s := sizes{limit: limit, rate: 10 * limit, events: int(10 * limit * length.Seconds())}
+	return onStack(ctx, env, stackPlan{
+		name:    "overload",
+		injects: fmt.Sprintf("source at %.4g/s, 10x the %.4g/s limit, for %v", s.rate, s.limit, length),
+		opts:    devstack.Options{TargetRate: s.limit},
+		load:    sourcemock.Config{Rate: s.rate, Duration: length, Concurrency: 64, Deadline: sourcemock.DefaultDeadline},
+		window:  drainWindow(s, 0),
+	})
+}
+
+// kill9 runs the real relayctl binary and SIGKILLs it at random moments
+// while a burst is sent and drained, restarting it on the same data
+// directory each time.
+func kill9(ctx context.Context, env Env) (_ Report, err error) {
+	if env.Relayctl == "" {
+		return Report{}, errors.New("kill9 needs the relayctl binary (Env.Relayctl)")
+	}
+	if env.gcp() {
+		return Report{}, errors.New("kill9 runs on the embedded engine only (so far)")
+	}
+	const kills = 5
+	s := burstSizes(env)
+	// Each kill comes after a random uptime in [minUp, maxUp): spread over
+	// the burst and its drain.
+	minUp, maxUp := 300*time.Millisecond, 2500*time.Millisecond
+	if env.Scale == Full {
+		minUp, maxUp = time.Second, 10*time.Second
+	}
+	rng := rand.New(rand.NewPCG(env.Seed, env.Seed^0x9e3779b97f4a7c15))
+
+	var addrs [3]string
+	for i := range addrs {
+		if addrs[i], err = FreeAddr(); err != nil {
+			return Report{}, err
+		}
+	}
+	p, err := StartProcess(ctx, ProcessOptions{
+		Bin: env.Relayctl, DataDir: env.DataDir,
+		IngestAddr: addrs[0], TargetAddr: addrs[1], DispatcherAddr: addrs[2],
+		Args: []string{"--target-rate", fmt.Sprint(s.limit)},
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() {
+		if stopErr := p.Stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+	iss, err := devissuer.LoadOrCreate(env.DataDir)
+	if err != nil {
+		return Report{}, fmt.Errorf("dev issuer: %w", err)
+	}
+	token := func(context.Context) (string, error) {
+		return iss.Mint(devissuer.DefaultAudience, "chaos", devissuer.DefaultSourceEmail, time.Hour)
+	}
+
+	r := newRun()
+	r.note("seed %d", env.Seed)
+	killed := make(chan error, 1)
+	go func() {
+		for i := range kills {
+			up := minUp + time.Duration(rng.Int64N(int64(maxUp-minUp)))
+			if !sleep(ctx, up) {
+				killed <- ctx.Err()
+				return
+			}
+			if err := p.Kill(); err != nil {
+				killed <- err
+				return
+			}
+			r.note("kill -9 #%d after %v up", i+1, up.Round(time.Millisecond))
+			if err := p.Restart(ctx); err != nil {
+				killed <- err
+				return
+			}
+			r.note("restarted")
+		}
+		killed <- nil
+	}()
+	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
+		IngestURL: "http://" + addrs[0], Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
+	}, token)
+	if err != nil {
+		return Report{}, errors.Join(err, <-killed)
+	}
+	r.note("load ended: %s", sum)
+	if err := <-killed; err != nil {
+		return Report{}, fmt.Errorf("kill and restart: %w", err)
+	}
+
+	// The process owns the files; reading them beside it is what relayctl
+	// status does (SQLite WAL).
+	statusPath := filepath.Join(env.DataDir, devstack.StatusFile)
+	live, err := sqlitestatus.Open(ctx, statusPath)
+	if err != nil {
+		return Report{}, err
+	}
+	pending, err := waitDrained(ctx, live, sum.Accepted, drainWindow(s, 0))
+	err = errors.Join(err, live.Close())
+	if err != nil {
+		return Report{}, fmt.Errorf("wait for the drain: %w", err)
+	}
+	r.note("drain wait ended, %d acknowledged events pending", pending)
+	if err := p.Stop(); err != nil {
+		return Report{}, err
+	}
+	r.note("stopped cleanly")
+
+	// Reconcile from the files, as the next start would find them.
+	quiet := logging.WithLogger(ctx, discardLogger())
+	target, err := targetmock.NewServer(quiet, targetmock.Config{
+		Port: "0", Rate: 1, Burst: 1, RateLimitMode: targetmock.ModeHTTP,
+		DataPath: filepath.Join(env.DataDir, devstack.TargetFile),
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("open the target's record: %w", err)
+	}
+	defer target.Close()
+	st, err := sqlitestatus.Open(ctx, statusPath)
+	if err != nil {
+		return Report{}, err
+	}
+	defer st.Close()
+	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Scenario, rep.Engine, rep.Limit = "kill9", devstack.EngineEmbedded, s.limit
+	rep.Injected = fmt.Sprintf("%d x SIGKILL of relayctl dev after %v-%v up each, restarting on the same data", kills, minUp, maxUp)
+	rep.Timeline = r.notes()
+	return rep, nil
+}
+
+// Names lists the scenarios' names, for flags and messages.
+func Names() string {
+	var n []string
+	for _, s := range Scenarios() {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ", ")
+}
