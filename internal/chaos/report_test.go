@@ -147,7 +147,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivering, 1)},
-			want: chaos.Report{Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
+			want:   chaos.Report{Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
 		},
 		{
 			name:  "an event stored without a 2xx in time is extra, not an error",
