@@ -13,7 +13,8 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/auth/devissuer"
@@ -21,6 +22,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
 )
 
 // Paths the dispatcher serves.
@@ -43,22 +45,63 @@ type Server struct {
 	// authenticated request. Nil means no authentication.
 	Authenticate func(next http.Handler) http.Handler
 
-	cfg    Config
-	store  status.Store
-	target *target.Client
-	tracer trace.Tracer
-	now    func() time.Time
+	cfg     Config
+	store   status.Store
+	target  *target.Client
+	tracer  trace.Tracer
+	metrics metrics
+	now     func() time.Time
+}
+
+// metrics are the dispatcher's instruments (names in package telemetry).
+type metrics struct {
+	attempts metric.Int64Counter
+	target   metric.Float64Histogram
+	lag      metric.Float64Histogram
+	// outcomes holds one prebuilt attribute set per attempt outcome.
+	outcomes map[status.Outcome]metric.MeasurementOption
+}
+
+func newMetrics(mp metric.MeterProvider) (metrics, error) {
+	m := mp.Meter(tracerName)
+	attempts, err1 := m.Int64Counter(telemetry.MetricDispatchAttempts,
+		metric.WithDescription("Deliveries the dispatcher handled, by the attempt's outcome."), metric.WithUnit("{attempt}"))
+	target, err2 := m.Float64Histogram(telemetry.MetricTargetDuration,
+		metric.WithDescription("Duration of one receiveEvent call to the target."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	lag, err3 := m.Float64Histogram(telemetry.MetricDeliveryLag,
+		metric.WithDescription("Time from ingest receiving an event to the target having it."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(telemetry.LagBuckets...))
+	outcomes := make(map[status.Outcome]metric.MeasurementOption, 6)
+	for _, o := range []status.Outcome{
+		status.OutcomeDelivered, status.OutcomeRateLimited, status.OutcomeRetryable,
+		status.OutcomePermanent, status.OutcomeDeadLettered, status.OutcomeSkipped,
+	} {
+		outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrOutcome, string(o))))
+	}
+	return metrics{attempts: attempts, target: target, lag: lag, outcomes: outcomes}, errors.Join(err1, err2, err3)
+}
+
+// attempt counts one handled delivery.
+func (m metrics) attempt(ctx context.Context, o status.Outcome) {
+	m.attempts.Add(ctx, 1, m.outcomes[o])
 }
 
 // NewServer validates cfg and builds a Server recording status in store and
 // calling the target with client (nil means a default client). client is not
-// modified: its transport is wrapped by a target.Transport in a copy.
-func NewServer(ctx context.Context, cfg Config, store status.Store, client *http.Client) (*Server, error) {
+// modified: its transport is wrapped by a target.Transport in a copy. Spans
+// and metrics go to the global providers unless opts choose others.
+func NewServer(ctx context.Context, cfg Config, store status.Store, client *http.Client, opts ...telemetry.Option) (*Server, error) {
 	if err := cfg.validateServer(); err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
 	}
 	if store == nil {
 		return nil, errors.New("dispatcher: status store is required")
+	}
+	providers := telemetry.NewProviders(opts...)
+	m, err := newMetrics(providers.Meter)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher metrics: %w", err)
 	}
 	if cfg.Auth.Issuer == devissuer.IssuerID {
 		devissuer.LogNotForProduction(ctx)
@@ -67,11 +110,12 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, client *http
 		"target_url", cfg.TargetURL, "target_timeout", cfg.TargetTimeout.String(),
 		"brand", cfg.Brand, "max_attempts", cfg.Retry.MaxAttempts)
 	return &Server{
-		cfg:    cfg,
-		store:  store,
-		target: target.New(cfg.TargetURL, client, cfg.TargetTimeout),
-		tracer: otel.Tracer(tracerName),
-		now:    time.Now,
+		cfg:     cfg,
+		store:   store,
+		target:  target.New(cfg.TargetURL, client, cfg.TargetTimeout),
+		tracer:  providers.Tracer.Tracer(tracerName),
+		metrics: m,
+		now:     time.Now,
 	}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"eventrelay/internal/dispatcher/target"
 	"eventrelay/internal/event"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
@@ -125,6 +126,7 @@ func (s *Server) handleTask() http.Handler {
 			reason := "read task body: " + err.Error()
 			a.log.ErrorContext(ctx, "task body unreadable; asking the queue to retry", "event_id", "", "reason", reason)
 			a.end(codes.Error, reason)
+			s.metrics.attempt(ctx, status.OutcomeRetryable)
 			serving.WriteProblem(w, http.StatusServiceUnavailable, "task-body-unreadable", "Task body unreadable", reason, nil)
 			return
 		}
@@ -167,8 +169,9 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		return
 	}
 
-	res := s.target.Send(ctx, event.Enrich(ev, s.cfg.Brand))
-	o := Classify(res)
+	a.log.InfoContext(ctx, "event delivering", "attempt", a.d.retryCount+1, "last_attempt", last)
+
+	res, o := s.callTarget(ctx, ev)
 	dec := decide(o, last)
 	a.span.SetAttributes(attribute.String(attrOutcome, string(dec.attempt)), attribute.Int(attrHTTPStatus, res.HTTPStatus))
 
@@ -196,7 +199,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	// stopped waiting for this request.
 	storeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	_, err = s.store.Apply(storeCtx, ev.ID, status.Update{
+	after, err := s.store.Apply(storeCtx, ev.ID, status.Update{
 		Status: dec.to, Attempt: &at, Reason: reason, At: s.now(), Event: ev, TraceID: a.traceID,
 	})
 	switch {
@@ -205,6 +208,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		a.log.WarnContext(ctx, "outcome not recorded: event finished by another delivery",
 			"reason", o.Reason, "outcome", string(dec.attempt), "error", err.Error())
 		a.end(codes.Ok, "")
+		s.metrics.attempt(ctx, status.OutcomeSkipped)
 		serving.WriteJSON(a.w, http.StatusOK, taskResponse{EventID: ev.ID, Outcome: string(status.OutcomeSkipped), Reason: "finished by another delivery"})
 		return
 	case err != nil && dec.code == http.StatusOK:
@@ -216,6 +220,14 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	case err != nil:
 		// The queue retries anyway; only this attempt's entry is lost.
 		a.log.ErrorContext(ctx, "attempt not recorded", "reason", o.Reason, "error", err.Error())
+	}
+	s.metrics.attempt(ctx, dec.attempt)
+	if dec.to == status.Delivered && err == nil && !after.ReceivedAt.IsZero() {
+		deliveredAt := at.At.Add(res.Duration)
+		if after.DeliveredAt != nil {
+			deliveredAt = *after.DeliveredAt
+		}
+		s.metrics.lag.Record(ctx, max(deliveredAt.Sub(after.ReceivedAt), 0).Seconds())
 	}
 
 	switch dec.to {
@@ -255,6 +267,24 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	}
 }
 
+// callTarget sends the enriched event in a client span, target.receiveEvent,
+// whose context the request carries as traceparent (the Transport injects
+// it), and classifies the result.
+func (s *Server) callTarget(ctx context.Context, ev event.Event) (target.Result, Outcome) {
+	ctx, span := s.tracer.Start(ctx, "target.receiveEvent",
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost)))
+	defer span.End()
+	res := s.target.Send(ctx, event.Enrich(ev, s.cfg.Brand))
+	o := Classify(res)
+	s.metrics.target.Record(ctx, res.Duration.Seconds())
+	span.SetAttributes(attribute.Int("http.response.status_code", res.HTTPStatus), attribute.String(attrOutcome, string(o.Kind)))
+	if o.Kind != status.OutcomeDelivered {
+		span.SetStatus(codes.Error, o.Reason)
+	}
+	return res, o
+}
+
 // malformed handles a task body that is not a valid event. Retrying cannot
 // fix it, so it answers 200; it records the event failed when an id can be
 // read from the body.
@@ -264,6 +294,7 @@ func (s *Server) malformed(ctx context.Context, a *attempt, body []byte, reason 
 	a.span.SetAttributes(attribute.String(attrEventID, id), attribute.String(attrOutcome, outcomeMalformed))
 	a.log.ErrorContext(ctx, "task body is not a valid event; dropping it", "event_id", id, "reason", reason)
 	a.end(codes.Error, reason)
+	s.metrics.attempt(ctx, status.OutcomePermanent)
 
 	resp := taskResponse{EventID: id, Outcome: outcomeMalformed, Reason: reason}
 	if id != "" {
@@ -300,6 +331,7 @@ func (s *Server) skip(ctx context.Context, a *attempt, id string, st status.Stat
 	a.span.SetAttributes(attribute.String(attrOutcome, string(status.OutcomeSkipped)))
 	a.log.InfoContext(ctx, "target not called", "reason", reason, "status", string(st))
 	a.end(codes.Ok, "")
+	s.metrics.attempt(ctx, status.OutcomeSkipped)
 	serving.WriteJSON(a.w, http.StatusOK, taskResponse{EventID: id, Outcome: string(status.OutcomeSkipped), Status: st, Reason: reason})
 }
 
@@ -308,6 +340,7 @@ func (s *Server) skip(ctx context.Context, a *attempt, id string, st status.Stat
 func (s *Server) storeUnavailable(ctx context.Context, a *attempt, reason string) {
 	a.log.ErrorContext(ctx, "status store unavailable; asking the queue to retry", "reason", reason)
 	a.end(codes.Error, reason)
+	s.metrics.attempt(ctx, status.OutcomeRetryable)
 	serving.WriteProblem(a.w, http.StatusServiceUnavailable, "status-unavailable", "Status store unavailable", "", nil)
 }
 
