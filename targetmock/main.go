@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/targetmock"
+	"eventrelay/internal/telemetry"
 )
 
 func main() {
@@ -34,6 +36,18 @@ func realMain(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	var tcfg telemetry.Config
+	if err := envconfig.Process(ctx, &tcfg); err != nil {
+		return fmt.Errorf("read telemetry config: %w", err)
+	}
+	if tcfg.ServiceName == "" {
+		tcfg.ServiceName = "targetmock"
+	}
+	shutdown, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, shutdown(context.WithoutCancel(ctx))) }()
 	srv, err := targetmock.NewServer(ctx, cfg)
 	if err != nil {
 		return err

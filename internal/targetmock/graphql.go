@@ -17,6 +17,11 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/logging"
 	"eventrelay/internal/targetmock/graph"
@@ -103,6 +108,14 @@ func (s *Server) handleGraphQL() http.Handler {
 			IdempotencyKey: r.Header.Get(HeaderIdempotencyKey),
 		}
 		c.EventID, _ = stringField(cl.input, "id")
+		// The call joins the caller's trace (the dispatcher's
+		// target.receiveEvent span) with a server span of its own.
+		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracer.Start(ctx, "receiveEvent",
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("eventrelay.event.id", c.EventID)))
+		defer span.End()
+		r = r.WithContext(ctx)
 		brand, hasBrand := stringField(cl.input, "brand")
 		c.Brand = brand
 		logger := logging.FromContext(ctx).With("event_id", c.EventID)
@@ -166,11 +179,25 @@ func (s *Server) handleGraphQL() http.Handler {
 // whether or not recording works; a failure is logged.
 func (s *Server) recordOutcome(ctx context.Context, logger *slog.Logger, c Call, o Outcome, detail string) {
 	c.Outcome, c.Detail = o, detail
+	spanOutcome(ctx, o, detail)
 	if err := s.store.record(context.WithoutCancel(ctx), c); err != nil {
 		logger.ErrorContext(ctx, "targetmock could not record a call", "outcome", string(o), "error", err)
 		return
 	}
 	logger.DebugContext(ctx, "targetmock call", "outcome", string(o), "detail", detail)
+}
+
+// spanOutcome marks the call's span with its outcome; anything but accepted
+// or duplicate is an error of the call.
+func spanOutcome(ctx context.Context, o Outcome, detail string) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("eventrelay.target.outcome", string(o)))
+	if o != OutcomeAccepted && o != OutcomeDuplicate {
+		if detail == "" {
+			detail = string(o)
+		}
+		span.SetStatus(codes.Error, detail)
+	}
 }
 
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1.

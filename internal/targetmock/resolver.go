@@ -77,6 +77,7 @@ func (m mutationResolver) ReceiveEvent(ctx context.Context, in graph.EventInput)
 			return nil, errors.New("storage failure")
 		}
 		cs.recorded = true
+		spanOutcome(ctx, OutcomeRejected, gerr.Message)
 		logger.DebugContext(ctx, "targetmock call", "outcome", string(OutcomeRejected), "detail", gerr.Message)
 		return nil, gerr
 	}
@@ -89,6 +90,7 @@ func (m mutationResolver) ReceiveEvent(ctx context.Context, in graph.EventInput)
 		return nil, errors.New("storage failure")
 	}
 	cs.recorded = true
+	spanOutcome(ctx, outcome, "")
 	logger.DebugContext(ctx, "targetmock call", "outcome", string(outcome))
 	return &graph.Receipt{
 		ID:         in.ID,

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
+	"eventrelay/internal/telemetry"
 )
 
 // Server is the target test double: the GraphQL endpoint, its rate limit,
@@ -20,6 +22,7 @@ import (
 type Server struct {
 	store   *store
 	limiter *rate.Limiter
+	tracer  trace.Tracer
 	// now is the clock; tests in this package replace it before serving.
 	now func() time.Time
 
@@ -47,7 +50,8 @@ type Knobs struct {
 
 // NewServer opens the store (cfg.DataPath, or memory) and builds the target.
 // It logs a warning that this is a test double. Close releases the store.
-func NewServer(ctx context.Context, cfg Config) (*Server, error) {
+// Its spans go to the global tracer provider unless opts choose another.
+func NewServer(ctx context.Context, cfg Config, opts ...telemetry.Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid targetmock config: %w", err)
 	}
@@ -58,6 +62,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		store:   st,
 		limiter: rate.NewLimiter(toLimit(cfg.Rate), cfg.Burst),
+		tracer:  telemetry.NewProviders(opts...).Tracer.Tracer("eventrelay/internal/targetmock"),
 		now:     time.Now,
 		knobs: Knobs{
 			Rate:          cfg.Rate,
