@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"eventrelay/internal/auth"
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher"
@@ -32,6 +35,7 @@ import (
 	"eventrelay/internal/status/firestorestatus"
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
+	"eventrelay/internal/telemetry"
 )
 
 // Files in the data directory.
@@ -103,6 +107,11 @@ type Options struct {
 	Retry queue.RetryConfig
 	// DispatchDeadline bounds one delivery (default 15 s).
 	DispatchDeadline time.Duration
+	// TracerProvider and MeterProvider instrument every component (nil: the
+	// global ones). With a meter provider the queue's backlog gauges are
+	// reported too, when the engine has stats.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 func (o *Options) defaults() {
@@ -283,13 +292,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	closers = append(closers, s.Status.Close)
 
 	_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
+	instrument := []telemetry.Option{telemetry.WithTracerProvider(o.TracerProvider), telemetry.WithMeterProvider(o.MeterProvider)}
 	if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
 		Port:          targetPort,
 		Rate:          o.TargetRate,
 		Burst:         o.TargetBurst,
 		RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
 		DataPath:      filepath.Join(o.DataDir, TargetFile),
-	}); err != nil {
+	}, instrument...); err != nil {
 		return nil, fmt.Errorf("targetmock: %w", err)
 	}
 	closers = append(closers, s.Target.Close)
@@ -298,6 +308,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	closers = append(closers, s.Queue.Close)
+	// The emulator has no queue stats: no gauges rather than an error each
+	// collection.
+	if _, err := s.Queue.Stats(ctx); !errors.Is(err, cloudtasksqueue.ErrNoStats) {
+		stop, err := telemetry.ObserveQueue(ctx, o.MeterProvider, s.Queue)
+		if err != nil {
+			return nil, fmt.Errorf("queue gauges: %w", err)
+		}
+		closers = append(closers, stop)
+	}
 
 	dispatchCfg := dispatcher.Config{
 		Brand:         o.Brand,
@@ -305,7 +324,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		TargetTimeout: 10 * time.Second,
 		Retry:         o.Retry,
 	}
-	disp, err := dispatcher.NewServer(ctx, dispatchCfg, s.Status, nil)
+	disp, err := dispatcher.NewServer(ctx, dispatchCfg, s.Status, nil, instrument...)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
@@ -314,7 +333,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	ing, err := ingest.NewServer(ctx, ingest.Config{
 		EnqueueTimeout: 250 * time.Millisecond,
 		StatusTimeout:  100 * time.Millisecond,
-	}, s.Queue, s.Status, verifier)
+	}, s.Queue, s.Status, verifier, instrument...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
