@@ -95,6 +95,10 @@ type Report struct {
 	// with an injected 5xx.
 	RateLimitedCalls int `json:"rate_limited_calls"`
 	FaultCalls       int `json:"fault_calls"`
+	// RejectedCalls counts calls the target refused with no side effect:
+	// invalid input, or — in targetmock — a call whose client gave up
+	// before it was processed (a delivery cut by the dispatch deadline).
+	RejectedCalls int `json:"rejected_calls"`
 	// MaxAttempts is the most delivery attempts one acknowledged event's
 	// record holds.
 	MaxAttempts int `json:"max_attempts"`
@@ -179,6 +183,8 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 			r.RateLimitedCalls++
 		case targetmock.OutcomeFault:
 			r.FaultCalls++
+		case targetmock.OutcomeRejected:
+			r.RejectedCalls++
 		}
 	}
 	for _, n := range accepting {

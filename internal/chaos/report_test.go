@@ -137,7 +137,7 @@ func TestReconcile(t *testing.T) {
 				"mixed": rec("mixed", status.DeadLettered, 2, status.OutcomeRetryable, status.OutcomeDeadLettered),
 			},
 			want: chaos.Report{Acknowledged: 3, Failed: 1, DeadLettered: 2, DeadLetteredRateLimitedOnly: 1,
-				TargetCalls: 2, RateLimitedCalls: 1, MaxAttempts: 3, Elapsed: 3 * time.Second, Drain: 2 * time.Second},
+				TargetCalls: 2, RateLimitedCalls: 1, RejectedCalls: 1, MaxAttempts: 3, Elapsed: 3 * time.Second, Drain: 2 * time.Second},
 		},
 		{
 			name:  "delivered at the target but not terminal in the store is stuck, not lost",

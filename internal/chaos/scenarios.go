@@ -88,7 +88,7 @@ func Scenarios() []Scenario {
 		{Name: "target-5xx", Engines: both,
 			Injects: "20 % of the target's calls answered HTTP 500", Run: target5xx},
 		{Name: "target-slow", Engines: []string{devstack.EngineEmbedded},
-			Injects: "target latency 700 ms + up to 600 ms against a 1 s dispatch deadline", Run: targetSlow},
+			Injects: "target latency 600 ms + up to 600 ms against a 1 s dispatch deadline", Run: targetSlow},
 		{Name: "target-outage", Engines: both,
 			Injects: "every target call answered HTTP 500 for 5 s (full: 30 s)", Run: targetOutage},
 		{Name: "storm-429", Engines: both,
@@ -235,12 +235,12 @@ func targetSlow(ctx context.Context, env Env) (Report, error) {
 	const deadline = time.Second
 	return onStack(ctx, env, stackPlan{
 		name:    "target-slow",
-		injects: "target latency 700 ms + up to 600 ms: about half the calls outlive the 1 s dispatch deadline",
+		injects: "target latency 600 ms + up to 600 ms: about a third of the calls outlive the 1 s dispatch deadline",
 		opts:    devstack.Options{TargetRate: s.limit, DispatchDeadline: deadline},
 		load:    burstLoad(s),
 		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
-			r.note("target latency 700ms + [0, 600ms), dispatch deadline %v", deadline)
-			return errors.Join(st.Target.SetLatency(700*time.Millisecond), st.Target.SetLatencyJitter(600*time.Millisecond))
+			r.note("target latency 600ms + [0, 600ms), dispatch deadline %v", deadline)
+			return errors.Join(st.Target.SetLatency(600*time.Millisecond), st.Target.SetLatencyJitter(600*time.Millisecond))
 		},
 		window: drainWindow(s, 2*time.Minute),
 	})
