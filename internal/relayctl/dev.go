@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,6 +36,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:8082", "targetmock listen address")
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address of its own (empty: on the ops page's listener)")
 	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
 	fs.StringVar(&o.Engine, "engine", devstack.EngineEmbedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
 	gcpFlags(fs, &o.GCP)
@@ -76,20 +78,42 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer shutdownTracing(context.WithoutCancel(ctx))
+	// Metrics in Prometheus form, scraped from /metrics (in GCP they go out
+	// by OTLP instead: docs/adr/0009-otlp-export.md).
+	meters, metrics, err := telemetry.NewPrometheus("relayctl-dev")
+	if err != nil {
+		return err
+	}
+	defer meters.Shutdown(context.WithoutCancel(ctx))
+	o.MeterProvider = meters
 
 	stack, err = devstack.Start(ctx, o)
 	if err != nil {
 		return err
 	}
-	opsURL, opsDone, err := startOpsPage(ctx, *opsAddr, stack, o.TargetRate, spans)
+	opsMetrics := metrics
+	if *metricsAddr != "" {
+		opsMetrics = nil
+	}
+	opsURL, opsDone, err := startOpsPage(ctx, *opsAddr, stack, o.TargetRate, spans, opsMetrics)
 	if err != nil {
 		return errors.Join(err, stack.Stop())
+	}
+	metricsURL := opsURL
+	metricsDone := func() error { return nil }
+	if *metricsAddr != "" {
+		if metricsURL, metricsDone, err = serveWithStack(ctx, *metricsAddr, stack, metricsMux(metrics, nil)); err != nil {
+			return errors.Join(fmt.Errorf("metrics: %w", err), stack.Stop(), opsDone())
+		}
 	}
 	fmt.Fprintf(stdout, "eventrelay local stack (%s engine), data in %s, log in %s\n", o.Engine, o.DataDir, logPath)
 	fmt.Fprintf(stdout, "  ingest      %s/events   (token: relayctl token --data %s)\n", stack.IngestURL, o.DataDir)
 	fmt.Fprintf(stdout, "  dispatcher  %s\n", stack.DispatcherURL)
 	if opsURL != "" {
 		fmt.Fprintf(stdout, "  ops page    %s/\n", opsURL)
+	}
+	if metricsURL != "" {
+		fmt.Fprintf(stdout, "  metrics     %s/metrics\n", metricsURL)
 	}
 	fmt.Fprintf(stdout, "  targetmock  %s/graphql  limit %.4g/s burst %d\n", stack.TargetURL, o.TargetRate, o.TargetBurst)
 	if o.SourceRate > 0 {
@@ -98,7 +122,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintln(stdout, "Ctrl-C stops; run again with the same --data to resume.")
 
 	progress(ctx, stack, o.TargetRate, stdout)
-	err = errors.Join(stack.Stop(), opsDone())
+	err = errors.Join(stack.Stop(), opsDone(), metricsDone())
 	if stack.Sender != nil {
 		fmt.Fprintf(stdout, "source: %s\n", stack.Sender.Snapshot())
 	}
@@ -156,8 +180,9 @@ func counts(ctx context.Context, stack *devstack.Stack) (tally, error) {
 }
 
 // startOpsPage serves the live ops page over the stack's stores until ctx
-// ends; done waits for it to stop. An empty addr disables it.
-func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit float64, spans *telemetry.Recorder) (url string, done func() error, err error) {
+// ends, and /metrics too when metrics is not nil; done waits for it to stop.
+// An empty addr disables it.
+func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit float64, spans *telemetry.Recorder, metrics http.Handler) (url string, done func() error, err error) {
 	if addr == "" {
 		return "", func() error { return nil }, nil
 	}
@@ -174,11 +199,48 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)
 	}
-	srv, err := serving.New(addr, serving.Timeouts{})
+	url, stopServing, err := serveWithStack(ctx, addr, stack, metricsMux(metrics, page.Handler()))
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)
 	}
-	// The page stops with the stack (ctx may outlive it when the stack fails).
+	errc := make(chan error, 1)
+	pctx, cancel := context.WithCancel(ctx)
+	go func() { errc <- page.Run(pctx) }()
+	go func() {
+		select {
+		case <-stack.Done():
+		case <-pctx.Done():
+		}
+		cancel()
+	}()
+	return url, func() error {
+		cancel()
+		return errors.Join(stopServing(), <-errc)
+	}, nil
+}
+
+// metricsMux serves metrics (when not nil) at GET /metrics and next (when
+// not nil) at every other path.
+func metricsMux(metrics, next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	if next != nil {
+		mux.Handle("/", next)
+	} else {
+		mux.Handle("/", serving.NotFound())
+	}
+	return mux
+}
+
+// serveWithStack serves h on addr until ctx ends or the stack stops (ctx
+// may outlive it when the stack fails); done stops it and waits.
+func serveWithStack(ctx context.Context, addr string, stack *devstack.Stack, h http.Handler) (url string, done func() error, err error) {
+	srv, err := serving.New(addr, serving.Timeouts{})
+	if err != nil {
+		return "", nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
@@ -187,12 +249,11 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 		case <-ctx.Done():
 		}
 	}()
-	errc := make(chan error, 2)
-	go func() { errc <- page.Run(ctx) }()
-	go func() { errc <- srv.Serve(ctx, page.Handler()) }()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, h) }()
 	return srv.URL(), func() error {
 		cancel()
-		return errors.Join(<-errc, <-errc)
+		return <-errc
 	}, nil
 }
 

@@ -1,0 +1,104 @@
+package relayctl
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is an io.Writer safe to read while relayctl dev writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var (
+	metricsLine = regexp.MustCompile(`metrics +(\S+/metrics)`)
+	acceptedRE  = regexp.MustCompile(`(?m)^eventrelay_ingest_requests_total\{[^}]*outcome="accepted"[^}]*\} (\S+)$`)
+)
+
+// TestDevServesMetrics runs relayctl dev with a small source and scrapes
+// /metrics until it counts accepted events: on the ops page's listener by
+// default, on a listener of its own with --metrics-addr.
+func TestDevServesMetrics(t *testing.T) {
+	cases := []struct {
+		name  string
+		flags []string
+	}{
+		{name: "on the ops listener", flags: []string{"--ops-addr", "127.0.0.1:0"}},
+		{name: "own listener", flags: []string{"--ops-addr", "", "--metrics-addr", "127.0.0.1:0"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			args := append([]string{"dev", "--data", t.TempDir(), "--source-rate", "20", "--target-rate", "50",
+				"--ingest-addr", "127.0.0.1:0", "--target-addr", "127.0.0.1:0"}, c.flags...)
+			var out, errOut lockedBuffer
+			exit := make(chan int, 1)
+			go func() { exit <- Main(ctx, args, &out, &errOut) }()
+
+			deadline := time.Now().Add(30 * time.Second)
+			var accepted float64
+			for accepted < 1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no accepted events in /metrics after 30s; stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+				}
+				select {
+				case code := <-exit:
+					t.Fatalf("relayctl dev exited %d early; stderr:\n%s", code, errOut.String())
+				case <-time.After(200 * time.Millisecond):
+				}
+				m := metricsLine.FindStringSubmatch(out.String())
+				if m == nil {
+					continue
+				}
+				accepted = scrapeAccepted(t, m[1])
+			}
+			cancel()
+			if code := <-exit; code != 0 {
+				t.Errorf("relayctl dev exited %d; stderr:\n%s", code, errOut.String())
+			}
+		})
+	}
+}
+
+func scrapeAccepted(t *testing.T, url string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	m := acceptedRE.FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatalf("accepted count %q: %v", m[1], err)
+	}
+	return v
+}
