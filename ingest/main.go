@@ -75,6 +75,13 @@ func realMain(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, q.Close()) }()
+	if stats, ok := q.Queue.(queue.StatsReader); ok { // backlog gauges, exported with the other metrics
+		stopGauges, gerr := telemetry.ObserveQueue(ctx, nil, stats)
+		if gerr != nil {
+			return gerr
+		}
+		defer func() { err = errors.Join(err, stopGauges()) }()
+	}
 
 	srv, err := ingest.NewServer(ctx, cfg.Config, q, store, verifier)
 	if err != nil {
