@@ -13,6 +13,7 @@ import (
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/status/firestorestatus"
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
 )
@@ -82,7 +83,7 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	both := []string{devstack.EngineEmbedded, devstack.EngineGCP}
 	return []Scenario{
-		{Name: "kill9", Engines: []string{devstack.EngineEmbedded}, Process: true,
+		{Name: "kill9", Engines: both, Process: true,
 			Injects: "SIGKILL of relayctl dev at 5 random moments of a burst and its drain, restarting each time",
 			Run:     kill9},
 		{Name: "target-5xx", Engines: both,
@@ -323,13 +324,12 @@ func overload(ctx context.Context, env Env) (Report, error) {
 
 // kill9 runs the real relayctl binary and SIGKILLs it at random moments
 // while a burst is sent and drained, restarting it on the same data
-// directory each time.
+// directory each time. On the GCP engines the queue and the status store
+// live in the emulators and survive the kills; the target's record lives in
+// the data directory on both.
 func kill9(ctx context.Context, env Env) (_ Report, err error) {
 	if env.Relayctl == "" {
 		return Report{}, errors.New("kill9 needs the relayctl binary (Env.Relayctl)")
-	}
-	if env.gcp() {
-		return Report{}, errors.New("kill9 runs on the embedded engine only (so far)")
 	}
 	const kills = 5
 	s := burstSizes(env)
@@ -347,10 +347,22 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 			return Report{}, err
 		}
 	}
+	args := []string{"--target-rate", fmt.Sprint(s.limit)}
+	gcp := env.GCP
+	if env.gcp() {
+		if gcp.Project == "" {
+			gcp.Project = "eventrelay-dev"
+		}
+		unique := fmt.Sprintf("chaos-kill9-%d", time.Now().UnixNano())
+		gcp.Queue, gcp.Collection = unique, unique
+		args = append(args, "--engine", devstack.EngineGCP,
+			"--gcp-project", gcp.Project, "--gcp-queue", gcp.Queue, "--firestore-collection", gcp.Collection,
+			"--tasks-emulator", gcp.TasksEndpoint, "--tasks-oidc-issuer", gcp.OIDCIssuer)
+	}
 	p, err := StartProcess(ctx, ProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		IngestAddr: addrs[0], TargetAddr: addrs[1], DispatcherAddr: addrs[2],
-		Args: []string{"--target-rate", fmt.Sprint(s.limit)},
+		Args: args,
 	})
 	if err != nil {
 		return Report{}, err
@@ -402,15 +414,14 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 		return Report{}, fmt.Errorf("kill and restart: %w", err)
 	}
 
-	// The process owns the files; reading them beside it is what relayctl
-	// status does (SQLite WAL).
-	statusPath := filepath.Join(env.DataDir, devstack.StatusFile)
-	live, err := sqlitestatus.Open(ctx, statusPath)
+	// Reading the status store beside the process is what relayctl status
+	// does (SQLite WAL, or Firestore).
+	st, err := openStatus(ctx, env, gcp)
 	if err != nil {
 		return Report{}, err
 	}
-	pending, err := waitDrained(ctx, live, sum.Accepted, drainWindow(s, 0))
-	err = errors.Join(err, live.Close())
+	defer st.Close()
+	pending, err := waitDrained(ctx, st, sum.Accepted, drainWindow(s, 0))
 	if err != nil {
 		return Report{}, fmt.Errorf("wait for the drain: %w", err)
 	}
@@ -420,7 +431,7 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 	}
 	r.note("stopped cleanly")
 
-	// Reconcile from the files, as the next start would find them.
+	// Reconcile from the target's file, as the next start would find it.
 	quiet := logging.WithLogger(ctx, discardLogger())
 	target, err := targetmock.NewServer(quiet, targetmock.Config{
 		Port: "0", Rate: 1, Burst: 1, RateLimitMode: targetmock.ModeHTTP,
@@ -430,19 +441,37 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 		return Report{}, fmt.Errorf("open the target's record: %w", err)
 	}
 	defer target.Close()
-	st, err := sqlitestatus.Open(ctx, statusPath)
-	if err != nil {
-		return Report{}, err
-	}
-	defer st.Close()
 	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
 	if err != nil {
 		return Report{}, err
 	}
-	rep.Scenario, rep.Engine, rep.Limit = "kill9", devstack.EngineEmbedded, s.limit
+	rep.Scenario, rep.Engine, rep.Limit = "kill9", env.engine(), s.limit
 	rep.Injected = fmt.Sprintf("%d x SIGKILL of relayctl dev after %v-%v up each, restarting on the same data", kills, minUp, maxUp)
 	rep.Timeline = r.notes()
 	return rep, nil
+}
+
+// closingStatus is a status store the harness opened itself.
+type closingStatus interface {
+	statusPoller
+	Close() error
+}
+
+// openStatus opens the status store a relayctl process writes: the SQLite
+// file in the data directory, or the run's Firestore collection.
+func openStatus(ctx context.Context, env Env, gcp devstack.GCPOptions) (closingStatus, error) {
+	if env.gcp() {
+		st, err := firestorestatus.New(ctx, firestorestatus.Options{Project: gcp.Project, Collection: gcp.Collection})
+		if err != nil {
+			return nil, fmt.Errorf("open the Firestore status store: %w", err)
+		}
+		return st, nil
+	}
+	st, err := sqlitestatus.Open(ctx, filepath.Join(env.DataDir, devstack.StatusFile))
+	if err != nil {
+		return nil, fmt.Errorf("open the status store: %w", err)
+	}
+	return st, nil
 }
 
 // Names lists the scenarios' names, for flags and messages.
