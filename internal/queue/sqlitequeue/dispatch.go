@@ -205,9 +205,10 @@ func (q *Queue) receive(ctx context.Context) (*task, error) {
 	return t, nil
 }
 
-// deliver makes one attempt and records its outcome.
+// deliver makes one attempt and records its outcome. Every line it logs
+// names the task and the event (read from the body).
 func (q *Queue) deliver(ctx context.Context, t *task) {
-	log := logging.FromContext(ctx).With("task_name", t.name)
+	log := logging.FromContext(ctx).With("task_name", t.name, "event_id", eventID(t.body))
 	defer func() {
 		q.mu.Lock()
 		delete(q.inflight, t.id)
@@ -238,7 +239,9 @@ func (q *Queue) deliver(ctx context.Context, t *task) {
 	}
 	attrs := []any{"retry_count", t.attempts - 1, "http_status", status}
 	if err != nil {
-		attrs = append(attrs, "error", err.Error())
+		attrs = append(attrs, "reason", "no answer from the dispatcher: "+err.Error())
+	} else {
+		attrs = append(attrs, "reason", fmt.Sprintf("the dispatcher answered HTTP %d", status))
 	}
 	now := time.Now()
 	if q.cfg.Retry.IsLastAttempt(t.attempts-1, t.firstAttempt, now) {
@@ -301,6 +304,18 @@ func (q *Queue) post(ctx context.Context, t *task) (int, time.Duration, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), nil
+}
+
+// eventID reads the event id of a task body (the event as JSON) for the
+// logs; "" when the body has none.
+func eventID(body []byte) string {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(body, &ev) != nil {
+		return ""
+	}
+	return ev.ID
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date; zero if absent or
