@@ -14,6 +14,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/logging"
@@ -121,9 +122,16 @@ func NewPrometheus(serviceName string) (*sdkmetric.MeterProvider, http.Handler, 
 	if err != nil {
 		return nil, nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp), noExemplars)
 	return mp, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil
 }
+
+// noExemplars turns exemplars off. With them on (the SDK's default for
+// sampled spans), every histogram measurement in a sampled trace also
+// stores an exemplar: a quarter of the handler's telemetry cost in
+// BenchmarkTelemetry, for a link from a chart to a trace that the logs and
+// the status record already give.
+var noExemplars = sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter)
 
 // statsTimeout bounds one Stats call made for a metrics collection.
 const statsTimeout = 5 * time.Second

@@ -96,7 +96,7 @@ func Setup(ctx context.Context, c Config, opts ...sdktrace.TracerProviderOption)
 			return nil, errors.Join(fmt.Errorf("otlp metric exporter for %s: %w", c.OTLPEndpoint, err), spans.Shutdown(ctx))
 		}
 		all = append(all, sdktrace.WithBatcher(spans))
-		mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)))
+		mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)), noExemplars)
 		otel.SetMeterProvider(mp)
 	}
 	tp := sdktrace.NewTracerProvider(all...)
