@@ -2,13 +2,20 @@ package ingest_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
@@ -107,3 +114,50 @@ func collect(tb testing.TB, r sdkmetric.Reader) map[string]int64 {
 	}
 	return out
 }
+
+// BenchmarkTelemetry measures what tracing and metrics add to one accepted
+// request: the handler with no-op providers, then with every trace sampled
+// (spans batched to an exporter that drops them) and the metrics SDK
+// without exemplars, as package telemetry configures it.
+func BenchmarkTelemetry(b *testing.B) {
+	ctx := logging.WithLogger(context.Background(), logging.New(io.Discard, logging.Options{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(dropSpans{}))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()), sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter)) // as telemetry's providers
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) })
+	cases := []struct {
+		name string
+		opts []telemetry.Option
+	}{
+		{name: "off", opts: []telemetry.Option{telemetry.WithTracerProvider(tracenoop.NewTracerProvider()), telemetry.WithMeterProvider(metricnoop.NewMeterProvider())}},
+		{name: "on", opts: []telemetry.Option{telemetry.WithTracerProvider(tp), telemetry.WithMeterProvider(mp)}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			srv, err := ingest.NewServer(ctx, ingest.Config{EnqueueTimeout: 250 * time.Millisecond, StatusTimeout: 100 * time.Millisecond},
+				noopQueue{}, &noopStore{}, stubVerifier{}, c.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := srv.Routes(ctx)
+			body := eventJSON("bench-event-0001")
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, ingest.EventsPath, strings.NewReader(body))
+				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("Authorization", "Bearer x")
+				r.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				if rec.Code != http.StatusAccepted {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// dropSpans is a span exporter that drops what it is given.
+type dropSpans struct{}
+
+func (dropSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropSpans) Shutdown(context.Context) error                             { return nil }

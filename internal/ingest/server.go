@@ -205,6 +205,7 @@ type request struct {
 	// answered is when the 202 was flushed (the status write follows it);
 	// zero for every other answer, which ends the handler.
 	answered  time.Time
+	eventID   string // once parsed
 	duplicate bool
 }
 
@@ -227,7 +228,14 @@ func (s *Server) handleEvents() http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		req := &request{start: start}
 		defer func() {
-			span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
+			// One call for every attribute learnt on the way: each call
+			// grows the span's attribute slice.
+			if req.eventID != "" {
+				span.SetAttributes(attribute.Int("http.response.status_code", sw.code),
+					attribute.String("event.id", req.eventID), attribute.Bool("event.duplicate", req.duplicate))
+			} else {
+				span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
+			}
 			if sw.code >= 500 {
 				span.SetStatus(codes.Error, http.StatusText(sw.code))
 			}
@@ -296,8 +304,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 			"The body must be exactly one JSON object: "+reason+".", nil)
 		return
 	}
-	span := trace.SpanFromContext(ctx)
-	span.SetAttributes(attribute.String("event.id", ev.ID))
+	req.eventID = ev.ID
 	logger := logging.FromContext(ctx)
 
 	payload, err := ev.MarshalJSON() // not json.Marshal: no HTML escaping
@@ -314,7 +321,6 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 			"The event could not be queued in time.", nil)
 		return
 	}
-	span.SetAttributes(attribute.Bool("event.duplicate", duplicate))
 	req.duplicate = duplicate
 	if duplicate {
 		s.metrics.duplicates.Add(ctx, 1)
