@@ -315,7 +315,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) {
 	task := queue.Task{Name: queue.TaskName(ev.ID), Body: payload, Header: make(http.Header, 2)}
 	duplicate, err := s.tracedEnqueue(ctx, task)
 	if err != nil {
-		logger.ErrorContext(ctx, "event not queued", "event_id", ev.ID, "task", task.Name, "error", err)
+		logger.ErrorContext(ctx, "event not queued", "event_id", ev.ID, "task", task.Name, "reason", err.Error())
 		w.Header().Set("Retry-After", "1")
 		serving.WriteProblem(w, http.StatusServiceUnavailable, SlugQueueUnavailable, "Queue unavailable",
 			"The event could not be queued in time.", nil)
@@ -425,7 +425,7 @@ func (s *Server) createStatus(ctx context.Context, ev event.Event, receivedAt ti
 	}
 	if _, err := s.store.Create(ctx, rec); err != nil {
 		logging.FromContext(ctx).WarnContext(ctx, "status record not created; the dispatcher will create it",
-			"event_id", ev.ID, "error", err)
+			"event_id", ev.ID, "reason", err.Error())
 	}
 }
 
