@@ -2,7 +2,9 @@
 // stack on the embedded engine, with vegeta as the load generator:
 //
 //   - ingest: a fixed-rate load on POST /events, latency percentiles and
-//     non-2xx count (the source's 500 ms budget is what matters);
+//     non-2xx count (the source's 500 ms budget is what matters), with
+//     tracing and metrics off, then on at each sample ratio, to show what
+//     they cost in latency and in CPU per request;
 //   - drain: a burst into a slower target, drain time against the ideal
 //     N / limit, the target's observed max rate, lost and duplicate counts;
 //   - latency: end-to-end latency (received -> delivered) below the limit.
@@ -22,15 +24,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.opentelemetry.io/otel"
 
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/event"
 	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
 )
 
 // Options choose the scenarios' sizes.
@@ -38,6 +43,20 @@ type Options struct {
 	// IngestRate and IngestDuration shape the ingest load (default 1000/s, 30s).
 	IngestRate     int
 	IngestDuration time.Duration
+	// IngestWarmup is sent at IngestRate before each measured ingest run and
+	// not counted (0: none): the first second of a fresh stack is a cold
+	// start, not the steady state.
+	IngestWarmup time.Duration
+	// SampleRatios are the trace sample ratios the ingest scenario runs at
+	// with tracing and metrics on (default 0.1 and 1: production's and
+	// relayctl dev's); it always runs with both off too, the baseline. The
+	// other scenarios run at the highest ratio.
+	SampleRatios []float64
+	// IngestRounds splits each mode's IngestDuration into this many rounds
+	// (default 3). Rounds cycle through the modes, each on a fresh stack,
+	// so that load from elsewhere on a shared machine weighs on every mode
+	// alike rather than on whichever ran last.
+	IngestRounds int
 	// DrainEvents and DrainLimit shape the burst (default 2000 events into a
 	// 100/s target).
 	DrainEvents int
@@ -69,6 +88,12 @@ func (o *Options) defaults() {
 	if o.IngestDuration == 0 {
 		o.IngestDuration = 30 * time.Second
 	}
+	if o.IngestRounds < 1 {
+		o.IngestRounds = 3
+	}
+	if len(o.SampleRatios) == 0 {
+		o.SampleRatios = []float64{0.1, 1}
+	}
 	if o.DrainEvents == 0 {
 		o.DrainEvents = 2000
 	}
@@ -94,14 +119,23 @@ type Latency struct {
 
 // IngestResult is the fixed-rate ingest scenario's outcome.
 type IngestResult struct {
-	Rate       int            `json:"rate"`
-	Duration   time.Duration  `json:"duration_ns"`
-	Requests   uint64         `json:"requests"`
-	Throughput float64        `json:"throughput"`
-	Latency    Latency        `json:"latency"`
-	Non2xx     int            `json:"non_2xx"`
-	Over500ms  int            `json:"over_500ms"`
-	Status     map[string]int `json:"status_codes"`
+	// Telemetry is "off" (no-op providers) or "on": metrics aggregated and
+	// SampleRatio of the traces sampled, their spans batched to an exporter
+	// that drops them.
+	Telemetry   string  `json:"telemetry"`
+	SampleRatio float64 `json:"sample_ratio,omitempty"`
+	// CPUPerRequest is the process's CPU time (user + system) during the
+	// measured rounds per request sent: the stack, its dispatcher draining
+	// at the target's rate, and the load generator.
+	CPUPerRequest time.Duration  `json:"cpu_per_request_ns"`
+	Rate          int            `json:"rate"`
+	Duration      time.Duration  `json:"duration_ns"`
+	Requests      uint64         `json:"requests"`
+	Throughput    float64        `json:"throughput"`
+	Latency       Latency        `json:"latency"`
+	Non2xx        int            `json:"non_2xx"`
+	Over500ms     int            `json:"over_500ms"`
+	Status        map[string]int `json:"status_codes"`
 }
 
 // DrainResult is the burst-drain scenario's outcome.
@@ -130,11 +164,15 @@ type LatencyResult struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Started time.Time     `json:"started"`
-	Engine  string        `json:"engine,omitempty"`
-	Ingest  IngestResult  `json:"ingest"`
-	Drain   DrainResult   `json:"drain"`
-	Latency LatencyResult `json:"latency"`
+	Started time.Time `json:"started"`
+	Engine  string    `json:"engine,omitempty"`
+	// Ingest ran with tracing and metrics on at the highest sample ratio.
+	Ingest IngestResult `json:"ingest"`
+	// IngestModes are all the ingest runs: telemetry off first, then on at
+	// each sample ratio.
+	IngestModes []IngestResult `json:"ingest_modes,omitempty"`
+	Drain       DrainResult    `json:"drain"`
+	Latency     LatencyResult  `json:"latency"`
 }
 
 // Run runs every scenario in turn.
@@ -149,12 +187,17 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		o.WorkDir = dir
 	}
 	r := Report{Started: time.Now().UTC(), Engine: o.Engine}
+	// What every service main installs: trace context crosses each hop.
+	otel.SetTextMapPropagator(telemetry.Propagator())
 	var err error
 	if o.want("ingest") {
-		fmt.Fprintf(progress, "ingest: %d events/s for %v ...\n", o.IngestRate, o.IngestDuration)
-		if r.Ingest, err = runIngest(ctx, o); err != nil {
+		modes := append([]float64{0}, o.SampleRatios...)
+		fmt.Fprintf(progress, "ingest: %d events/s for %v per mode (telemetry off, on at sample ratios %v), in %d rounds each ...\n",
+			o.IngestRate, o.IngestDuration, o.SampleRatios, o.IngestRounds)
+		if r.IngestModes, err = runIngest(ctx, o, modes, progress); err != nil {
 			return r, fmt.Errorf("ingest scenario: %w", err)
 		}
+		r.Ingest = r.IngestModes[len(r.IngestModes)-1]
 	}
 	if o.want("drain") {
 		fmt.Fprintf(progress, "drain: %d events into a %.4g/s target ...\n", o.DrainEvents, o.DrainLimit)
@@ -171,11 +214,18 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	return r, nil
 }
 
-func startStack(ctx context.Context, o Options, dir string, limit float64) (*devstack.Stack, error) {
+// startStack starts a stack for one scenario, instrumented with traces
+// sampled at ratio and metrics (ratio 0: no telemetry); stop stops it and
+// its providers.
+func startStack(ctx context.Context, o Options, dir string, limit, ratio float64) (stack *devstack.Stack, stop func(), err error) {
+	ins, err := newInstruments(ratio)
+	if err != nil {
+		return nil, nil, err
+	}
 	gcp := o.GCP
 	suffix := fmt.Sprintf("bench-%s-%d", filepath.Base(dir), time.Now().UnixNano())
 	gcp.Queue, gcp.Collection = suffix, suffix
-	return devstack.Start(ctx, devstack.Options{
+	stack, err = devstack.Start(ctx, devstack.Options{
 		Engine:         o.Engine,
 		GCP:            gcp,
 		DataDir:        dir,
@@ -184,7 +234,16 @@ func startStack(ctx context.Context, o Options, dir string, limit float64) (*dev
 		IngestAddr:     "127.0.0.1:0",
 		TargetAddr:     "127.0.0.1:0",
 		DispatcherAddr: "127.0.0.1:0",
+		TracerProvider: ins.tracer,
+		MeterProvider:  ins.meter,
 	})
+	if err != nil {
+		return nil, nil, errors.Join(err, ins.shutdown(context.WithoutCancel(ctx)))
+	}
+	return stack, func() {
+		_ = stack.Stop()
+		_ = ins.shutdown(context.WithoutCancel(ctx))
+	}, nil
 }
 
 // eventTargeter yields one POST /events per call with a fresh random id and
@@ -219,13 +278,21 @@ func (t *eventTargeter) target(tgt *vegeta.Target) error {
 // attack sends rate events/s for d and returns vegeta's metrics, the
 // per-result latencies and how many answers took over 500 ms.
 func attack(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration) (*vegeta.Metrics, int, error) {
+	var m vegeta.Metrics
+	over, err := attackInto(ctx, stack, rate, d, &m)
+	m.Close()
+	return &m, over, err
+}
+
+// attackInto is attack adding the results to m (not closed), so that
+// several attacks can be pooled.
+func attackInto(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration, m *vegeta.Metrics) (int, error) {
 	tok, err := stack.Token(ctx)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	tr := &eventTargeter{url: stack.IngestURL, token: tok}
 	atk := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.KeepAlive(true), vegeta.Connections(256))
-	var m vegeta.Metrics
 	over := 0
 	for res := range atk.Attack(tr.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "ingest") {
 		m.Add(res)
@@ -236,8 +303,7 @@ func attack(ctx context.Context, stack *devstack.Stack, rate int, d time.Duratio
 			atk.Stop()
 		}
 	}
-	m.Close()
-	return &m, over, ctx.Err()
+	return over, ctx.Err()
 }
 
 func non2xx(m *vegeta.Metrics) int {
@@ -250,29 +316,86 @@ func non2xx(m *vegeta.Metrics) int {
 	return n
 }
 
-func runIngest(ctx context.Context, o Options) (IngestResult, error) {
-	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "ingest"), 200)
-	if err != nil {
-		return IngestResult{}, err
+// runIngest measures ingest at o.IngestRate for o.IngestDuration in each
+// mode (a trace sample ratio, 0 for telemetry off), in o.IngestRounds
+// rounds per mode that cycle through the modes. Each round runs on a fresh
+// stack after the warm-up; a mode's latencies are pooled over its rounds.
+func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writer) ([]IngestResult, error) {
+	type pool struct {
+		m       vegeta.Metrics
+		over    int
+		elapsed time.Duration
+		cpu     time.Duration
 	}
-	defer stack.Stop()
-	m, over, err := attack(ctx, stack, o.IngestRate, o.IngestDuration)
-	if err != nil {
-		return IngestResult{}, err
+	pools := make([]pool, len(modes))
+	round := o.IngestDuration / time.Duration(o.IngestRounds)
+	for i := range o.IngestRounds {
+		for j, ratio := range modes {
+			fmt.Fprintf(progress, "  round %d/%d, %s\n", i+1, o.IngestRounds, modeName(ratio))
+			p := &pools[j]
+			err := func() error {
+				stack, stop, err := startStack(ctx, o, filepath.Join(o.WorkDir, fmt.Sprintf("ingest-%d-%d", j, i)), 200, ratio)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				if o.IngestWarmup > 0 {
+					if _, _, err := attack(ctx, stack, o.IngestRate, o.IngestWarmup); err != nil {
+						return err
+					}
+				}
+				start, cpu := time.Now(), cpuTime()
+				over, err := attackInto(ctx, stack, o.IngestRate, round, &p.m)
+				p.cpu += cpuTime() - cpu
+				p.over += over
+				p.elapsed += time.Since(start)
+				return err
+			}()
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
-	return IngestResult{
-		Rate:       o.IngestRate,
-		Duration:   o.IngestDuration,
-		Requests:   m.Requests,
-		Throughput: m.Throughput,
-		Latency: Latency{
-			P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99,
-			P999: m.Latencies.Quantile(0.999), Max: m.Latencies.Max,
-		},
-		Non2xx:    non2xx(m),
-		Over500ms: over,
-		Status:    m.StatusCodes,
-	}, nil
+	out := make([]IngestResult, len(modes))
+	for j, ratio := range modes {
+		p := &pools[j]
+		p.m.Close()
+		res := IngestResult{
+			Telemetry:   "off",
+			SampleRatio: ratio,
+			Rate:        o.IngestRate,
+			Duration:    o.IngestDuration,
+			Requests:    p.m.Requests,
+			Throughput:  float64(p.m.StatusCodes["202"]) / p.elapsed.Seconds(),
+			Latency: Latency{
+				P50: p.m.Latencies.P50, P90: p.m.Latencies.P90, P99: p.m.Latencies.P99,
+				P999: p.m.Latencies.Quantile(0.999), Max: p.m.Latencies.Max,
+			},
+			Non2xx:    non2xx(&p.m),
+			Over500ms: p.over,
+			Status:    p.m.StatusCodes,
+		}
+		if ratio > 0 {
+			res.Telemetry = "on"
+		}
+		if p.m.Requests > 0 {
+			res.CPUPerRequest = p.cpu / time.Duration(p.m.Requests)
+		}
+		out[j] = res
+	}
+	return out, nil
+}
+
+// modeName describes a sample ratio as the progress and the table say it.
+func modeName(ratio float64) string {
+	switch {
+	case ratio <= 0:
+		return "telemetry off"
+	case ratio >= 1:
+		return "telemetry on, every trace"
+	default:
+		return fmt.Sprintf("telemetry on, %g %% of traces", 100*ratio)
+	}
 }
 
 // waitDelivered polls the target until it stored want distinct events or
@@ -299,11 +422,11 @@ func waitDelivered(ctx context.Context, stack *devstack.Stack, want int, timeout
 }
 
 func runDrain(ctx context.Context, o Options) (DrainResult, error) {
-	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "drain"), o.DrainLimit)
+	stack, stop, err := startStack(ctx, o, filepath.Join(o.WorkDir, "drain"), o.DrainLimit, slices.Max(o.SampleRatios))
 	if err != nil {
 		return DrainResult{}, err
 	}
-	defer stack.Stop()
+	defer stop()
 	// The burst: every event within about one second.
 	m, _, err := attack(ctx, stack, o.DrainEvents, time.Second)
 	if err != nil {
@@ -358,11 +481,11 @@ func drainResult(ctx context.Context, stack *devstack.Stack, o Options, accepted
 }
 
 func runLatency(ctx context.Context, o Options) (LatencyResult, error) {
-	stack, err := startStack(ctx, o, filepath.Join(o.WorkDir, "latency"), o.DrainLimit)
+	stack, stop, err := startStack(ctx, o, filepath.Join(o.WorkDir, "latency"), o.DrainLimit, slices.Max(o.SampleRatios))
 	if err != nil {
 		return LatencyResult{}, err
 	}
-	defer stack.Stop()
+	defer stop()
 	m, _, err := attack(ctx, stack, o.LatencyRate, o.LatencyDuration)
 	if err != nil {
 		return LatencyResult{}, err
@@ -404,10 +527,23 @@ func Print(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "engine\t%s\t\n", r.Engine)
 	}
 	fmt.Fprintf(tw, "scenario\tmeasure\tvalue\n")
-	if in := r.Ingest; in.Requests > 0 {
-		fmt.Fprintf(tw, "ingest %d/s x %v\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, in.Requests, in.Throughput)
+	modes := r.IngestModes
+	if len(modes) == 0 && r.Ingest.Requests > 0 {
+		modes = []IngestResult{r.Ingest}
+	}
+	for _, in := range modes {
+		fmt.Fprintf(tw, "ingest %d/s x %v, %s\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, modeName(in.SampleRatio), in.Requests, in.Throughput)
 		fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
 		fmt.Fprintf(tw, "\tnon-2xx / over 500 ms\t%d / %d\n", in.Non2xx, in.Over500ms)
+		fmt.Fprintf(tw, "\tCPU per request (stack + load generator)\t%.1f µs\n", float64(in.CPUPerRequest)/float64(time.Microsecond))
+	}
+	if len(modes) > 1 && modes[0].Telemetry == "off" {
+		base := modes[0]
+		for _, in := range modes[1:] {
+			p99, cpu := TelemetryCost(base, in)
+			fmt.Fprintf(tw, "telemetry cost, %s\tingest p99 / CPU per request vs off\t%+.1f %% (%s) / %+.1f %%\n",
+				strings.TrimPrefix(modeName(in.SampleRatio), "telemetry on, "), 100*p99, ms(in.Latency.P99-base.Latency.P99), 100*cpu)
+		}
 	}
 	if dr := r.Drain; dr.Events > 0 {
 		fmt.Fprintf(tw, "drain %d into %.4g/s\taccepted by ingest\t%d\n", dr.Events, dr.Limit, dr.Accepted)
@@ -420,6 +556,19 @@ func Print(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "\tend-to-end p50 / p90 / p99 / max\t%s / %s / %s / %s\n", ms(la.EndToEnd.P50), ms(la.EndToEnd.P90), ms(la.EndToEnd.P99), ms(la.EndToEnd.Max))
 	}
 	return tw.Flush()
+}
+
+// TelemetryCost is the relative change of ingest's p99 and of the CPU time
+// per request with telemetry (on) against without (base): 0.05 is 5 %
+// more.
+func TelemetryCost(base, on IngestResult) (p99, cpu float64) {
+	if base.Latency.P99 > 0 {
+		p99 = float64(on.Latency.P99-base.Latency.P99) / float64(base.Latency.P99)
+	}
+	if base.CPUPerRequest > 0 {
+		cpu = float64(on.CPUPerRequest-base.CPUPerRequest) / float64(base.CPUPerRequest)
+	}
+	return p99, cpu
 }
 
 // WriteJSON writes the report to dir/bench-<time>.json and returns the path.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o bench.Options
 	fs.IntVar(&o.IngestRate, "ingest-rate", 1000, "ingest scenario: events/s")
 	fs.DurationVar(&o.IngestDuration, "ingest-duration", 30*time.Second, "ingest scenario: how long")
+	fs.DurationVar(&o.IngestWarmup, "ingest-warmup", 2*time.Second, "ingest scenario: load sent first and not measured (0: none)")
+	ratios := fs.String("sample-ratios", "0.1,1", "ingest scenario: trace sample ratios to run with tracing and metrics on (it also runs with both off)")
+	fs.IntVar(&o.IngestRounds, "ingest-rounds", 3, "ingest scenario: rounds per mode, alternating telemetry off and on, each on a fresh stack")
 	fs.IntVar(&o.DrainEvents, "drain-events", 2000, "drain scenario: events in the burst")
 	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
@@ -35,6 +39,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *scenarios != "" {
 		o.Scenarios = strings.Split(*scenarios, ",")
+	}
+	for _, r := range strings.Split(*ratios, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || !(v > 0 && v <= 1) {
+			return fmt.Errorf("%w: --sample-ratios wants ratios in (0, 1], got %q", errUsage, r)
+		}
+		o.SampleRatios = append(o.SampleRatios, v)
 	}
 	// The stack's own logs would drown the table: keep only errors.
 	ctx = logging.WithLogger(ctx, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})))
