@@ -118,7 +118,8 @@ func waitDrained(ctx context.Context, st statusPoller, ids []string, window time
 	}
 }
 
-// backlogSampler keeps the largest backlog a queue reports until stopped.
+// backlogSampler keeps the largest backlog a queue reports until stopped;
+// -1 when it could read none.
 type backlogSampler struct {
 	max  int64
 	stop context.CancelFunc
@@ -126,10 +127,10 @@ type backlogSampler struct {
 }
 
 // sampleBacklog polls q's stats every pollInterval until the sampler is
-// stopped. An engine without stats leaves the maximum at 0.
+// stopped. An engine without stats leaves the maximum at -1.
 func sampleBacklog(ctx context.Context, q queue.StatsReader) *backlogSampler {
 	ctx, cancel := context.WithCancel(ctx)
-	b := &backlogSampler{stop: cancel, done: make(chan struct{})}
+	b := &backlogSampler{max: -1, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		for {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -119,8 +118,9 @@ type Report struct {
 	// to the last; MaxAcceptedPerSecond the most in one wall-clock second.
 	DeliveryRate         float64 `json:"delivery_rate"`
 	MaxAcceptedPerSecond int     `json:"max_accepted_per_second"`
-	// MaxBacklog is the largest queue backlog seen (0 when the engine has no
-	// stats).
+	// MaxBacklog is the largest queue backlog seen; -1 when it could not be
+	// read (the Cloud Tasks emulator has no stats; a separate process's
+	// queue is not sampled).
 	MaxBacklog int64 `json:"max_backlog"`
 
 	// Timeline lists what was injected when, relative to the load's start.
@@ -138,10 +138,11 @@ const getWorkers = 8
 
 // Reconcile compares every acknowledged event with the target's record and
 // the status store and fills in the figures; Scenario, Engine, Injected,
-// Limit, MaxBacklog and Timeline are left to the caller.
+// Limit, MaxBacklog (-1 here: unknown) and Timeline are left to the caller.
 func Reconcile(ctx context.Context, in Input) (Report, error) {
 	src := in.Source
 	r := Report{
+		MaxBacklog:   -1,
 		Sent:         src.Sent,
 		Acknowledged: len(src.Accepted),
 		Refused:      src.Failed(),
@@ -342,12 +343,16 @@ func (r Report) Problems() []string {
 // WriteTable writes reports as one aligned table, a row per report.
 func WriteTable(w io.Writer, reports []Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\tmax attempts\tingest p99\tdrain\tdelivered/s\tlimit\t")
-	for _, r := range slices.Clone(reports) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%v\t%.1f\t%.4g\t\n",
+	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\tmax attempts\tingest p99\tmax backlog\tdrain\tdelivered/s\tlimit\t")
+	for _, r := range reports {
+		backlog := "n/a"
+		if r.MaxBacklog >= 0 {
+			backlog = fmt.Sprint(r.MaxBacklog)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%v\t%.1f\t%.4g\t\n",
 			r.Scenario, r.Engine, r.Sent, r.Acknowledged, r.Delivered, r.DeadLettered+r.Failed, r.Lost, r.Stuck,
 			r.DuplicateCalls, r.DuplicateSideEffects, r.ExtraDelivered, r.MaxAttempts,
-			r.IngestP99.Round(time.Millisecond), r.Drain.Round(100*time.Millisecond), r.DeliveryRate, r.Limit)
+			r.IngestP99.Round(time.Millisecond), backlog, r.Drain.Round(100*time.Millisecond), r.DeliveryRate, r.Limit)
 	}
 	return tw.Flush()
 }

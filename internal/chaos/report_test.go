@@ -86,7 +86,7 @@ func TestReconcile(t *testing.T) {
 				"a": rec("a", status.Delivered, 1, status.OutcomeDelivered),
 				"b": rec("b", status.Delivered, 2, status.OutcomeDelivered),
 			},
-			want: chaos.Report{Acknowledged: 2, Delivered: 2, TargetCalls: 2, MaxAttempts: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 2, Delivered: 2, TargetCalls: 2, MaxAttempts: 1,
 				Elapsed: 2 * time.Second, Drain: time.Second, DeliveryRate: 1, MaxAcceptedPerSecond: 1},
 		},
 		{
@@ -97,7 +97,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 1, status.OutcomeDelivered)},
-			want: chaos.Report{Acknowledged: 2, Delivered: 1, Lost: 1, Stuck: 1, TargetCalls: 1, MaxAttempts: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 2, Delivered: 1, Lost: 1, Stuck: 1, TargetCalls: 1, MaxAttempts: 1,
 				Elapsed: time.Second, MaxAcceptedPerSecond: 1, LostIDs: []string{"gone"}, StuckIDs: []string{"gone"}},
 		},
 		{
@@ -111,7 +111,7 @@ func TestReconcile(t *testing.T) {
 				},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 4, status.OutcomeRetryable, status.OutcomeRateLimited, status.OutcomeDelivered, status.OutcomeSkipped)},
-			want: chaos.Report{Acknowledged: 1, Delivered: 1, TargetCalls: 4, DuplicateCalls: 1, FaultCalls: 1, RateLimitedCalls: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 4, DuplicateCalls: 1, FaultCalls: 1, RateLimitedCalls: 1,
 				MaxAttempts: 3, Elapsed: 4 * time.Second, Drain: 3 * time.Second, MaxAcceptedPerSecond: 1},
 		},
 		{
@@ -122,7 +122,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1), call("a", targetmock.OutcomeAccepted, 1.5)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 2, status.OutcomeDelivered)},
-			want: chaos.Report{Acknowledged: 1, Delivered: 1, TargetCalls: 2, DuplicateSideEffects: 1, MaxAttempts: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 2, DuplicateSideEffects: 1, MaxAttempts: 1,
 				Elapsed: 2 * time.Second, Drain: time.Second, MaxAcceptedPerSecond: 2},
 		},
 		{
@@ -136,7 +136,7 @@ func TestReconcile(t *testing.T) {
 				"f":     rec("f", status.Failed, 1, status.OutcomePermanent),
 				"mixed": rec("mixed", status.DeadLettered, 2, status.OutcomeRetryable, status.OutcomeDeadLettered),
 			},
-			want: chaos.Report{Acknowledged: 3, Failed: 1, DeadLettered: 2, DeadLetteredRateLimitedOnly: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 3, Failed: 1, DeadLettered: 2, DeadLetteredRateLimitedOnly: 1,
 				TargetCalls: 2, RateLimitedCalls: 1, RejectedCalls: 1, MaxAttempts: 3, Elapsed: 3 * time.Second, Drain: 2 * time.Second},
 		},
 		{
@@ -147,7 +147,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivering, 1)},
-			want:   chaos.Report{Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
+			want:   chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
 		},
 		{
 			name:  "an event stored without a 2xx in time is extra, not an error",
@@ -157,7 +157,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1), call("late", targetmock.OutcomeAccepted, 1.2)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 1, status.OutcomeDelivered)},
-			want: chaos.Report{Acknowledged: 1, Delivered: 1, ExtraDelivered: 1, TargetCalls: 2, MaxAttempts: 1,
+			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, ExtraDelivered: 1, TargetCalls: 2, MaxAttempts: 1,
 				Elapsed: time.Second, DeliveryRate: 5, MaxAcceptedPerSecond: 2},
 		},
 	}
@@ -228,7 +228,7 @@ func TestReportProblems(t *testing.T) {
 func TestWriteTableAndJSON(t *testing.T) {
 	t.Parallel()
 	reports := []chaos.Report{{Scenario: "kill9", Engine: "embedded", Sent: 600, Acknowledged: 590, Delivered: 590,
-		DuplicateCalls: 7, IngestP99: 12 * time.Millisecond, Drain: 11 * time.Second, DeliveryRate: 49.5, Limit: 50}}
+		DuplicateCalls: 7, IngestP99: 12 * time.Millisecond, MaxBacklog: -1, Drain: 11 * time.Second, DeliveryRate: 49.5, Limit: 50}}
 	var table bytes.Buffer
 	if err := chaos.WriteTable(&table, reports); err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestWriteTableAndJSON(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("table has %d lines, want a header and one row:\n%s", len(lines), table.String())
 	}
-	for _, want := range []string{"kill9", "embedded", "600", "590", "12ms", "11s", "49.5"} {
+	for _, want := range []string{"kill9", "embedded", "600", "590", "12ms", "n/a", "11s", "49.5"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("row %q lacks %q", lines[1], want)
 		}
