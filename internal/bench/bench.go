@@ -53,7 +53,7 @@ type Options struct {
 	// other scenarios run at the highest ratio.
 	SampleRatios []float64
 	// IngestRounds splits each mode's IngestDuration into this many rounds
-	// (default 3). Rounds cycle through the modes, each on a fresh stack,
+	// (default 5). Rounds cycle through the modes, each on a fresh stack,
 	// so that load from elsewhere on a shared machine weighs on every mode
 	// alike rather than on whichever ran last.
 	IngestRounds int
@@ -89,7 +89,7 @@ func (o *Options) defaults() {
 		o.IngestDuration = 30 * time.Second
 	}
 	if o.IngestRounds < 1 {
-		o.IngestRounds = 3
+		o.IngestRounds = 5
 	}
 	if len(o.SampleRatios) == 0 {
 		o.SampleRatios = []float64{0.1, 1}
@@ -127,15 +127,20 @@ type IngestResult struct {
 	// CPUPerRequest is the process's CPU time (user + system) during the
 	// measured rounds per request sent: the stack, its dispatcher draining
 	// at the target's rate, and the load generator.
-	CPUPerRequest time.Duration  `json:"cpu_per_request_ns"`
-	Rate          int            `json:"rate"`
-	Duration      time.Duration  `json:"duration_ns"`
-	Requests      uint64         `json:"requests"`
-	Throughput    float64        `json:"throughput"`
-	Latency       Latency        `json:"latency"`
-	Non2xx        int            `json:"non_2xx"`
-	Over500ms     int            `json:"over_500ms"`
-	Status        map[string]int `json:"status_codes"`
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
+	// RoundP99s are the p99 of each round, and MedianRoundP99 their median
+	// (the upper one for an even count): unlike the pooled p99, one round
+	// hit by a noisy neighbour does not move it.
+	RoundP99s      []time.Duration `json:"round_p99s_ns,omitempty"`
+	MedianRoundP99 time.Duration   `json:"median_round_p99_ns,omitempty"`
+	Rate           int             `json:"rate"`
+	Duration       time.Duration   `json:"duration_ns"`
+	Requests       uint64          `json:"requests"`
+	Throughput     float64         `json:"throughput"`
+	Latency        Latency         `json:"latency"`
+	Non2xx         int             `json:"non_2xx"`
+	Over500ms      int             `json:"over_500ms"`
+	Status         map[string]int  `json:"status_codes"`
 }
 
 // DrainResult is the burst-drain scenario's outcome.
@@ -279,14 +284,14 @@ func (t *eventTargeter) target(tgt *vegeta.Target) error {
 // per-result latencies and how many answers took over 500 ms.
 func attack(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration) (*vegeta.Metrics, int, error) {
 	var m vegeta.Metrics
-	over, err := attackInto(ctx, stack, rate, d, &m)
+	over, err := attackInto(ctx, stack, rate, d, []*vegeta.Metrics{&m})
 	m.Close()
 	return &m, over, err
 }
 
-// attackInto is attack adding the results to m (not closed), so that
-// several attacks can be pooled.
-func attackInto(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration, m *vegeta.Metrics) (int, error) {
+// attackInto is attack adding the results to each of ms (not closed), so
+// that several attacks can be pooled.
+func attackInto(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration, ms []*vegeta.Metrics) (int, error) {
 	tok, err := stack.Token(ctx)
 	if err != nil {
 		return 0, err
@@ -295,7 +300,9 @@ func attackInto(ctx context.Context, stack *devstack.Stack, rate int, d time.Dur
 	atk := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.KeepAlive(true), vegeta.Connections(256))
 	over := 0
 	for res := range atk.Attack(tr.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "ingest") {
-		m.Add(res)
+		for _, m := range ms {
+			m.Add(res)
+		}
 		if res.Latency > 500*time.Millisecond {
 			over++
 		}
@@ -326,6 +333,7 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 		over    int
 		elapsed time.Duration
 		cpu     time.Duration
+		p99s    []time.Duration
 	}
 	pools := make([]pool, len(modes))
 	round := o.IngestDuration / time.Duration(o.IngestRounds)
@@ -344,9 +352,12 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 						return err
 					}
 				}
+				var this vegeta.Metrics
 				start, cpu := time.Now(), cpuTime()
-				over, err := attackInto(ctx, stack, o.IngestRate, round, &p.m)
+				over, err := attackInto(ctx, stack, o.IngestRate, round, []*vegeta.Metrics{&p.m, &this})
 				p.cpu += cpuTime() - cpu
+				this.Close()
+				p.p99s = append(p.p99s, this.Latencies.P99)
 				p.over += over
 				p.elapsed += time.Since(start)
 				return err
@@ -374,6 +385,11 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 			Non2xx:    non2xx(&p.m),
 			Over500ms: p.over,
 			Status:    p.m.StatusCodes,
+			RoundP99s: p.p99s,
+		}
+		if len(p.p99s) > 0 {
+			sorted := slices.Sorted(slices.Values(p.p99s))
+			res.MedianRoundP99 = sorted[len(sorted)/2]
 		}
 		if ratio > 0 {
 			res.Telemetry = "on"
@@ -535,14 +551,21 @@ func Print(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "ingest %d/s x %v, %s\trequests / throughput\t%d / %.1f/s\n", in.Rate, in.Duration, modeName(in.SampleRatio), in.Requests, in.Throughput)
 		fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
 		fmt.Fprintf(tw, "\tnon-2xx / over 500 ms\t%d / %d\n", in.Non2xx, in.Over500ms)
+		if len(in.RoundP99s) > 0 {
+			rounds := make([]string, len(in.RoundP99s))
+			for i, d := range in.RoundP99s {
+				rounds[i] = fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+			}
+			fmt.Fprintf(tw, "\tp99 per round (ms) / median\t%s / %s\n", strings.Join(rounds, " "), ms(in.MedianRoundP99))
+		}
 		fmt.Fprintf(tw, "\tCPU per request (stack + load generator)\t%.1f µs\n", float64(in.CPUPerRequest)/float64(time.Microsecond))
 	}
 	if len(modes) > 1 && modes[0].Telemetry == "off" {
 		base := modes[0]
 		for _, in := range modes[1:] {
 			p99, cpu := TelemetryCost(base, in)
-			fmt.Fprintf(tw, "telemetry cost, %s\tingest p99 / CPU per request vs off\t%+.1f %% (%s) / %+.1f %%\n",
-				strings.TrimPrefix(modeName(in.SampleRatio), "telemetry on, "), 100*p99, ms(in.Latency.P99-base.Latency.P99), 100*cpu)
+			fmt.Fprintf(tw, "telemetry cost, %s\tmedian round p99 / CPU per request vs off\t%+.1f %% (%s) / %+.1f %%\n",
+				strings.TrimPrefix(modeName(in.SampleRatio), "telemetry on, "), 100*p99, ms(in.MedianRoundP99-base.MedianRoundP99), 100*cpu)
 		}
 	}
 	if dr := r.Drain; dr.Events > 0 {
@@ -558,12 +581,12 @@ func Print(w io.Writer, r Report) error {
 	return tw.Flush()
 }
 
-// TelemetryCost is the relative change of ingest's p99 and of the CPU time
-// per request with telemetry (on) against without (base): 0.05 is 5 %
-// more.
+// TelemetryCost is the relative change of ingest's median round p99 and of
+// the CPU time per request with telemetry (on) against without (base):
+// 0.05 is 5 % more.
 func TelemetryCost(base, on IngestResult) (p99, cpu float64) {
-	if base.Latency.P99 > 0 {
-		p99 = float64(on.Latency.P99-base.Latency.P99) / float64(base.Latency.P99)
+	if base.MedianRoundP99 > 0 {
+		p99 = float64(on.MedianRoundP99-base.MedianRoundP99) / float64(base.MedianRoundP99)
 	}
 	if base.CPUPerRequest > 0 {
 		cpu = float64(on.CPUPerRequest-base.CPUPerRequest) / float64(base.CPUPerRequest)

@@ -22,7 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.IngestDuration, "ingest-duration", 30*time.Second, "ingest scenario: how long")
 	fs.DurationVar(&o.IngestWarmup, "ingest-warmup", 2*time.Second, "ingest scenario: load sent first and not measured (0: none)")
 	ratios := fs.String("sample-ratios", "0.1,1", "ingest scenario: trace sample ratios to run with tracing and metrics on (it also runs with both off)")
-	fs.IntVar(&o.IngestRounds, "ingest-rounds", 3, "ingest scenario: rounds per mode, alternating telemetry off and on, each on a fresh stack")
+	fs.IntVar(&o.IngestRounds, "ingest-rounds", 5, "ingest scenario: rounds per mode, alternating telemetry off and on, each on a fresh stack")
 	fs.IntVar(&o.DrainEvents, "drain-events", 2000, "drain scenario: events in the burst")
 	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
