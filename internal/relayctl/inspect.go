@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"eventrelay/internal/auth/devissuer"
+	"eventrelay/internal/devstack"
 	"eventrelay/internal/status"
 )
 
@@ -75,11 +77,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetIndent("", "  ")
 		return enc.Encode(rec)
 	}
-	return printTimeline(stdout, rec)
+	traceURL := ""
+	if eng.engine == devstack.EngineGCP && rec.TraceID != "" {
+		traceURL = CloudTraceURL(eng.gcp.Project, rec.TraceID)
+	}
+	return printTimeline(stdout, rec, traceURL)
 }
 
 // printTimeline renders a record as a readable timeline.
-func printTimeline(w io.Writer, r status.Record) error {
+func printTimeline(w io.Writer, r status.Record, traceURL string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "event     %s\n", r.EventID)
 	fmt.Fprintf(&b, "status    %s", r.Status)
@@ -89,6 +95,9 @@ func printTimeline(w io.Writer, r status.Record) error {
 	b.WriteString("\n")
 	if r.TraceID != "" {
 		fmt.Fprintf(&b, "trace     %s\n", r.TraceID)
+	}
+	if traceURL != "" {
+		fmt.Fprintf(&b, "          %s\n", traceURL)
 	}
 	fmt.Fprintf(&b, "name      %s\n", r.Event.Name)
 	fmt.Fprintf(&b, "timestamp %s (source's clock)\n", r.Event.Timestamp.UTC().Format(time.RFC3339Nano))
@@ -165,4 +174,9 @@ func statusNames() string {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
+}
+
+// CloudTraceURL links a trace in the Cloud Trace explorer.
+func CloudTraceURL(project, traceID string) string {
+	return "https://console.cloud.google.com/traces/list?project=" + url.QueryEscape(project) + "&tid=" + url.QueryEscape(traceID)
 }

@@ -162,3 +162,24 @@ func TestTokenIsAcceptedByTheDevVerifier(t *testing.T) {
 		t.Errorf("second token: exit %d, stderr %q; want 0 and nothing", code, errOut)
 	}
 }
+
+func TestTimelineLinksCloudTraceInGCPMode(t *testing.T) {
+	t.Parallel()
+	rec := statustest.NewRecord("ev-1", time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	rec.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var b bytes.Buffer
+	if err := printTimeline(&b, rec, CloudTraceURL("my-proj", rec.TraceID)); err != nil {
+		t.Fatal(err)
+	}
+	want := "https://console.cloud.google.com/traces/list?project=my-proj&tid=4bf92f3577b34da6a3ce929d0e0e4736"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("timeline lacks the Cloud Trace link %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	if err := printTimeline(&b, rec, ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "console.cloud.google.com") {
+		t.Errorf("embedded timeline links Cloud Trace:\n%s", b.String())
+	}
+}
