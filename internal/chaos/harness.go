@@ -15,6 +15,12 @@ import (
 // queue's backlog.
 const pollInterval = 250 * time.Millisecond
 
+// readTimeout bounds each read of the status store, so that a store that
+// went away (an emulator stopped under the run) fails the run instead of
+// hanging it: the Firestore client retries Unavailable until its context
+// ends.
+const readTimeout = 30 * time.Second
+
 // run is one scenario run in progress: its clock and its timeline.
 type run struct {
 	start time.Time
@@ -81,7 +87,9 @@ func waitDrained(ctx context.Context, st statusPoller, ids []string, window time
 	deadline := time.Now().Add(window)
 	pending := append([]string(nil), ids...)
 	for {
-		counts, err := st.Counts(ctx)
+		cctx, cancel := context.WithTimeout(ctx, readTimeout)
+		counts, err := st.Counts(cctx)
+		cancel()
 		if err != nil {
 			return len(pending), fmt.Errorf("status counts: %w", err)
 		}

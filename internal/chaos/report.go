@@ -267,7 +267,9 @@ func getAll(ctx context.Context, st StatusReader, ids []string) ([]lookup, error
 	for w := range getWorkers {
 		wg.Go(func() {
 			for i := range next {
-				rec, err := st.Get(ctx, ids[i])
+				gctx, cancel := context.WithTimeout(ctx, readTimeout)
+				rec, err := st.Get(gctx, ids[i])
+				cancel()
 				switch {
 				case errors.Is(err, status.ErrNotFound):
 				case err != nil:
