@@ -97,7 +97,7 @@ func Scenarios() []Scenario {
 		{Name: "storm-graphql", Engines: both,
 			Injects: "target limit cut to a tenth for 5 s (full: 30 s): RATE_LIMITED errors in HTTP 200", Run: storm(targetmock.ModeGraphQL)},
 		{Name: "overload", Engines: both,
-			Injects: "source at 10x the limit for 10 s (full: 60 s)", Run: overload},
+			Injects: "source at 10x the limit for 10 s (full, embedded: 60 s)", Run: overload},
 	}
 }
 
@@ -306,11 +306,13 @@ func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Re
 
 func overload(ctx context.Context, env Env) (Report, error) {
 	limit, length := 20.0, 10*time.Second
-	if env.Scale == Full {
+	switch {
+	case env.gcp():
+		// The emulators are functional stand-ins, not performance ones, and
+		// shared: a ten-minute drain on them measures their restarts. The
+		// 60 s figure is the embedded engine's.
+	case env.Scale == Full:
 		limit, length = 50, 60*time.Second
-	}
-	if env.gcp() {
-		limit = 10
 	}
 	s := sizes{limit: limit, rate: 10 * limit, events: int(10 * limit * length.Seconds())}
 	return onStack(ctx, env, stackPlan{
