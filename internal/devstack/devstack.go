@@ -112,6 +112,14 @@ type Options struct {
 	// reported too, when the engine has stats.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+
+	// WrapQueue, when set, wraps the queue ingest enqueues into, and
+	// WrapStatus the status store ingest and the dispatcher write. They are
+	// fault-injection seams for the reliability harness (internal/chaos):
+	// the engines and Stack.Queue / Stack.Status stay unwrapped, so the
+	// harness reads the truth while the services see the faults.
+	WrapQueue  func(queue.Queue) queue.Queue
+	WrapStatus func(status.Store) status.Store
 }
 
 func (o *Options) defaults() {
@@ -324,7 +332,17 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		TargetTimeout: 10 * time.Second,
 		Retry:         o.Retry,
 	}
-	disp, err := dispatcher.NewServer(ctx, dispatchCfg, s.Status, nil, instrument...)
+	var (
+		ingestQueue queue.Queue  = s.Queue
+		services    status.Store = s.Status
+	)
+	if o.WrapQueue != nil {
+		ingestQueue = o.WrapQueue(ingestQueue)
+	}
+	if o.WrapStatus != nil {
+		services = o.WrapStatus(services)
+	}
+	disp, err := dispatcher.NewServer(ctx, dispatchCfg, services, nil, instrument...)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
@@ -333,7 +351,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	ing, err := ingest.NewServer(ctx, ingest.Config{
 		EnqueueTimeout: 250 * time.Millisecond,
 		StatusTimeout:  100 * time.Millisecond,
-	}, s.Queue, s.Status, verifier, instrument...)
+	}, ingestQueue, services, verifier, instrument...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
