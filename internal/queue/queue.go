@@ -45,6 +45,11 @@ type Task struct {
 	Body []byte
 	// Header holds extra request headers, e.g. traceparent and tracestate.
 	Header http.Header
+	// NotBefore, when set, is the earliest time the task is delivered (Cloud
+	// Tasks' schedule_time, also sent as X-CloudTasks-TaskETA); zero or a
+	// past time means now. The dispatcher uses it to requeue an event the
+	// target rate-limited, after its Retry-After.
+	NotBefore time.Time
 }
 
 // Queue accepts tasks. Enqueue returns only after the task is durably stored

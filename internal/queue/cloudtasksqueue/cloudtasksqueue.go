@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"eventrelay/internal/queue"
 )
@@ -192,8 +193,9 @@ func (q *Queue) TaskPath(taskID string) string { return q.name + "/tasks/" + tas
 
 // Enqueue creates one HTTP task: a POST of t.Body to the target with
 // Content-Type application/json, t.Header (traceparent, tracestate...), the
-// OIDC token when configured and the dispatch deadline. t.Name must be a
-// valid task id, which queue.TaskName always is.
+// OIDC token when configured, the dispatch deadline, and t.NotBefore as the
+// task's schedule_time when set. t.Name must be a valid task id, which
+// queue.TaskName always is.
 //
 // It returns nil once Cloud Tasks has stored the task; ErrAlreadyExists when
 // the name was taken (an accepted duplicate); an error wrapping
@@ -236,14 +238,16 @@ func (q *Queue) request(t queue.Task) *taskspb.CreateTaskRequest {
 	if q.token != nil {
 		hr.AuthorizationHeader = q.token
 	}
-	return &taskspb.CreateTaskRequest{
-		Parent: q.name,
-		Task: &taskspb.Task{
-			Name:             q.TaskPath(t.Name),
-			DispatchDeadline: q.deadline,
-			MessageType:      &taskspb.Task_HttpRequest{HttpRequest: hr},
-		},
+	task := &taskspb.Task{
+		Name:             q.TaskPath(t.Name),
+		DispatchDeadline: q.deadline,
+		MessageType:      &taskspb.Task_HttpRequest{HttpRequest: hr},
 	}
+	if !t.NotBefore.IsZero() {
+		// A past schedule time means now, to Cloud Tasks as to the port.
+		task.ScheduleTime = timestamppb.New(t.NotBefore)
+	}
+	return &taskspb.CreateTaskRequest{Parent: q.name, Task: task}
 }
 
 // headers flattens h into Cloud Tasks' one-value-per-header map, values

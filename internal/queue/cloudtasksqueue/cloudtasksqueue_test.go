@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
@@ -313,6 +314,32 @@ func TestRequest(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, q.Request(task), protocmp.Transform()); diff != "" {
 				t.Errorf("CreateTaskRequest (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRequest_notBefore(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 27, 15, 4, 5, 123456789, time.UTC)
+	cases := []struct {
+		name      string
+		notBefore time.Time
+		want      *timestamppb.Timestamp
+	}{
+		{name: "zero means now: no schedule time", notBefore: time.Time{}, want: nil},
+		{name: "set: the schedule time, to the nanosecond", notBefore: at, want: timestamppb.New(at)},
+	}
+	q := newQueue(t, cloudtasksqueue.Options{
+		Project: "p", Location: "l", Queue: "events", Target: "https://dispatcher.example/tasks/events",
+		DispatchDeadline: 45 * time.Second, Endpoint: "127.0.0.1:1", // never dialled
+	})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := q.Request(queue.Task{Name: "n", Body: []byte(`{}`), NotBefore: tc.notBefore}).GetTask().GetScheduleTime()
+			if diff := cmp.Diff(tc.want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("schedule_time (-want +got):\n%s", diff)
 			}
 		})
 	}

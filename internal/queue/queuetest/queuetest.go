@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,6 +107,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"DeliversBodyAndHeaders", nil, testDelivers},
 		{"Deduplicates", nil, testDedup},
+		{"NotBefore", nil, testNotBefore},
 		{"FIFO", func(c Capabilities) bool { return c.FIFO }, testFIFO},
 		{"RetriesWithBackoff", nil, testRetries},
 		{"MaxAttempts", func(c Capabilities) bool { return c.MaxAttempts }, testMaxAttempts},
@@ -278,6 +280,38 @@ func testDedup(t *testing.T, h Harness) {
 	time.Sleep(100 * time.Millisecond)
 	if got := len(byName(tg.deliveries(), n)); got != 1 {
 		t.Errorf("%s delivered %d times, want 1", n, got)
+	}
+}
+
+// notBeforeDelay is how far ahead testNotBefore schedules its task.
+const notBeforeDelay = 700 * time.Millisecond
+
+func testNotBefore(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	q := h.New(t, config(t), tg.URL())
+	later, now := name(t, 0), name(t, 1)
+	// Microseconds: X-CloudTasks-TaskETA carries no finer.
+	notBefore := time.Now().Add(notBeforeDelay).Truncate(time.Microsecond)
+	enqueue(t, q, queue.Task{Name: later, Body: body(later), NotBefore: notBefore})
+	enqueue(t, q, queue.Task{Name: now, Body: body(now), NotBefore: time.Now().Add(-time.Hour)})
+	waitFor(t, "both deliveries", func() bool {
+		ok := succeeded(tg.deliveries())
+		return ok[later] && ok[now]
+	})
+	ds := tg.deliveries()
+	if got := len(ds); got != 2 {
+		t.Errorf("%d deliveries, want 2", got)
+	}
+	d := byName(ds, later)[0]
+	if d.At.Before(notBefore) {
+		t.Errorf("%s delivered at %v, want >= its NotBefore %v", later, d.At.Format(time.StampMicro), notBefore.Format(time.StampMicro))
+	}
+	eta, err := strconv.ParseFloat(d.Header.Get(queue.HeaderETA), 64)
+	if err != nil {
+		t.Fatalf("%s = %q, want unix seconds: %v", queue.HeaderETA, d.Header.Get(queue.HeaderETA), err)
+	}
+	if diff := time.UnixMicro(int64(math.Round(eta * 1e6))).Sub(notBefore).Abs(); diff > time.Millisecond {
+		t.Errorf("%s = %.6f, want NotBefore %.6f", queue.HeaderETA, eta, float64(notBefore.UnixMicro())/1e6)
 	}
 }
 

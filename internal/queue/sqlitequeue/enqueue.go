@@ -35,6 +35,9 @@ type request struct {
 // fsynced), an error wrapping queue.ErrAlreadyExists if a task with the same
 // name is remembered, or an error wrapping queue.ErrUnavailable if ctx ended
 // or the database failed first. Concurrent calls share one transaction.
+// A task with a future t.NotBefore is kept until then (its goqite timeout
+// and its ETA are NotBefore); among ready tasks it keeps its enqueue-order
+// place.
 func (q *Queue) Enqueue(ctx context.Context, t queue.Task) error {
 	if t.Name == "" {
 		return errors.New("sqlitequeue: enqueue: task name is required")
@@ -140,8 +143,12 @@ func (q *Queue) commit(batch []*request) []error {
 		if body == nil {
 			body = []byte{}
 		}
-		msgs = append(msgs, ids[i], q.cfg.Name, body, ready, -prio)
-		tasks = append(tasks, r.task.Name, ids[i], r.header, prio, prio)
+		at, eta := ready, prio
+		if nb := r.task.NotBefore; nb.After(now) {
+			at, eta = scheduleTime(nb), nb.UnixNano()
+		}
+		msgs = append(msgs, ids[i], q.cfg.Name, body, at, -prio)
+		tasks = append(tasks, r.task.Name, ids[i], r.header, prio, eta)
 	}
 	tasks = append(tasks, now.Add(-q.o.DedupWindow).UnixNano())
 
@@ -200,6 +207,16 @@ func (q *Queue) commit(batch []*request) []error {
 
 // goqiteTime is goqite's timestamp format (its rfc3339Milli).
 const goqiteTime = "2006-01-02T15:04:05.000Z07:00"
+
+// scheduleTime formats a task's NotBefore for goqite's timeout column,
+// rounded up to the millisecond goqite keeps, so the task is never ready
+// before it.
+func scheduleTime(t time.Time) string {
+	if r := t.Truncate(time.Millisecond); r.Before(t) {
+		t = r.Add(time.Millisecond)
+	}
+	return t.UTC().Format(goqiteTime)
+}
 
 // newMessageID returns an id in goqite's format, m_ and 32 hex digits, but
 // time-ordered (8 bytes of enqueue nanos, 8 random) rather than random, so
