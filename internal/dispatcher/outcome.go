@@ -19,6 +19,12 @@ type Outcome struct {
 	// RetryAfter is how long the target asked us to wait; 0 when it did not
 	// say. Set only for RateLimited and Retryable.
 	RetryAfter time.Duration
+	// Overload, on a Retryable outcome, says the failure is about the
+	// target as a whole (unreachable, timing out, or answering 502, 503,
+	// 504 or 408) rather than about this one event (a 500, a malformed
+	// answer): the queue is asked to back off as a whole (503), not only
+	// this task (500).
+	Overload bool
 	// Reason says why, for the status record and the logs.
 	Reason string
 }
@@ -35,21 +41,23 @@ var permanentCodes = map[string]bool{
 // give up, from what one call to the target produced. It is pure. The rules,
 // first match wins:
 //
-//  1. no response (network error, timeout) → Retryable
+//  1. no response (network error, timeout) → Retryable, Overload
 //  2. HTTP 429 → RateLimited (Retry-After header, else the error's
 //     retryAfterSeconds)
-//  3. HTTP 5xx or 408 → Retryable (Retry-After when sent)
+//  3. HTTP 5xx or 408 → Retryable (Retry-After when sent); Overload for
+//     502, 503, 504 and 408, not for a 500 or another 5xx
 //  4. any other 4xx → Permanent
 //  5. any other non-2xx (1xx, 3xx) → Retryable: unexpected, not a verdict
 //  6. 2xx with GraphQL errors: a validation code (BAD_USER_INPUT,
 //     GRAPHQL_VALIDATION_FAILED, GRAPHQL_PARSE_FAILED) → Permanent; else
 //     RATE_LIMITED → RateLimited; else (unknown or no code) → Retryable
-//  7. 2xx whose body could not be decoded or has no receipt → Retryable
+//  7. 2xx whose body timed out (Overload), could not be decoded or has no
+//     receipt → Retryable
 //  8. otherwise → Delivered, a duplicate receipt included (the target is
 //     idempotent on the event id)
 func Classify(r target.Result) Outcome {
 	if r.TransportErr != nil || (r.HTTPStatus == 0 && r.DecodeErr == nil) {
-		return Outcome{Kind: status.OutcomeRetryable, Reason: transportReason(r)}
+		return Outcome{Kind: status.OutcomeRetryable, Overload: true, Reason: transportReason(r)}
 	}
 	code := r.HTTPStatus
 	switch {
@@ -63,6 +71,7 @@ func Classify(r target.Result) Outcome {
 		return Outcome{
 			Kind:       status.OutcomeRetryable,
 			RetryAfter: r.RetryAfter,
+			Overload:   overloadStatus(code),
 			Reason:     "target error: HTTP " + httpStatusText(code) + errorsSuffix(r.Errors),
 		}
 	case code >= 400:
@@ -103,7 +112,7 @@ func Classify(r target.Result) Outcome {
 		}
 	}
 	if r.TimedOut {
-		return Outcome{Kind: status.OutcomeRetryable, Reason: "target call timed out reading the response"}
+		return Outcome{Kind: status.OutcomeRetryable, Overload: true, Reason: "target call timed out reading the response"}
 	}
 	if r.DecodeErr != nil {
 		return Outcome{Kind: status.OutcomeRetryable, Reason: "undecodable target response: " + truncate(r.DecodeErr.Error())}
@@ -115,6 +124,17 @@ func Classify(r target.Result) Outcome {
 		return Outcome{Kind: status.OutcomeDelivered, Reason: "delivered (duplicate: the target had this id already)"}
 	}
 	return Outcome{Kind: status.OutcomeDelivered, Reason: "delivered"}
+}
+
+// overloadStatus reports whether an HTTP status says the target (or a proxy
+// in front of it) cannot serve anyone right now, rather than that this one
+// request failed.
+func overloadStatus(code int) bool {
+	switch code {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusRequestTimeout:
+		return true
+	}
+	return false
 }
 
 func transportReason(r target.Result) string {
@@ -193,7 +213,12 @@ type decision struct {
 
 // decide maps an Outcome to a decision. last reports that the queue will not
 // retry after this attempt: a retryable verdict then dead-letters the event
-// and answers 200, so the record says why the event stopped.
+// and answers 200, so the record says why the event stopped. Before the last
+// attempt, the answer tells the queue how much to back off: 429 (rate
+// limited) and 503 (Overload: the target as a whole) make the queue slow
+// down or pause every dispatch, as Cloud Tasks and the embedded engine do;
+// 500 (this event failed) makes it retry only this task after its backoff,
+// so that a target failing a share of its calls does not slow the others.
 func decide(o Outcome, last bool) decision {
 	switch o.Kind {
 	case status.OutcomeDelivered:
@@ -207,5 +232,8 @@ func decide(o Outcome, last bool) decision {
 	if o.Kind == status.OutcomeRateLimited {
 		return decision{to: status.Retrying, attempt: status.OutcomeRateLimited, code: http.StatusTooManyRequests}
 	}
-	return decision{to: status.Retrying, attempt: status.OutcomeRetryable, code: http.StatusServiceUnavailable}
+	if o.Overload {
+		return decision{to: status.Retrying, attempt: status.OutcomeRetryable, code: http.StatusServiceUnavailable}
+	}
+	return decision{to: status.Retrying, attempt: status.OutcomeRetryable, code: http.StatusInternalServerError}
 }

@@ -44,19 +44,19 @@ func TestClassify(t *testing.T) {
 		{
 			name:      "network error",
 			in:        target.Result{TransportErr: netErr},
-			want:      Outcome{Kind: status.OutcomeRetryable},
+			want:      Outcome{Kind: status.OutcomeRetryable, Overload: true},
 			reasonHas: "connection refused",
 		},
 		{
 			name:      "timeout before a response",
 			in:        target.Result{TransportErr: errors.New("context deadline exceeded"), TimedOut: true},
-			want:      Outcome{Kind: status.OutcomeRetryable},
+			want:      Outcome{Kind: status.OutcomeRetryable, Overload: true},
 			reasonHas: "timed out",
 		},
 		{
 			name: "empty result",
 			in:   target.Result{},
-			want: Outcome{Kind: status.OutcomeRetryable},
+			want: Outcome{Kind: status.OutcomeRetryable, Overload: true},
 		},
 		// Rate limited.
 		{
@@ -106,21 +106,26 @@ func TestClassify(t *testing.T) {
 		{
 			name: "502",
 			in:   target.Result{HTTPStatus: 502},
-			want: Outcome{Kind: status.OutcomeRetryable},
+			want: Outcome{Kind: status.OutcomeRetryable, Overload: true},
 		},
 		{
 			name: "503 with Retry-After keeps it",
 			in:   target.Result{HTTPStatus: 503, RetryAfter: 4 * time.Second},
-			want: Outcome{Kind: status.OutcomeRetryable, RetryAfter: 4 * time.Second},
+			want: Outcome{Kind: status.OutcomeRetryable, RetryAfter: 4 * time.Second, Overload: true},
 		},
 		{
 			name: "504",
 			in:   target.Result{HTTPStatus: 504},
-			want: Outcome{Kind: status.OutcomeRetryable},
+			want: Outcome{Kind: status.OutcomeRetryable, Overload: true},
 		},
 		{
 			name: "408",
 			in:   target.Result{HTTPStatus: 408},
+			want: Outcome{Kind: status.OutcomeRetryable, Overload: true},
+		},
+		{
+			name: "501 is about this request, not overload",
+			in:   target.Result{HTTPStatus: 501},
 			want: Outcome{Kind: status.OutcomeRetryable},
 		},
 		{
@@ -230,7 +235,7 @@ func TestClassify(t *testing.T) {
 		{
 			name:      "timeout while reading a 200",
 			in:        target.Result{HTTPStatus: 200, DecodeErr: errors.New("context deadline exceeded"), TimedOut: true},
-			want:      Outcome{Kind: status.OutcomeRetryable},
+			want:      Outcome{Kind: status.OutcomeRetryable, Overload: true},
 			reasonHas: "timed out",
 		},
 		{
@@ -263,18 +268,21 @@ func TestClassifyEveryStatusCode(t *testing.T) {
 	for code := 100; code < 600; code++ {
 		got := Classify(target.Result{HTTPStatus: code})
 		var want status.Outcome
+		overload := false
 		switch {
 		case code == 429:
 			want = status.OutcomeRateLimited
-		case code >= 500, code == 408:
+		case code == 502, code == 503, code == 504, code == 408:
+			want, overload = status.OutcomeRetryable, true
+		case code >= 500:
 			want = status.OutcomeRetryable
 		case code >= 400:
 			want = status.OutcomePermanent
 		default: // 1xx, 3xx, and 2xx without a receipt
 			want = status.OutcomeRetryable
 		}
-		if got.Kind != want {
-			t.Errorf("HTTP %d: got %s, want %s", code, got.Kind, want)
+		if got.Kind != want || got.Overload != overload {
+			t.Errorf("HTTP %d: got %s overload %t, want %s overload %t", code, got.Kind, got.Overload, want, overload)
 		}
 	}
 }
@@ -294,10 +302,11 @@ func TestClassifyTruncatesReasons(t *testing.T) {
 func TestDecide(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name string
-		kind status.Outcome
-		last bool
-		want decision
+		name     string
+		kind     status.Outcome
+		overload bool
+		last     bool
+		want     decision
 	}{
 		{name: "delivered", kind: status.OutcomeDelivered, want: decision{status.Delivered, status.OutcomeDelivered, http.StatusOK}},
 		{name: "delivered on last", kind: status.OutcomeDelivered, last: true, want: decision{status.Delivered, status.OutcomeDelivered, http.StatusOK}},
@@ -305,13 +314,15 @@ func TestDecide(t *testing.T) {
 		{name: "permanent on last", kind: status.OutcomePermanent, last: true, want: decision{status.Failed, status.OutcomePermanent, http.StatusOK}},
 		{name: "rate limited", kind: status.OutcomeRateLimited, want: decision{status.Retrying, status.OutcomeRateLimited, http.StatusTooManyRequests}},
 		{name: "rate limited on last", kind: status.OutcomeRateLimited, last: true, want: decision{status.DeadLettered, status.OutcomeDeadLettered, http.StatusOK}},
-		{name: "retryable", kind: status.OutcomeRetryable, want: decision{status.Retrying, status.OutcomeRetryable, http.StatusServiceUnavailable}},
+		{name: "retryable: this event failed, retry only this task", kind: status.OutcomeRetryable, want: decision{status.Retrying, status.OutcomeRetryable, http.StatusInternalServerError}},
+		{name: "retryable overload: the whole queue backs off", kind: status.OutcomeRetryable, overload: true, want: decision{status.Retrying, status.OutcomeRetryable, http.StatusServiceUnavailable}},
 		{name: "retryable on last", kind: status.OutcomeRetryable, last: true, want: decision{status.DeadLettered, status.OutcomeDeadLettered, http.StatusOK}},
+		{name: "retryable overload on last", kind: status.OutcomeRetryable, overload: true, last: true, want: decision{status.DeadLettered, status.OutcomeDeadLettered, http.StatusOK}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := decide(Outcome{Kind: tc.kind}, tc.last)
+			got := decide(Outcome{Kind: tc.kind, Overload: tc.overload}, tc.last)
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(decision{})); diff != "" {
 				t.Errorf("decide (-want +got):\n%s", diff)
 			}

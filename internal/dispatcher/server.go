@@ -3,7 +3,9 @@
 // checks the event's status record, enriches the event with the configured
 // brand, calls the target through the genqlient client in package target,
 // classifies the result in one place (Classify), records the attempt and
-// answers the queue: 2xx to stop, 429 or 503 (with Retry-After) to retry.
+// answers the queue: 2xx to stop; 429 or 503 (with Retry-After) to have the
+// queue back off as a whole (rate limited, target overloaded or down); 500
+// to retry only this task (the target failed this one event).
 package dispatcher
 
 import (

@@ -374,9 +374,19 @@ func TestDeliverOutcomes(t *testing.T) {
 			wantReasonHas: "400",
 		},
 		{
-			name:     "fault 500 is retried",
+			name:     "fault 500 retries only this task",
 			reply:    respond(500, nil, `{"errors":[{"message":"injected fault"}]}`),
-			wantCode: 503, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 500,
+			wantCode: 500, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 500,
+		},
+		{
+			name:     "502 backs the queue off",
+			reply:    respond(502, nil, `bad gateway`),
+			wantCode: 503, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 502,
+		},
+		{
+			name:     "malformed 200 retries only this task",
+			reply:    respond(200, nil, `<html>not json</html>`),
+			wantCode: 500, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 200,
 		},
 		{
 			name:     "503 passes Retry-After on",
@@ -384,9 +394,9 @@ func TestDeliverOutcomes(t *testing.T) {
 			wantCode: 503, wantRetryAfter: "7", wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 503,
 		},
 		{
-			name:     "unknown GraphQL code is retried",
+			name:     "unknown GraphQL code retries only this task",
 			reply:    respond(200, nil, `{"errors":[{"message":"x","extensions":{"code":"INTERNAL_SERVER_ERROR"}}],"data":null}`),
-			wantCode: 503, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 200,
+			wantCode: 500, wantStatus: status.Retrying, wantOutcome: status.OutcomeRetryable, wantHTTP: 200,
 		},
 		{
 			name:       "last attempt dead-letters a fault",

@@ -46,7 +46,7 @@ func TestWithSQLiteStatus(t *testing.T) {
 	for retry := range 4 {
 		codes = append(codes, h.deliver(t, task{body: eventJSON("ev-sql"), retryCount: retry}).code)
 	}
-	if diff := cmp.Diff([]int{503, 429, 200, 200}, codes); diff != "" {
+	if diff := cmp.Diff([]int{500, 429, 200, 200}, codes); diff != "" {
 		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 	if n := len(ft.seen()); n != 3 {

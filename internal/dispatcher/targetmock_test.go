@@ -129,8 +129,8 @@ func TestTargetmockFault(t *testing.T) {
 	h := newDispatcherFor(t, url)
 
 	got := h.deliver(t, task{body: eventJSON("ev-f")})
-	if got.code != http.StatusServiceUnavailable {
-		t.Errorf("answer = %d %v, want 503", got.code, got.body)
+	if got.code != http.StatusInternalServerError {
+		t.Errorf("answer = %d %v, want 500: a per-event fault retries only its task", got.code, got.body)
 	}
 	if rec := h.store.record(t, "ev-f"); rec.Attempts[0].HTTPStatus != http.StatusInternalServerError {
 		t.Errorf("attempt = %+v, want HTTP 500 recorded", rec.Attempts[0])

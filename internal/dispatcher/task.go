@@ -245,7 +245,8 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		a.end(codes.Error, reason)
 	default:
 		a.log.WarnContext(ctx, "delivery will be retried", "reason", o.Reason, "outcome", string(dec.attempt),
-			"http_status", res.HTTPStatus, "retry_after_s", o.RetryAfter.Seconds(), "attempt", at.Number)
+			"http_status", res.HTTPStatus, "retry_after_s", o.RetryAfter.Seconds(), "attempt", at.Number,
+			"answer", dec.code)
 		a.end(codes.Error, o.Reason)
 	}
 
@@ -258,6 +259,11 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 			a.w.Header().Set("Retry-After", retryAfterHeader(o.RetryAfter))
 		}
 		serving.WriteProblem(a.w, dec.code, "target-unavailable", "Target unavailable", o.Reason, nil)
+	case http.StatusInternalServerError:
+		if o.RetryAfter > 0 {
+			a.w.Header().Set("Retry-After", retryAfterHeader(o.RetryAfter))
+		}
+		serving.WriteProblem(a.w, dec.code, "target-failed-event", "Target failed this event", o.Reason, nil)
 	default:
 		resp := taskResponse{EventID: ev.ID, Outcome: string(dec.attempt), Status: dec.to}
 		if dec.to != status.Delivered {
