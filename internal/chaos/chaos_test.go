@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,6 +161,9 @@ func TestScenarios(t *testing.T) {
 			if c.engine == devstack.EngineGCP {
 				env.GCP = gcpEnv(t)
 			}
+			if c.scenario.Root && (runtime.GOOS != "linux" || os.Geteuid() != 0) {
+				t.Skipf("%s mounts a tmpfs: needs root on Linux (CI runs as root)", c.scenario.Name)
+			}
 			if c.scenario.Process {
 				bin, err := relayctl()
 				if err != nil {
@@ -228,6 +232,25 @@ func check(t *testing.T, scenario string, r chaos.Report) {
 		}
 		if r.DeadLetteredRateLimitedOnly != 0 {
 			t.Errorf("%d events dead-lettered although rate limiting was their only failure", r.DeadLetteredRateLimitedOnly)
+		}
+	case "status-down", "status-slow":
+		if r.InjectedFaults == 0 {
+			t.Error("no status read or write met the injected fault")
+		}
+	case "queue-down", "db-locked", "disk-full":
+		// Ingest answers 503 at its enqueue deadline; a hang would show as
+		// late (no answer within the source's 500 ms) instead.
+		if r.Answers[503] == 0 {
+			t.Errorf("no 503 while the queue was unavailable (answers %v, late %d)", r.Answers, r.Late)
+		}
+		if r.Late*10 > r.Answers[503] {
+			t.Errorf("%d requests got no answer within 500 ms against %d 503s: ingest hung on the queue", r.Late, r.Answers[503])
+		}
+		if r.NoAnswer > 0 {
+			t.Errorf("%d requests got no answer at all", r.NoAnswer)
+		}
+		if scenario == "queue-down" && r.InjectedFaults == 0 {
+			t.Error("no enqueue met the injected fault")
 		}
 	case "overload":
 		if r.Engine == devstack.EngineEmbedded && r.MaxBacklog <= 0 {

@@ -64,6 +64,16 @@ type Report struct {
 	Sent         int `json:"sent"`
 	Acknowledged int `json:"acknowledged"`
 	Refused      int `json:"refused"`
+	// Answers counts the source's non-2xx answers by HTTP status, and
+	// NoAnswer the requests that got none (connection refused or reset).
+	Answers  map[int]int `json:"answers,omitempty"`
+	NoAnswer int         `json:"no_answer"`
+	// Late counts requests with no 2xx within the source's deadline: a
+	// timeout, a late 2xx, or a late non-2xx.
+	Late int `json:"late"`
+	// InjectedFaults counts the calls a harness-side fault (status store or
+	// queue down, slow or hung) touched; 0 for the target's own faults.
+	InjectedFaults int64 `json:"injected_faults"`
 	// Delivered counts acknowledged events stored at the target.
 	Delivered int `json:"delivered"`
 	// Failed and DeadLettered count acknowledged events the target never
@@ -146,6 +156,9 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 		Sent:         src.Sent,
 		Acknowledged: len(src.Accepted),
 		Refused:      src.Failed(),
+		Answers:      src.Non2xx,
+		NoAnswer:     src.Errors,
+		Late:         src.Late,
 		IngestP50:    src.P50,
 		IngestP99:    src.P99,
 		IngestMax:    src.Max,

@@ -75,6 +75,8 @@ type Scenario struct {
 	// Process marks scenarios that run the real relayctl binary
 	// (Env.Relayctl is required).
 	Process bool
+	// Root marks scenarios that need root on Linux (to mount a filesystem).
+	Root bool
 	Run     func(ctx context.Context, env Env) (Report, error)
 }
 
@@ -96,6 +98,16 @@ func Scenarios() []Scenario {
 			Injects: "target limit cut to a tenth for 5 s (full: 30 s): HTTP 429 + Retry-After", Run: storm(targetmock.ModeHTTP)},
 		{Name: "storm-graphql", Engines: both,
 			Injects: "target limit cut to a tenth for 5 s (full: 30 s): RATE_LIMITED errors in HTTP 200", Run: storm(targetmock.ModeGraphQL)},
+		{Name: "status-down", Engines: both,
+			Injects: "every status store read and write fails for 3 s (full: 10 s)", Run: statusFault(faultFail, 0)},
+		{Name: "status-slow", Engines: both,
+			Injects: "every status store read and write 2 s slower for 3 s (full: 10 s)", Run: statusFault(faultSlow, 2*time.Second)},
+		{Name: "queue-down", Engines: []string{devstack.EngineEmbedded},
+			Injects: "every enqueue fails for 3 s, then hangs for 3 s (full: 10 s each)", Run: queueDown},
+		{Name: "db-locked", Engines: []string{devstack.EngineEmbedded},
+			Injects: "queue.db write-locked by a second connection for 3 s (full: 10 s)", Run: dbLocked},
+		{Name: "disk-full", Engines: []string{devstack.EngineEmbedded}, Root: true,
+			Injects: "the data directory's filesystem full for 3 s (full: 10 s)", Run: diskFull},
 		{Name: "overload", Engines: both,
 			Injects: "source at 10x the limit for 10 s (full, embedded: 60 s)", Run: overload},
 	}
