@@ -77,7 +77,7 @@ type Scenario struct {
 	Process bool
 	// Root marks scenarios that need root on Linux (to mount a filesystem).
 	Root bool
-	Run     func(ctx context.Context, env Env) (Report, error)
+	Run  func(ctx context.Context, env Env) (Report, error)
 }
 
 // Scenarios returns every scenario, in the order docs/reliability.md
