@@ -18,15 +18,17 @@ type knobsJSON struct {
 	Burst         *int           `json:"burst,omitempty"`
 	RateLimitMode *RateLimitMode `json:"rateLimitMode,omitempty"`
 	ErrorRatio    *float64       `json:"errorRatio,omitempty"`
-	Latency       *string        `json:"latency,omitempty"`
-	LatencyJitter *string        `json:"latencyJitter,omitempty"`
+	// MalformedRatio: see Knobs.MalformedRatio.
+	MalformedRatio *float64 `json:"malformedRatio,omitempty"`
+	Latency        *string  `json:"latency,omitempty"`
+	LatencyJitter  *string  `json:"latencyJitter,omitempty"`
 }
 
 func knobsToJSON(k Knobs) knobsJSON {
 	lat, jit := k.Latency.String(), k.LatencyJitter.String()
 	return knobsJSON{
 		Rate: &k.Rate, Burst: &k.Burst, RateLimitMode: &k.RateLimitMode,
-		ErrorRatio: &k.ErrorRatio, Latency: &lat, LatencyJitter: &jit,
+		ErrorRatio: &k.ErrorRatio, MalformedRatio: &k.MalformedRatio, Latency: &lat, LatencyJitter: &jit,
 	}
 }
 
@@ -71,6 +73,12 @@ func (s *Server) handleSetKnobs() http.Handler {
 			next.ErrorRatio = *in.ErrorRatio
 			if err := validateRatio(next.ErrorRatio); err != nil {
 				errs = append(errs, fmt.Errorf("errorRatio: %w", err))
+			}
+		}
+		if in.MalformedRatio != nil {
+			next.MalformedRatio = *in.MalformedRatio
+			if err := validateRatio(next.MalformedRatio); err != nil {
+				errs = append(errs, fmt.Errorf("malformedRatio: %w", err))
 			}
 		}
 		for _, d := range []struct {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -59,6 +60,8 @@ type callState struct {
 	call Call
 	// recorded is set by the resolver once the call is in the store.
 	recorded bool
+	// outcome is set by the resolver with recorded.
+	outcome Outcome
 	// internalErr is set by the resolver when the store failed; the
 	// middleware then answers 500 instead of gqlgen's 200.
 	internalErr error
@@ -161,7 +164,10 @@ func (s *Server) handleGraphQL() http.Handler {
 
 		cs := &callState{call: c}
 		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
-		gql.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, callStateKey{}, cs)))
+		// The resolver runs to its end even if the client has given up, as
+		// a real server's would: gqlgen refuses work on a cancelled context,
+		// which would hide the duplicate call a cut delivery causes.
+		gql.ServeHTTP(rec, r.WithContext(context.WithValue(context.WithoutCancel(ctx), callStateKey{}, cs)))
 		if cs.internalErr != nil {
 			writeGraphQLError(w, http.StatusInternalServerError, "storage failure", CodeInternal, nil)
 			return
@@ -171,8 +177,34 @@ func (s *Server) handleGraphQL() http.Handler {
 			// error): a permanent rejection with no side effect.
 			s.recordOutcome(ctx, logger, c, OutcomeRejected, "graphql request refused before the resolver: HTTP "+strconv.Itoa(rec.status))
 		}
+		if (cs.outcome == OutcomeAccepted || cs.outcome == OutcomeDuplicate) && knobs.malformed() {
+			// The event is stored; only the answer is broken.
+			logger.DebugContext(ctx, "targetmock mangled an accepted call's answer")
+			writeMalformed(w, rec.body.Bytes())
+			return
+		}
 		rec.writeTo(w)
 	})
+}
+
+// writeMalformed answers HTTP 200 with one of three broken bodies, picked at
+// random: the real body cut in half, an HTML error page, or JSON without the
+// receipt.
+func writeMalformed(w http.ResponseWriter, body []byte) {
+	switch rand.IntN(3) {
+	case 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body[:len(body)/2])
+	case 1:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "<html><body>upstream hiccup</body></html>")
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"data":null}`)
+	}
 }
 
 // recordOutcome records a call that stored nothing. The call is answered

@@ -89,7 +89,7 @@ func (m mutationResolver) ReceiveEvent(ctx context.Context, in graph.EventInput)
 		logger.ErrorContext(ctx, "targetmock could not store an event", "error", err)
 		return nil, errors.New("storage failure")
 	}
-	cs.recorded = true
+	cs.recorded, cs.outcome = true, outcome
 	spanOutcome(ctx, outcome, "")
 	logger.DebugContext(ctx, "targetmock call", "outcome", string(outcome))
 	return &graph.Receipt{

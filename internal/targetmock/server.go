@@ -42,6 +42,12 @@ type Knobs struct {
 	RateLimitMode RateLimitMode `json:"rateLimitMode"`
 	// ErrorRatio is the fraction of calls answered with an injected 500.
 	ErrorRatio float64 `json:"errorRatio"`
+	// MalformedRatio is the fraction of accepted calls whose answer is
+	// mangled after the event was stored: a truncated body, a non-JSON body
+	// or a response without the receipt, all with HTTP 200. The side effect
+	// happened, the caller cannot tell: that is how a malformed response
+	// turns into a duplicate call.
+	MalformedRatio float64 `json:"malformedRatio"`
 	// Latency (+ a uniform random [0, LatencyJitter)) is added to every call
 	// that passes the limit.
 	Latency       time.Duration `json:"-"`
@@ -146,6 +152,18 @@ func (s *Server) SetErrorRatio(r float64) error {
 	return nil
 }
 
+// SetMalformedRatio sets the fraction of accepted receiveEvent calls (0..1)
+// whose answer is mangled after the event was stored.
+func (s *Server) SetMalformedRatio(r float64) error {
+	if err := validateRatio(r); err != nil {
+		return fmt.Errorf("malformed ratio: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.knobs.MalformedRatio = r
+	return nil
+}
+
 // SetLatency sets the fixed latency added to every receiveEvent call that
 // passes the limit.
 func (s *Server) SetLatency(d time.Duration) error {
@@ -238,6 +256,11 @@ func (k Knobs) delay() time.Duration {
 		d += rand.N(k.LatencyJitter)
 	}
 	return d
+}
+
+// malformed reports whether one accepted call gets a mangled answer.
+func (k Knobs) malformed() bool {
+	return k.MalformedRatio > 0 && rand.Float64() < k.MalformedRatio
 }
 
 // faulty reports whether one call gets an injected fault.

@@ -698,11 +698,11 @@ func TestAdminFaults(t *testing.T) {
 	tt := newTarget(t, nil, newFakeClock())
 
 	res := tt.postRaw(t, "/admin/faults", "application/json",
-		[]byte(`{"errorRatio":1,"latency":"5ms","rate":20,"burst":4,"rateLimitMode":"graphql"}`), nil)
+		[]byte(`{"errorRatio":1,"malformedRatio":0.25,"latency":"5ms","rate":20,"burst":4,"rateLimitMode":"graphql"}`), nil)
 	if res.status != http.StatusOK {
 		t.Fatalf("POST /admin/faults: HTTP %d %s", res.status, res.body)
 	}
-	want := Knobs{Rate: 20, Burst: 4, RateLimitMode: ModeGraphQL, ErrorRatio: 1, Latency: 5 * time.Millisecond}
+	want := Knobs{Rate: 20, Burst: 4, RateLimitMode: ModeGraphQL, ErrorRatio: 1, MalformedRatio: 0.25, Latency: 5 * time.Millisecond}
 	if diff := cmp.Diff(want, tt.srv.Knobs()); diff != "" {
 		t.Errorf("Knobs (-want +got):\n%s", diff)
 	}
@@ -720,7 +720,7 @@ func TestAdminFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJSON := map[string]any{"rate": 20.0, "burst": 4.0, "rateLimitMode": "graphql", "errorRatio": 1.0,
-		"latency": "5ms", "latencyJitter": "0s"}
+		"malformedRatio": 0.25, "latency": "5ms", "latencyJitter": "0s"}
 	if diff := cmp.Diff(wantJSON, got); diff != "" {
 		t.Errorf("GET /admin/faults (-want +got):\n%s", diff)
 	}
@@ -733,6 +733,7 @@ func TestAdminFaults(t *testing.T) {
 		wantType   string
 	}{
 		{name: "ratio out of range", ctype: "application/json", body: `{"errorRatio":2}`, wantStatus: 400, wantType: "invalid-knobs"},
+		{name: "malformed ratio out of range", ctype: "application/json", body: `{"malformedRatio":-1}`, wantStatus: 400, wantType: "invalid-knobs"},
 		{name: "bad duration", ctype: "application/json", body: `{"latency":"soon"}`, wantStatus: 400, wantType: "invalid-knobs"},
 		{name: "unknown field", ctype: "application/json", body: `{"errorRate":1}`, wantStatus: 400, wantType: "malformed-knobs"},
 		{name: "not JSON", ctype: "text/plain", body: `errorRatio=1`, wantStatus: 415, wantType: "unsupported-media-type"},
