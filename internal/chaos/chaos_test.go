@@ -219,6 +219,12 @@ func check(t *testing.T, scenario string, r chaos.Report) {
 		if r.FaultCalls == 0 {
 			t.Error("no target call was answered with an injected 500: the fault did not happen")
 		}
+	case "target-malformed":
+		// Each mangled answer hides a stored event: its retry is a
+		// duplicate call, answered duplicate, with no second side effect.
+		if r.DuplicateCalls == 0 || r.MaxAttempts < 2 {
+			t.Errorf("duplicate calls %d, max attempts %d: no answer was mangled", r.DuplicateCalls, r.MaxAttempts)
+		}
 	case "target-slow":
 		// A call the queue gave up on is either refused by targetmock (its
 		// client is gone) or stored, and then its retry is a duplicate call.

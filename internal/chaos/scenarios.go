@@ -90,6 +90,8 @@ func Scenarios() []Scenario {
 			Run:     kill9},
 		{Name: "target-5xx", Engines: both,
 			Injects: "20 % of the target's calls answered HTTP 500", Run: target5xx},
+		{Name: "target-malformed", Engines: both,
+			Injects: "20 % of the target's successful answers mangled after the event was stored", Run: targetMalformed},
 		{Name: "target-slow", Engines: []string{devstack.EngineEmbedded},
 			Injects: "target latency 600 ms + up to 600 ms against a 1 s dispatch deadline", Run: targetSlow},
 		{Name: "target-outage", Engines: both,
@@ -236,6 +238,21 @@ func target5xx(ctx context.Context, env Env) (Report, error) {
 		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
 			r.note("target error ratio 0.2")
 			return st.Target.SetErrorRatio(0.2)
+		},
+		window: drainWindow(s, 0),
+	})
+}
+
+func targetMalformed(ctx context.Context, env Env) (Report, error) {
+	s := burstSizes(env)
+	return onStack(ctx, env, stackPlan{
+		name:    "target-malformed",
+		injects: "20 % of the target's successful answers replaced by a truncated body, an HTML page or JSON without the receipt (HTTP 200), after the event was stored",
+		opts:    devstack.Options{TargetRate: s.limit},
+		load:    burstLoad(s),
+		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+			r.note("target malformed ratio 0.2")
+			return st.Target.SetMalformedRatio(0.2)
 		},
 		window: drainWindow(s, 0),
 	})
