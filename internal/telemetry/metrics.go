@@ -48,7 +48,24 @@ const (
 	// MetricIngestDuplicates counts events ingest accepted as duplicates (no
 	// second task).
 	MetricIngestDuplicates = "eventrelay.ingest.duplicates"
+	// MetricQueueDispatchRate is the queue's live maximum dispatch rate, in
+	// tasks per second, as the rate governor last read it.
+	MetricQueueDispatchRate = "eventrelay.queue.dispatch_rate"
+	// MetricQueueRateCeiling is the rate ops gave the queue, in tasks per
+	// second: the governor never sets a rate above it.
+	MetricQueueRateCeiling = "eventrelay.queue.rate_ceiling"
+	// MetricQueuePaused is 1 while the queue is paused, else 0.
+	MetricQueuePaused = "eventrelay.queue.paused"
+	// MetricGovernorActions counts the rate governor's changes by AttrAction
+	// (slow, raise, stand_down).
+	MetricGovernorActions = "eventrelay.governor.actions"
+	// MetricDispatchRequeues counts events the dispatcher re-enqueued
+	// because the target rate limited their last allowed attempt.
+	MetricDispatchRequeues = "eventrelay.dispatch.requeues"
 )
+
+// AttrAction is the attribute that splits MetricGovernorActions.
+const AttrAction = "action"
 
 // AttrOutcome is the attribute that splits the request and attempt counters.
 const AttrOutcome = "outcome"
