@@ -1,0 +1,461 @@
+package governor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sethvargo/go-envconfig"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
+)
+
+// fakeQueue is an in-memory queue.Controller.
+type fakeQueue struct {
+	mu      sync.Mutex
+	c       queue.Control
+	sets    []setCall
+	readErr error
+	setErr  error
+}
+
+type setCall struct {
+	Rate float64
+	By   string
+}
+
+var _ queue.Controller = (*fakeQueue)(nil)
+
+func (f *fakeQueue) Control(context.Context) (queue.Control, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.c, f.readErr
+}
+
+func (f *fakeQueue) SetRate(_ context.Context, r float64, by string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.setErr != nil {
+		return f.setErr
+	}
+	f.sets = append(f.sets, setCall{r, by})
+	f.c.Rate, f.c.By = r, by
+	return nil
+}
+
+func (f *fakeQueue) Pause(context.Context, string) error  { return errors.New("the governor must not pause") }
+func (f *fakeQueue) Resume(context.Context, string) error { return errors.New("the governor must not resume") }
+
+// operator changes the rate by hand.
+func (f *fakeQueue) operator(rate float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.c.Rate, f.c.By = rate, queue.ByOperator
+}
+
+func (f *fakeQueue) calls() []setCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]setCall(nil), f.sets...)
+}
+
+// logBuffer collects JSON log lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the log lines whose message is msg.
+func (b *logBuffer) lines(t testing.TB, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// rig is a governor over a fake queue with a fake clock.
+type rig struct {
+	g      *Governor
+	q      *fakeQueue
+	logs   *logBuffer
+	ctx    context.Context
+	reader *sdkmetric.ManualReader
+	now    time.Time
+}
+
+func newRig(t testing.TB, o Options, live queue.Control) *rig {
+	t.Helper()
+	r := &rig{q: &fakeQueue{c: live}, logs: &logBuffer{}, reader: sdkmetric.NewManualReader(),
+		now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	o.Control = r.q
+	o.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
+	o.now = func() time.Time { return r.now }
+	g, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	r.g = g
+	r.ctx = logging.WithLogger(context.Background(), logging.New(r.logs, logging.Options{Level: "debug"}))
+	r.g.step(r.ctx, r.now, true)
+	return r
+}
+
+// window observes the calls and runs the next window.
+func (r *rig) window(delivered, rateLimited, failed int, retryAfter time.Duration) {
+	for range delivered {
+		r.g.Observe(status.OutcomeDelivered, 0)
+	}
+	for range rateLimited {
+		r.g.Observe(status.OutcomeRateLimited, retryAfter)
+	}
+	for range failed {
+		r.g.Observe(status.OutcomeRetryable, 0)
+	}
+	r.now = r.now.Add(r.g.cfg.Window)
+	r.g.step(r.ctx, r.now, false)
+}
+
+// metrics collects the governor's instruments: gauges by name, and the
+// actions counter by action.
+func (r *rig) metrics(t testing.TB) (map[string]float64, map[string]int64) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	gauges, actions := map[string]float64{}, map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					gauges[m.Name] = p.Value
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					gauges[m.Name] = float64(p.Value)
+				}
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					a, _ := p.Attributes.Value(telemetry.AttrAction)
+					actions[a.AsString()] += p.Value
+				}
+			}
+		}
+	}
+	return gauges, actions
+}
+
+func TestGovernorSlowsThenRaisesBackToTheCeiling(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 10}, queue.Control{Rate: 10})
+
+	// A storm: 100 calls in 10 s, 70 rate limited, 30 delivered (3/s).
+	r.window(30, 70, 0, 2*time.Second)
+	if diff := cmp.Diff([]setCall{{2.4, queue.ByGovernor}}, r.q.calls()); diff != "" {
+		t.Fatalf("SetRate calls (-want +got):\n%s", diff)
+	}
+	snap := r.g.Snapshot()
+	if !snap.Holding || snap.Live.Rate != 2.4 || snap.Ceiling != 10 || snap.Acted.Action != ActionSlow {
+		t.Errorf("snapshot after the storm = %+v, want holding at 2.4 below 10 after a slow", snap)
+	}
+	slowed := r.logs.lines(t, "queue slowed")
+	if len(slowed) != 1 {
+		t.Fatalf("%d \"queue slowed\" lines, want 1", len(slowed))
+	}
+	want := map[string]any{"old_rate": 10.0, "new_rate": 2.4, "rate_limited_share": 0.7, "retry_after_s": 2.0, "by": "governor", "severity": "WARNING"}
+	for k, v := range want {
+		if slowed[0][k] != v {
+			t.Errorf("queue slowed %s = %v, want %v", k, slowed[0][k], v)
+		}
+	}
+	gauges, actions := r.metrics(t)
+	if gauges[telemetry.MetricQueueDispatchRate] != 2.4 || gauges[telemetry.MetricQueueRateCeiling] != 10 || gauges[telemetry.MetricQueuePaused] != 0 {
+		t.Errorf("gauges = %v, want rate 2.4, ceiling 10, not paused", gauges)
+	}
+	if actions[string(ActionSlow)] != 1 {
+		t.Errorf("actions = %v, want one slow", actions)
+	}
+
+	// The target recovers: each clean window adds 1/s (10 % of 10) up to 10.
+	for range 10 {
+		r.window(20, 0, 2, 0)
+	}
+	calls := r.q.calls()
+	if got := calls[len(calls)-1]; got != (setCall{10, queue.ByGovernor}) {
+		t.Errorf("last SetRate = %+v, want back at the ceiling 10", got)
+	}
+	if n := len(calls); n != 1+8 { // 2.4 → 3.4 … 9.4 → 10
+		t.Errorf("%d SetRate calls, want 9: %+v", n, calls)
+	}
+	if snap := r.g.Snapshot(); snap.Holding {
+		t.Errorf("snapshot at the ceiling still holding: %+v", snap)
+	}
+	if n := len(r.logs.lines(t, "queue rate raised")); n != 8 {
+		t.Errorf("%d \"queue rate raised\" lines, want 8", n)
+	}
+	if _, actions := r.metrics(t); actions[string(ActionRaise)] != 8 {
+		t.Errorf("actions = %v, want 8 raises", actions)
+	}
+}
+
+func TestGovernorStandsDownForOps(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 10, Config: Config{Hold: time.Minute}}, queue.Control{Rate: 10})
+	r.window(30, 70, 0, time.Second) // slowed to 2.4
+	r.q.operator(6)
+
+	r.window(30, 70, 0, time.Second)
+	snap := r.g.Snapshot()
+	if snap.Acted.Action != ActionStandDown || snap.Ceiling != 6 || snap.Holding {
+		t.Errorf("snapshot = %+v, want stood down with ceiling 6", snap)
+	}
+	down := r.logs.lines(t, "governor stood down")
+	if len(down) != 1 || down[0]["new_ceiling"] != 6.0 || down[0]["changed_by"] != queue.ByOperator || down[0]["expected_rate"] != 2.4 {
+		t.Fatalf("stood-down lines = %v", down)
+	}
+	// During the hold, storms change nothing.
+	for range 5 {
+		r.window(30, 70, 0, time.Second)
+	}
+	if n := len(r.q.calls()); n != 1 {
+		t.Errorf("%d SetRate calls during the hold, want only the first slow", n)
+	}
+	// After it, the governor acts again, below the new ceiling.
+	r.now = r.now.Add(time.Minute)
+	r.window(30, 70, 0, time.Second)
+	calls := r.q.calls()
+	if len(calls) != 2 || calls[1].Rate >= 6 {
+		t.Errorf("SetRate calls = %+v, want a second slow below the adopted ceiling 6", calls)
+	}
+	// Raising never passes the adopted ceiling.
+	for range 20 {
+		r.window(50, 0, 0, 0)
+	}
+	for _, c := range r.q.calls() {
+		if c.Rate > 6 {
+			t.Errorf("SetRate(%v) above the adopted ceiling 6", c.Rate)
+		}
+	}
+	if _, actions := r.metrics(t); actions[string(ActionStandDown)] != 1 {
+		t.Errorf("actions = %v, want one stand_down", actions)
+	}
+}
+
+func TestGovernorOffOnlyWatches(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 10, Config: Config{Mode: "OFF"}}, queue.Control{Rate: 10})
+	for range 3 {
+		r.window(0, 100, 0, time.Minute)
+	}
+	if n := len(r.q.calls()); n != 0 {
+		t.Errorf("%d SetRate calls with the governor off, want 0", n)
+	}
+	snap := r.g.Snapshot()
+	if snap.Enabled || snap.Live.Rate != 10 || snap.LiveAt.IsZero() {
+		t.Errorf("snapshot = %+v, want disabled, with the live rate read", snap)
+	}
+	if gauges, _ := r.metrics(t); gauges[telemetry.MetricQueueDispatchRate] != 10 {
+		t.Errorf("gauges = %v, want the live rate reported even when off", gauges)
+	}
+}
+
+func TestGovernorFailuresLeaveTheQueueAlone(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 10}, queue.Control{Rate: 10})
+	r.q.mu.Lock()
+	r.q.readErr = errors.New("admin API down")
+	r.q.mu.Unlock()
+	for range 3 {
+		r.window(0, 100, 0, time.Second)
+	}
+	if n := len(r.q.calls()); n != 0 {
+		t.Errorf("%d SetRate calls without a readable queue, want 0", n)
+	}
+	if n := len(r.logs.lines(t, "governor cannot judge this window; the queue is left as it is")); n != 1 {
+		t.Errorf("%d failure lines over 3 failed windows, want 1", n)
+	}
+	if snap := r.g.Snapshot(); !strings.Contains(snap.Err, "admin API down") {
+		t.Errorf("snapshot error = %q", snap.Err)
+	}
+
+	r.q.mu.Lock()
+	r.q.readErr, r.q.setErr = nil, errors.New("permission denied")
+	r.q.mu.Unlock()
+	r.window(0, 100, 0, time.Second)
+	if n := len(r.logs.lines(t, "governor could not set the queue's rate")); n != 1 {
+		t.Errorf("%d set-failure lines, want 1", n)
+	}
+	if snap := r.g.Snapshot(); snap.Holding || !strings.Contains(snap.Err, "permission denied") {
+		t.Errorf("snapshot = %+v, want not holding and the error shown", snap)
+	}
+}
+
+func TestGovernorContinuesAfterARestart(t *testing.T) {
+	t.Parallel()
+	// The queue is still slowed by the governor of a previous run.
+	r := newRig(t, Options{Ceiling: 10}, queue.Control{Rate: 4, By: queue.ByGovernor})
+	r.window(40, 0, 0, 0)
+	if diff := cmp.Diff([]setCall{{5, queue.ByGovernor}}, r.q.calls()); diff != "" {
+		t.Errorf("SetRate calls (-want +got):\n%s", diff)
+	}
+	if n := len(r.logs.lines(t, "governor stood down")); n != 0 {
+		t.Errorf("stood down for its own earlier slow")
+	}
+}
+
+func TestGovernorTakesTheLiveRateAsCeilingWhenNoneIsGiven(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{}, queue.Control{Rate: 25})
+	if snap := r.g.Snapshot(); snap.Ceiling != 25 {
+		t.Errorf("ceiling = %v, want the live 25", snap.Ceiling)
+	}
+	r.window(40, 160, 0, time.Second)
+	if calls := r.q.calls(); len(calls) != 1 || calls[0].Rate != 3.2 {
+		t.Errorf("SetRate calls = %+v, want one slow to 3.2", calls)
+	}
+}
+
+func TestObserveIsSafeForConcurrentUse(t *testing.T) {
+	t.Parallel()
+	g, err := New(context.Background(), Options{Control: &fakeQueue{}, Ceiling: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 1000 {
+				switch j % 4 {
+				case 0:
+					g.Observe(status.OutcomeDelivered, 0)
+				case 1:
+					g.Observe(status.OutcomeRateLimited, time.Duration(i*1000+j)*time.Millisecond)
+				case 2:
+					g.Observe(status.OutcomePermanent, 0)
+				default:
+					g.Observe(status.OutcomeSkipped, time.Hour) // not a target call
+				}
+			}
+		})
+	}
+	wg.Wait()
+	w := g.take(time.Now())
+	want := Window{Attempts: 6000, RateLimited: 2000, Delivered: 2000, MaxRetryAfter: (7*1000 + 997) * time.Millisecond}
+	w.Span = 0
+	if diff := cmp.Diff(want, w); diff != "" {
+		t.Errorf("window (-want +got):\n%s", diff)
+	}
+	if w := g.take(time.Now()); w.Attempts != 0 || w.MaxRetryAfter != 0 {
+		t.Errorf("second take = %+v, want empty", w)
+	}
+}
+
+func TestRunActsEachWindow(t *testing.T) {
+	t.Parallel()
+	q := &fakeQueue{c: queue.Control{Rate: 100}}
+	g, err := New(context.Background(), Options{Control: q, Ceiling: 100, Config: Config{Window: 20 * time.Millisecond, MinAttempts: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	// Keep the target rate limiting until the governor slows the queue.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(q.calls()) == 0 && time.Now().Before(deadline) {
+		for range 10 {
+			g.Observe(status.OutcomeRateLimited, time.Second)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil on cancel", err)
+	}
+	calls := q.calls()
+	if len(calls) == 0 || calls[0].Rate != 1 || calls[0].By != queue.ByGovernor {
+		t.Errorf("SetRate calls = %+v, want a slow to the floor by the governor", calls)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    Config
+		wantErr []string
+	}{
+		{name: "defaults", want: DefaultConfig()},
+		{
+			name: "set",
+			env: map[string]string{"QUEUE_GOVERNOR": "off", "QUEUE_GOVERNOR_WINDOW": "30s", "QUEUE_GOVERNOR_THRESHOLD": "0.5",
+				"QUEUE_GOVERNOR_MIN_ATTEMPTS": "5", "QUEUE_GOVERNOR_FLOOR": "0.5", "QUEUE_GOVERNOR_HOLD": "1h", "QUEUE_GOVERNOR_LONG_RETRY_AFTER": "2m"},
+			want: Config{Mode: ModeOff, Window: 30 * time.Second, Threshold: 0.5, MinAttempts: 5, Floor: 0.5, Hold: time.Hour, LongRetryAfter: 2 * time.Minute},
+		},
+		{
+			name:    "invalid",
+			env:     map[string]string{"QUEUE_GOVERNOR": "maybe", "QUEUE_GOVERNOR_THRESHOLD": "1.5", "QUEUE_GOVERNOR_FLOOR": "-1", "QUEUE_GOVERNOR_MIN_ATTEMPTS": "-3", "QUEUE_GOVERNOR_WINDOW": "-1s"},
+			wantErr: []string{"QUEUE_GOVERNOR must be on or off", "QUEUE_GOVERNOR_THRESHOLD", "QUEUE_GOVERNOR_FLOOR", "QUEUE_GOVERNOR_MIN_ATTEMPTS", "QUEUE_GOVERNOR_WINDOW"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var c Config
+			if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(tc.env)}); err != nil {
+				t.Fatalf("process: %v", err)
+			}
+			err := c.Validate()
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Errorf("Validate = %v", err)
+				}
+				if diff := cmp.Diff(tc.want, c); diff != "" {
+					t.Errorf("config (-want +got):\n%s", diff)
+				}
+				return
+			}
+			for _, w := range tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate = %v, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+	if !(Config{}).Enabled() || (Config{Mode: "off"}).Enabled() {
+		t.Error("a zero Config must be on, Mode off off")
+	}
+}

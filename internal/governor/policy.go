@@ -1,0 +1,207 @@
+package governor
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"eventrelay/internal/queue"
+)
+
+// Default steps of the policy: multiplicative decrease, additive increase.
+const (
+	// DefaultDecrease multiplies the rate the target accepted when the queue
+	// is slowed.
+	DefaultDecrease = 0.8
+	// DefaultIncrease is the step, as a share of the ceiling, by which a
+	// clean window raises the rate.
+	DefaultIncrease = 0.1
+)
+
+// Policy decides, from one window of target calls and the queue's live
+// settings, whether to slow the queue, raise it back, or leave it. It is
+// pure: Decide reads only its arguments.
+type Policy struct {
+	// Threshold: a window whose rate-limited share is above it is slowed.
+	Threshold float64
+	// MinAttempts: a window with fewer target calls is never slowed.
+	MinAttempts int
+	// Floor: the lowest rate Decide returns for a slow.
+	Floor float64
+	// Decrease multiplies the accepted rate on a slow (0 < Decrease < 1).
+	Decrease float64
+	// Increase is the raise step as a share of the ceiling.
+	Increase float64
+	// LongRetryAfter: a slow whose window saw a Retry-After at least this
+	// long goes straight to Floor.
+	LongRetryAfter time.Duration
+}
+
+// Window is what the governor saw of the target in one period: every call
+// the dispatcher made, classified as Classify does (HTTP 429 and GraphQL
+// RATE_LIMITED both count as rate limited).
+type Window struct {
+	// Span is the period's length.
+	Span time.Duration `json:"span_ns"`
+	// Attempts counts the target calls; RateLimited and Delivered are
+	// among them.
+	Attempts    int `json:"attempts"`
+	RateLimited int `json:"rate_limited"`
+	Delivered   int `json:"delivered"`
+	// MaxRetryAfter is the longest Retry-After the target sent.
+	MaxRetryAfter time.Duration `json:"max_retry_after_ns"`
+	// Partial says the window saw only a share of the queue's dispatches
+	// (one dispatcher instance of many): its delivered rate is then not
+	// the queue's, and Decide estimates the accepted rate as the live rate
+	// times the delivered share instead.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// RateLimitedShare is RateLimited / Attempts (0 without attempts).
+func (w Window) RateLimitedShare() float64 {
+	if w.Attempts == 0 {
+		return 0
+	}
+	return float64(w.RateLimited) / float64(w.Attempts)
+}
+
+// acceptedRate estimates the rate at which the target accepted calls from
+// the whole queue during w.
+func (w Window) acceptedRate(live float64) float64 {
+	if w.Partial {
+		if w.Attempts == 0 {
+			return live
+		}
+		return live * float64(w.Delivered) / float64(w.Attempts)
+	}
+	if w.Span <= 0 {
+		return live
+	}
+	return float64(w.Delivered) / w.Span.Seconds()
+}
+
+// Input is everything Decide reads.
+type Input struct {
+	Window Window
+	// Live is the queue's live settings, read just now.
+	Live queue.Control
+	// Ceiling is the highest rate the governor may set: the rate ops gave
+	// the queue (ADR 0005).
+	Ceiling float64
+	// LastRate is the rate the governor last set; zero when it has set
+	// none since it started or stood down, in which case the live rate is
+	// expected to be the ceiling.
+	LastRate float64
+	// Now and HoldUntil: the governor does nothing before HoldUntil (it
+	// stood down for ops).
+	Now       time.Time
+	HoldUntil time.Time
+}
+
+// expected is the live rate the governor believes the queue has.
+func (in Input) expected() float64 {
+	if in.LastRate > 0 {
+		return in.LastRate
+	}
+	return in.Ceiling
+}
+
+// Action is what a Decision asks for.
+type Action string
+
+// The actions.
+const (
+	// ActionNone leaves the queue as it is.
+	ActionNone Action = "none"
+	// ActionSlow lowers the queue's rate to Decision.Rate.
+	ActionSlow Action = "slow"
+	// ActionRaise raises the queue's rate to Decision.Rate (at most the
+	// ceiling).
+	ActionRaise Action = "raise"
+	// ActionStandDown: someone else changed the rate; Decision.Rate is the
+	// new ceiling, and the governor holds off.
+	ActionStandDown Action = "stand_down"
+)
+
+// Decision is Decide's answer.
+type Decision struct {
+	Action Action `json:"action"`
+	// Rate is the new rate (slow, raise) or the adopted ceiling (stand
+	// down); zero for none.
+	Rate float64 `json:"rate,omitempty"`
+	// Reason says why, for the logs and the ops page.
+	Reason string `json:"reason"`
+}
+
+// Decide applies the rules, first match wins:
+//
+//  1. the queue is paused → none: a pause is an operator's (the governor
+//     never pauses), and a paused queue shows nothing to judge;
+//  2. the live rate is not the one the governor expects (the rate it last
+//     set, or the ceiling) → stand down, adopting the live rate as the
+//     ceiling: ops changed it and have the last word;
+//  3. before HoldUntil → none;
+//  4. more than Threshold of at least MinAttempts calls rate limited →
+//     slow to max(Floor, min(live, accepted rate) × Decrease), or to
+//     Floor when the target asked for a Retry-After of LongRetryAfter or
+//     more; none when that is not below the live rate (at the floor);
+//  5. below the ceiling, and the window had calls and none rate limited →
+//     raise by Increase × ceiling, at most to the ceiling;
+//  6. otherwise none.
+func (p Policy) Decide(in Input) Decision {
+	live := in.Live.Rate
+	w := in.Window
+	share := w.RateLimitedShare()
+	switch {
+	case in.Live.Paused:
+		return Decision{Action: ActionNone, Reason: "the queue is paused" + byWhom(in.Live.By) + "; the governor leaves a paused queue alone"}
+	case !sameRate(live, in.expected()):
+		return Decision{Action: ActionStandDown, Rate: live, Reason: fmt.Sprintf(
+			"the live rate %s/s is not the %s/s the governor expected: changed%s, so it becomes the ceiling",
+			fmtRate(live), fmtRate(in.expected()), byWhom(in.Live.By))}
+	case in.Now.Before(in.HoldUntil):
+		return Decision{Action: ActionNone, Reason: "holding off after ops changed the rate, until " + in.HoldUntil.UTC().Format(time.RFC3339)}
+	case share > p.Threshold && w.Attempts >= p.MinAttempts:
+		next := min(live, w.acceptedRate(live)) * p.Decrease
+		why := fmt.Sprintf("%.0f%% of %d target calls rate limited (threshold %.0f%%)", share*100, w.Attempts, p.Threshold*100)
+		if p.LongRetryAfter > 0 && w.MaxRetryAfter >= p.LongRetryAfter {
+			next = p.Floor
+			why += fmt.Sprintf(", Retry-After %s: down to the floor", w.MaxRetryAfter)
+		}
+		next = max(roundRate(next), p.Floor)
+		if next >= live || sameRate(next, live) {
+			return Decision{Action: ActionNone, Reason: why + "; already at the floor " + fmtRate(p.Floor) + "/s"}
+		}
+		return Decision{Action: ActionSlow, Rate: next, Reason: why}
+	case live < in.Ceiling && !sameRate(live, in.Ceiling) && w.Attempts > 0 && w.RateLimited == 0:
+		next := min(in.Ceiling, roundRate(live+p.Increase*in.Ceiling))
+		return Decision{Action: ActionRaise, Rate: next, Reason: fmt.Sprintf(
+			"%d target calls, none rate limited: +%.0f%% of the ceiling %s/s", w.Attempts, p.Increase*100, fmtRate(in.Ceiling))}
+	case w.Attempts == 0:
+		return Decision{Action: ActionNone, Reason: "no target calls to judge"}
+	case share > p.Threshold:
+		return Decision{Action: ActionNone, Reason: fmt.Sprintf("%d target calls are too few to judge (at least %d)", w.Attempts, p.MinAttempts)}
+	case live < in.Ceiling && !sameRate(live, in.Ceiling):
+		return Decision{Action: ActionNone, Reason: fmt.Sprintf("%.0f%% rate limited: holding %s/s", share*100, fmtRate(live))}
+	default:
+		return Decision{Action: ActionNone, Reason: "at the ceiling"}
+	}
+}
+
+// sameRate compares rates with a tolerance, so that a rate an engine
+// stores with a rounding is still recognised.
+func sameRate(a, b float64) bool {
+	return math.Abs(a-b) <= max(1e-3, 1e-3*max(math.Abs(a), math.Abs(b)))
+}
+
+// roundRate keeps two decimals: rates read better and compare exactly.
+func roundRate(r float64) float64 { return math.Round(r*100) / 100 }
+
+func fmtRate(r float64) string { return fmt.Sprintf("%.4g", r) }
+
+func byWhom(by string) string {
+	if by == "" {
+		return ""
+	}
+	return " by " + by
+}

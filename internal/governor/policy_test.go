@@ -1,0 +1,229 @@
+package governor
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"eventrelay/internal/queue"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	p := DefaultConfig().Policy()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	ten := 10 * time.Second
+	// storm: 100 calls in 10 s, 60 rate limited, 40 delivered (4/s).
+	storm := Window{Span: ten, Attempts: 100, RateLimited: 60, Delivered: 40, MaxRetryAfter: time.Second}
+	clean := Window{Span: ten, Attempts: 50, Delivered: 50}
+	live := func(rate float64) queue.Control { return queue.Control{Rate: rate} }
+
+	cases := []struct {
+		name string
+		in   Input
+		want Decision
+		// reasonHas must appear in the reason.
+		reasonHas string
+	}{
+		{
+			name: "storm slows to 80 % of the accepted rate",
+			in:   Input{Window: storm, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 3.2}, reasonHas: "60% of 100",
+		},
+		{
+			name: "accepted rate above the live rate: 80 % of the live rate",
+			in:   Input{Window: Window{Span: ten, Attempts: 200, RateLimited: 50, Delivered: 150}, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 8},
+		},
+		{
+			name: "a partial window estimates the accepted rate from the delivered share",
+			in: Input{Window: Window{Span: ten, Attempts: 40, RateLimited: 30, Delivered: 10, Partial: true},
+				Live: live(100), Ceiling: 100, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 20}, // 100 × 10/40 × 0.8
+		},
+		{
+			name: "nothing accepted goes to the floor",
+			in:   Input{Window: Window{Span: ten, Attempts: 30, RateLimited: 30}, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 1},
+		},
+		{
+			name: "a long Retry-After goes to the floor",
+			in: Input{Window: Window{Span: ten, Attempts: 100, RateLimited: 30, Delivered: 70, MaxRetryAfter: time.Minute},
+				Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 1}, reasonHas: "Retry-After 1m0s",
+		},
+		{
+			name: "already at the floor: no change",
+			in:   Input{Window: storm, Live: live(1), Ceiling: 10, LastRate: 1, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "floor",
+		},
+		{
+			name: "ops set the rate below the floor: never slowed further, never raised by a slow",
+			in:   Input{Window: storm, Live: live(0.5), Ceiling: 0.5, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "floor",
+		},
+		{
+			name: "exactly at the threshold is not above it",
+			in:   Input{Window: Window{Span: ten, Attempts: 100, RateLimited: 20, Delivered: 80}, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "ceiling",
+		},
+		{
+			name: "too few calls to slow",
+			in:   Input{Window: Window{Span: ten, Attempts: 19, RateLimited: 19}, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "too few",
+		},
+		{
+			name: "a clean window below the ceiling raises by 10 % of the ceiling",
+			in:   Input{Window: clean, Live: live(3.2), Ceiling: 10, LastRate: 3.2, Now: now},
+			want: Decision{Action: ActionRaise, Rate: 4.2},
+		},
+		{
+			name: "a raise stops at the ceiling",
+			in:   Input{Window: clean, Live: live(9.5), Ceiling: 10, LastRate: 9.5, Now: now},
+			want: Decision{Action: ActionRaise, Rate: 10},
+		},
+		{
+			name: "at the ceiling a clean window changes nothing",
+			in:   Input{Window: clean, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "ceiling",
+		},
+		{
+			name: "some rate limiting below the threshold holds the rate",
+			in:   Input{Window: Window{Span: ten, Attempts: 100, RateLimited: 5, Delivered: 95}, Live: live(5), Ceiling: 10, LastRate: 5, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "holding 5/s",
+		},
+		{
+			name: "no calls: no evidence to raise on",
+			in:   Input{Window: Window{Span: ten}, Live: live(5), Ceiling: 10, LastRate: 5, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "no target calls",
+		},
+		{
+			name: "ops changed the rate the governor set: stand down, adopt it as the ceiling",
+			in:   Input{Window: storm, Live: queue.Control{Rate: 7, By: queue.ByOperator}, Ceiling: 10, LastRate: 3.2, Now: now},
+			want: Decision{Action: ActionStandDown, Rate: 7}, reasonHas: "by operator",
+		},
+		{
+			name: "ops changed the rate while the governor held nothing: stand down",
+			in:   Input{Window: clean, Live: live(20), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionStandDown, Rate: 20},
+		},
+		{
+			name: "a rate the engine rounded is still the governor's",
+			in:   Input{Window: clean, Live: live(3.2000001), Ceiling: 10, LastRate: 3.2, Now: now},
+			want: Decision{Action: ActionRaise, Rate: 4.2},
+		},
+		{
+			name: "during the hold nothing happens, even in a storm",
+			in:   Input{Window: storm, Live: live(7), Ceiling: 7, Now: now, HoldUntil: now.Add(time.Minute)},
+			want: Decision{Action: ActionNone}, reasonHas: "holding off",
+		},
+		{
+			name: "after the hold the storm slows the queue again",
+			in:   Input{Window: storm, Live: live(7), Ceiling: 7, Now: now, HoldUntil: now.Add(-time.Second)},
+			want: Decision{Action: ActionSlow, Rate: 3.2},
+		},
+		{
+			name: "ops changing the rate again during the hold: stand down again",
+			in:   Input{Window: storm, Live: live(5), Ceiling: 7, Now: now, HoldUntil: now.Add(time.Minute)},
+			want: Decision{Action: ActionStandDown, Rate: 5},
+		},
+		{
+			name: "a paused queue is left alone",
+			in:   Input{Window: storm, Live: queue.Control{Rate: 4, Paused: true, By: queue.ByOperator}, Ceiling: 10, LastRate: 3.2, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "paused by operator",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := p.Decide(tc.in)
+			if got.Reason == "" {
+				t.Error("decision has no reason")
+			}
+			if !strings.Contains(got.Reason, tc.reasonHas) {
+				t.Errorf("reason %q does not contain %q", got.Reason, tc.reasonHas)
+			}
+			got.Reason = ""
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDecideNeverLeavesTheBounds drives the policy through storms and calm
+// windows at every rate: a slow is always below the live rate and at least
+// the floor, a raise always above it and at most the ceiling.
+func TestDecideNeverLeavesTheBounds(t *testing.T) {
+	t.Parallel()
+	p := DefaultConfig().Policy()
+	const ceiling = 50.0
+	for _, rate := range []float64{0.5, 1, 1.01, 2.5, 10, 33.3, 49.99, 50} {
+		for _, w := range []Window{
+			{Span: 10 * time.Second, Attempts: 500, RateLimited: 499, Delivered: 1},
+			{Span: 10 * time.Second, Attempts: 500, RateLimited: 100, Delivered: 400},
+			{Span: 10 * time.Second, Attempts: 25, RateLimited: 25, MaxRetryAfter: time.Hour},
+			{Span: 10 * time.Second, Attempts: 3, Delivered: 3},
+			{Span: time.Second, Attempts: 1000, RateLimited: 300, Delivered: 700, Partial: true},
+		} {
+			d := p.Decide(Input{Window: w, Live: queue.Control{Rate: rate}, Ceiling: ceiling, LastRate: rate, Now: time.Now()})
+			switch d.Action {
+			case ActionSlow:
+				if d.Rate >= rate || d.Rate < p.Floor {
+					t.Errorf("rate %v, window %+v: slow to %v, want within [%v, %v)", rate, w, d.Rate, p.Floor, rate)
+				}
+			case ActionRaise:
+				if d.Rate <= rate || d.Rate > ceiling {
+					t.Errorf("rate %v, window %+v: raise to %v, want within (%v, %v]", rate, w, d.Rate, rate, ceiling)
+				}
+			case ActionNone:
+			default:
+				t.Errorf("rate %v, window %+v: unexpected %s", rate, w, d.Action)
+			}
+		}
+	}
+}
+
+// TestStormConverges plays a target that accepts 4/s against a queue whose
+// ceiling is 20/s, window by window: the governor slows below 4/s within a
+// few windows and then probes upwards, never above the ceiling; once the
+// target accepts everything again, it returns to the ceiling.
+func TestStormConverges(t *testing.T) {
+	t.Parallel()
+	p := DefaultConfig().Policy()
+	const ceiling, capacity = 20.0, 4.0
+	rate, last := ceiling, 0.0
+	span := 10 * time.Second
+	window := func(rate, capacity float64) Window {
+		calls := int(rate * span.Seconds())
+		ok := min(calls, int(capacity*span.Seconds()))
+		return Window{Span: span, Attempts: calls, Delivered: ok, RateLimited: calls - ok}
+	}
+	var slowedBelow int
+	for i := range 30 {
+		d := p.Decide(Input{Window: window(rate, capacity), Live: queue.Control{Rate: rate}, Ceiling: ceiling, LastRate: last, Now: time.Now()})
+		if d.Action == ActionSlow || d.Action == ActionRaise {
+			rate, last = d.Rate, d.Rate
+		}
+		if rate > ceiling {
+			t.Fatalf("window %d: rate %v above the ceiling", i, rate)
+		}
+		if rate <= capacity && slowedBelow == 0 {
+			slowedBelow = i + 1
+		}
+	}
+	if slowedBelow == 0 || slowedBelow > 3 {
+		t.Errorf("rate reached the target's capacity after %d windows, want 1..3", slowedBelow)
+	}
+	for range 20 {
+		d := p.Decide(Input{Window: window(rate, 1000), Live: queue.Control{Rate: rate}, Ceiling: ceiling, LastRate: last, Now: time.Now()})
+		if d.Action == ActionRaise {
+			rate, last = d.Rate, d.Rate
+		}
+	}
+	if rate != ceiling {
+		t.Errorf("after the storm the rate is %v, want back at the ceiling %v", rate, ceiling)
+	}
+}
