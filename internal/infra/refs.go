@@ -43,6 +43,10 @@ func CheckReferences(c *Config) []Finding {
 			if b.Type == "terraform" {
 				continue
 			}
+			if b.Type == "moved" {
+				out = append(out, checkMoved(c, m, calls, declared, b)...)
+				continue
+			}
 			walkExprs(b, b.Body, nil, func(e hclsyntax.Expression, scope map[string]bool) {
 				for _, t := range hclsyntax.Variables(e) {
 					if msg := resolve(c, m, calls, declared, scope, t); msg != "" {
@@ -92,6 +96,50 @@ func resolve(c *Config, m *Module, calls map[string]*Block, declared, scope map[
 		return fmt.Sprintf("unknown reference %s", traversalName(t))
 	}
 	return ""
+}
+
+// checkMoved checks a moved block, whose from and to are addresses, not
+// references: from must no longer be declared (or it would not have moved),
+// and to must be a resource of this module or of one of its module calls.
+func checkMoved(c *Config, m *Module, calls map[string]*Block, declared map[string]bool, b *Block) []Finding {
+	var out []Finding
+	addr := func(name string) (hcl.Traversal, bool) {
+		a := attr(b.Body, name)
+		if a == nil {
+			out = append(out, Finding{Rule: "references", Where: b.Where(b.DefRange()), Msg: "moved block without " + name})
+			return nil, false
+		}
+		vars := hclsyntax.Variables(a.Expr)
+		if len(vars) != 1 {
+			out = append(out, Finding{Rule: "references", Where: b.Where(a.SrcRange), Msg: "moved " + name + " is not one address"})
+			return nil, false
+		}
+		return vars[0], true
+	}
+	if from, ok := addr("from"); ok {
+		names := attrNames(from)
+		if from.RootName() != "module" && len(names) > 0 && declared[from.RootName()+"."+names[0]] {
+			out = append(out, Finding{Rule: "references", Where: b.Where(from.SourceRange()), Msg: fmt.Sprintf("moved from %s, which is still declared in %s", traversalName(from), m.Dir)})
+		}
+	}
+	to, ok := addr("to")
+	if !ok {
+		return out
+	}
+	names := attrNames(to)
+	switch {
+	case to.RootName() == "module":
+		if len(names) < 3 || calls[names[0]] == nil {
+			out = append(out, Finding{Rule: "references", Where: b.Where(to.SourceRange()), Msg: fmt.Sprintf("moved to %s: not a resource of a module call in %s", traversalName(to), m.Dir)})
+			break
+		}
+		if child := c.child(m, calls[names[0]]); child != nil && len(child.Find("resource", names[1], names[2])) == 0 {
+			out = append(out, Finding{Rule: "references", Where: b.Where(to.SourceRange()), Msg: fmt.Sprintf("moved to %s: %s declares no %s.%s", traversalName(to), child.Dir, names[1], names[2])})
+		}
+	case len(names) == 0 || !declared[to.RootName()+"."+names[0]]:
+		out = append(out, Finding{Rule: "references", Where: b.Where(to.SourceRange()), Msg: fmt.Sprintf("moved to %s, which is not declared in %s", traversalName(to), m.Dir)})
+	}
+	return out
 }
 
 // checkCall checks one module call's arguments against the child's

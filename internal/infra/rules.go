@@ -38,6 +38,7 @@ var TerraformRules = []Rule{
 	{"providers-pinned", "every module pins Terraform and the provider to a bounded range", checkProvidersPinned},
 	{"remote-state", "every environment root keeps its state in a gcs backend with its own prefix", checkRemoteState},
 	{"no-latest-tag", "no image is referred to by the latest tag", checkNoLatest},
+	{"otel-collector-sidecar", "every Cloud Run service runs a pinned OpenTelemetry Collector sidecar that its application exports to and starts after, configured from a secret only its account reads (ADR 0009)", checkCollectorSidecar},
 }
 
 // CheckTerraform runs every rule of TerraformRules.
@@ -70,6 +71,7 @@ var ProjectRoles = map[string]string{
 	"roles/monitoring.editor":               "terraform creates the dashboard and alert policies",
 	"roles/resourcemanager.projectIamAdmin": "terraform makes the grants in this list",
 	"roles/run.admin":                       "terraform creates the services and their IAM bindings",
+	"roles/secretmanager.admin":             "terraform creates the collector sidecars' configuration secrets and their secret-level IAM",
 	"roles/serviceusage.serviceUsageAdmin":  "terraform enables the APIs",
 	"roles/storage.admin":                   "terraform creates the sources bucket and reads/writes its state",
 }
@@ -115,31 +117,73 @@ func checkDispatcherPrivate(c *Config) []Finding {
 	const rule = "dispatcher-private"
 	var out []Finding
 	found := false
-	for _, r := range resources(c, "google_cloud_run_v2_service") {
-		if r.b.Labels[1] != "dispatcher" {
+	for _, in := range instances(c, "google_cloud_run_v2_service") {
+		if in.name() != "dispatcher" {
 			continue
 		}
 		found = true
-		ingress, _ := literal(attrExpr(r.b.Body, "ingress"))
-		if ingress != "INGRESS_TRAFFIC_INTERNAL_ONLY" && ingress != "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" {
-			out = append(out, Finding{rule, r.b.Where(r.b.DefRange()), fmt.Sprintf("dispatcher ingress %q lets the internet reach it", ingress)})
+		ingress := in.values(attrExpr(in.b.Body, "ingress"))
+		if len(ingress) == 0 {
+			out = append(out, Finding{rule, in.where(), in.String() + " sets no ingress (default: all traffic)"})
 		}
-		for _, typ := range []string{"google_cloud_run_v2_service_iam_binding", "google_cloud_run_v2_service_iam_policy"} {
-			for _, b := range r.m.Find("resource", typ) {
-				if strings.Contains(b.Text(b.Body.Range()), "google_cloud_run_v2_service.dispatcher") {
-					out = append(out, Finding{rule, b.Where(b.DefRange()), "authoritative IAM on the dispatcher; use a single iam_member for the token identity"})
+		for _, t := range ingress {
+			if v, _ := literal(t.expr); v != "INGRESS_TRAFFIC_INTERNAL_ONLY" && v != "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" {
+				out = append(out, Finding{rule, in.where(), fmt.Sprintf("dispatcher ingress %s lets the internet reach it", t.text())})
+			}
+		}
+		// IAM on the dispatcher: in its own module (naming the resource)
+		// and in the module that calls it (naming the module call).
+		inModule, inCaller := in.refs()
+		scopes := []struct {
+			m   *Module
+			ref string
+			own bool // bindings written next to the resource, valued through the call
+		}{{in.m, inModule, true}}
+		if in.call != nil {
+			scopes = append(scopes, struct {
+				m   *Module
+				ref string
+				own bool
+			}{in.cm, inCaller, false})
+		}
+		for _, sc := range scopes {
+			for _, typ := range []string{"google_cloud_run_v2_service_iam_binding", "google_cloud_run_v2_service_iam_policy"} {
+				for _, b := range sc.m.Find("resource", typ) {
+					if refersTo(b.Text(b.Body.Range()), sc.ref) {
+						out = append(out, Finding{rule, b.Where(b.DefRange()), "authoritative IAM on the dispatcher; use a single iam_member for the token identity"})
+					}
 				}
 			}
-		}
-		for _, b := range r.m.Find("resource", "google_cloud_run_v2_service_iam_member") {
-			name, memberExpr := attrExpr(b.Body, "name"), attrExpr(b.Body, "member")
-			if name == nil || memberExpr == nil || !strings.Contains(b.Text(name.Range()), "google_cloud_run_v2_service.dispatcher") {
-				continue
-			}
-			role, _ := literal(attrExpr(b.Body, "role"))
-			member := b.Text(memberExpr.Range())
-			if role == "roles/run.invoker" && !strings.Contains(member, "tasks_invoker") {
-				out = append(out, Finding{rule, b.Where(b.DefRange()), "run.invoker on the dispatcher for " + member + ", not the Cloud Tasks token identity"})
+			for _, b := range sc.m.Find("resource", "google_cloud_run_v2_service_iam_member") {
+				name, memberExpr := attrExpr(b.Body, "name"), attrExpr(b.Body, "member")
+				if name == nil || memberExpr == nil || !refersTo(b.Text(name.Range()), sc.ref) {
+					continue
+				}
+				roleExpr := attrExpr(b.Body, "role")
+				if roleExpr == nil {
+					continue
+				}
+				roles, members := []string{b.Text(roleExpr.Range())}, []string{b.Text(memberExpr.Range())}
+				if sc.own {
+					// The binding is instantiated by this call: value it so.
+					roles, members = nil, nil
+					for _, t := range in.values(roleExpr) {
+						roles = append(roles, t.text())
+					}
+					for _, t := range in.values(memberExpr) {
+						members = append(members, t.text())
+					}
+				}
+				for _, role := range roles {
+					if !strings.Contains(role, "roles/run.invoker") {
+						continue
+					}
+					for _, member := range members {
+						if !strings.Contains(member, "tasks_invoker") {
+							out = append(out, Finding{rule, b.Where(b.DefRange()), "run.invoker on the dispatcher for " + member + ", not the Cloud Tasks token identity"})
+						}
+					}
+				}
 			}
 		}
 	}
@@ -149,12 +193,19 @@ func checkDispatcherPrivate(c *Config) []Finding {
 	return out
 }
 
+// refersTo reports whether text refers to ref (google_x.name or module.x)
+// as a whole reference, not a longer name that starts with it.
+func refersTo(text, ref string) bool {
+	return regexp.MustCompile(regexp.QuoteMeta(ref) + `([.\[\s,)\]]|$)`).MatchString(text)
+}
+
 func checkInvokerCheckOn(c *Config) []Finding {
 	var out []Finding
-	for _, r := range resources(c, "google_cloud_run_v2_service") {
-		if v, ok := literalBool(attrExpr(r.b.Body, "invoker_iam_disabled")); (ok && v) || (!ok && attr(r.b.Body, "invoker_iam_disabled") != nil) {
-			if r.b.Labels[1] != "targetmock" {
-				out = append(out, Finding{"invoker-check-on", r.b.Where(r.b.DefRange()), r.b.Addr() + " disables the invoker IAM check"})
+	for _, in := range instances(c, "google_cloud_run_v2_service") {
+		for _, t := range in.values(attrExpr(in.b.Body, "invoker_iam_disabled")) {
+			// A value that is not the literal false may disable it.
+			if v, ok := literalBool(t.expr); (!ok || v) && in.name() != "targetmock" {
+				out = append(out, Finding{"invoker-check-on", in.where(), fmt.Sprintf("%s disables the invoker IAM check (invoker_iam_disabled = %s)", in, t.text())})
 			}
 		}
 	}
@@ -167,17 +218,29 @@ func checkIngestWarm(c *Config) []Finding {
 	const rule = "ingest-warm"
 	var out []Finding
 	found := false
-	for _, r := range resources(c, "google_cloud_run_v2_service") {
-		if r.b.Labels[1] != "ingest" {
+	for _, in := range instances(c, "google_cloud_run_v2_service") {
+		if in.name() != "ingest" {
 			continue
 		}
 		found = true
-		expr := attrExpr(dig(r.b.Body, "template", "scaling"), "min_instance_count")
+		expr := attrExpr(dig(in.b.Body, "template", "scaling"), "min_instance_count")
 		if expr == nil {
-			out = append(out, Finding{rule, r.b.Where(r.b.DefRange()), "ingest sets no min_instance_count (default 0: cold starts)"})
+			out = append(out, Finding{rule, in.where(), "ingest sets no min_instance_count (default 0: cold starts)"})
 			continue
 		}
-		out = append(out, warmChain(c, r.m, r.b, expr, nil)...)
+		if in.call == nil {
+			out = append(out, warmChain(c, in.m, in.b, expr, nil)...)
+			continue
+		}
+		// A reusable module serves services that may scale to zero: follow
+		// the value ingest's own call passes, from that call up.
+		for _, t := range in.values(expr) {
+			if t.expr == nil {
+				out = append(out, Finding{rule, in.where(), "ingest min instances: " + t.missing})
+				continue
+			}
+			out = append(out, warmChain(c, t.m, t.at, t.expr, t.path)...)
+		}
 	}
 	if !found {
 		out = append(out, Finding{rule, "terraform", "no google_cloud_run_v2_service \"ingest\""})
@@ -391,32 +454,37 @@ func checkServiceAccounts(c *Config) []Finding {
 	const rule = "service-account-per-service"
 	var out []Finding
 	identity := map[string][]string{} // resolved identity -> services
-	type svc struct {
-		typ  string
-		path []string
-	}
-	for _, s := range []svc{
-		{"google_cloud_run_v2_service", []string{"template"}},
-		{"google_cloudfunctions2_function", []string{"service_config"}},
-	} {
-		field := "service_account"
-		if s.typ == "google_cloudfunctions2_function" {
-			field = "service_account_email"
+	add := func(in instance, expr hclsyntax.Expression) {
+		name := in.String()
+		if expr == nil {
+			out = append(out, Finding{rule, in.where(), name + " runs as the default compute service account"})
+			return
 		}
-		for _, r := range resources(c, s.typ) {
-			expr := attrExpr(dig(r.b.Body, s.path...), field)
-			name := r.m.Dir + ":" + r.b.Addr()
-			if expr == nil {
-				out = append(out, Finding{rule, r.b.Where(r.b.DefRange()), name + " runs as the default compute service account"})
-				continue
-			}
-			for _, id := range resolveIdentity(c, r.m, r.b, expr) {
-				if !strings.Contains(id, "google_service_account.") {
-					out = append(out, Finding{rule, r.b.Where(expr.Range()), name + " runs as " + id + ", not an account this configuration owns"})
+		var ids []string
+		if in.call == nil {
+			ids = resolveIdentity(c, in.m, in.b, expr)
+		} else {
+			// This call's account, then up through the modules above it.
+			for _, t := range in.values(expr) {
+				if t.expr == nil {
+					ids = append(ids, in.cm.Dir+":"+t.missing)
+					continue
 				}
-				identity[id] = append(identity[id], name)
+				ids = append(ids, resolveIdentity(c, t.m, t.at, t.expr)...)
 			}
 		}
+		for _, id := range ids {
+			if !strings.Contains(id, "google_service_account.") {
+				out = append(out, Finding{rule, in.where(), name + " runs as " + id + ", not an account this configuration owns"})
+			}
+			identity[id] = append(identity[id], name)
+		}
+	}
+	for _, in := range instances(c, "google_cloud_run_v2_service") {
+		add(in, attrExpr(dig(in.b.Body, "template"), "service_account"))
+	}
+	for _, r := range resources(c, "google_cloudfunctions2_function") {
+		add(instance{m: r.m, b: r.b}, attrExpr(dig(r.b.Body, "service_config"), "service_account_email"))
 	}
 	for _, id := range sortedKeys(identity) {
 		if len(identity[id]) > 1 {

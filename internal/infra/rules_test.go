@@ -211,6 +211,64 @@ const envRoot = `terraform {
 }
 `
 
+const movedChild = `
+resource "google_cloud_run_v2_service" "this" {
+  name = "svc"
+}
+`
+
+const movedParent = `
+module "svc" {
+  source = "../service"
+}
+moved {
+  from = google_cloud_run_v2_service.svc
+  to   = module.svc.google_cloud_run_v2_service.this
+}
+`
+
+// genericService is a reusable service module: it cannot itself require a
+// warm instance, because only some of its callers need one.
+const genericService = `
+variable "name" {
+  type        = string
+  description = "n"
+}
+variable "scaling" {
+  type        = object({ min_instances = number })
+  description = "s"
+}
+resource "google_cloud_run_v2_service" "this" {
+  name = var.name
+  template {
+    scaling {
+      min_instance_count = var.scaling.min_instances
+    }
+  }
+}
+`
+
+const genericCaller = `
+variable "ingest_scaling" {
+  type        = object({ min_instances = number })
+  description = "s"
+  validation {
+    condition     = var.ingest_scaling.min_instances >= 1
+    error_message = "warm"
+  }
+}
+module "ingest" {
+  source  = "../service"
+  name    = "ingest"
+  scaling = var.ingest_scaling
+}
+module "dispatcher" {
+  source  = "../service"
+  name    = "dispatcher"
+  scaling = { min_instances = 0 }
+}
+`
+
 // TestRules shows each rule passing a conforming fixture and catching the
 // violation it exists for.
 func TestRules(t *testing.T) {
@@ -251,6 +309,23 @@ func TestRules(t *testing.T) {
 			"m/main.tf": "locals {\n  e = { A = \"1\" }\n}\nresource \"google_x\" \"y\" {\n  dynamic \"env\" {\n    for_each = local.e\n    content {\n      name = env.key\n    }\n  }\n}\n",
 		}},
 
+		{name: "moved into a module", rule: "references", files: map[string]string{
+			"modules/service/main.tf": movedChild,
+			"modules/region/main.tf":  movedParent,
+		}},
+		{name: "moved but still declared", rule: "references", files: map[string]string{
+			"modules/service/main.tf": movedChild,
+			"modules/region/main.tf":  movedParent + "resource \"google_cloud_run_v2_service\" \"svc\" {\n  name = \"svc\"\n}\n",
+		}, wantMsg: "which is still declared"},
+		{name: "moved to a resource the module lacks", rule: "references", files: map[string]string{
+			"modules/service/main.tf": movedChild,
+			"modules/region/main.tf":  strings.Replace(movedParent, ".google_cloud_run_v2_service.this", ".google_cloud_run_v2_service.that", 1),
+		}, wantMsg: "declares no google_cloud_run_v2_service.that"},
+		{name: "moved to an unknown module", rule: "references", files: map[string]string{
+			"modules/service/main.tf": movedChild,
+			"modules/region/main.tf":  strings.Replace(movedParent, "to   = module.svc.", "to   = module.other.", 1),
+		}, wantMsg: "not a resource of a module call"},
+
 		{name: "no public principals ok", rule: "no-public-principals", files: map[string]string{
 			"m/main.tf": "# comments may say allUsers\nresource \"google_x\" \"y\" {\n  member = \"serviceAccount:a@b.iam.gserviceaccount.com\"\n}\n",
 		}},
@@ -290,6 +365,24 @@ func TestRules(t *testing.T) {
 		}, wantMsg: "min instances 0 < 1"},
 		{name: "ingest variable without validation", rule: "ingest-warm", files: map[string]string{
 			"m/main.tf": strings.Replace(ingestModule, "var.scaling.min_instances >= 1", "true", 1),
+		}, wantMsg: "no validation requiring min instances"},
+		{name: "ingest warm through its module call", rule: "ingest-warm", files: map[string]string{
+			"modules/service/main.tf":  genericService,
+			"modules/region/main.tf":   genericCaller,
+			"environments/dev/main.tf": "module \"r\" {\n  source         = \"../../modules/region\"\n  ingest_scaling = { min_instances = 1 }\n}\n",
+		}},
+		{name: "ingest cold through its module call", rule: "ingest-warm", files: map[string]string{
+			"modules/service/main.tf": genericService,
+			"modules/region/main.tf":  strings.Replace(genericCaller, "scaling = var.ingest_scaling", "scaling = { min_instances = 0 }", 1),
+		}, wantMsg: "min instances 0 < 1"},
+		{name: "ingest cold from a root through its module call", rule: "ingest-warm", files: map[string]string{
+			"modules/service/main.tf":  genericService,
+			"modules/region/main.tf":   genericCaller,
+			"environments/dev/main.tf": "module \"r\" {\n  source         = \"../../modules/region\"\n  ingest_scaling = { min_instances = 0 }\n}\n",
+		}, wantMsg: "min instances 0 < 1"},
+		{name: "ingest call's variable without validation", rule: "ingest-warm", files: map[string]string{
+			"modules/service/main.tf": genericService,
+			"modules/region/main.tf":  strings.Replace(genericCaller, "var.ingest_scaling.min_instances >= 1", "true", 1),
 		}, wantMsg: "no validation requiring min instances"},
 		{name: "ingest without min instances", rule: "ingest-warm", files: map[string]string{
 			"m/main.tf": "resource \"google_cloud_run_v2_service\" \"ingest\" {\n  template {}\n}\n",

@@ -11,7 +11,8 @@
 #   - datastore.user / datastore.viewer: Firestore access is granted per
 #     project (this project holds one database, only for eventrelay);
 #   - the terraform service account's admin roles: it creates project-level
-#     resources (APIs, service accounts, IAM bindings, queues, services).
+#     resources (APIs, service accounts, IAM bindings, queues, services,
+#     the collector sidecars' configuration secrets).
 
 locals {
   runtime_services = {
@@ -85,6 +86,7 @@ locals {
     "roles/monitoring.editor",
     "roles/resourcemanager.projectIamAdmin",
     "roles/run.admin",
+    "roles/secretmanager.admin",
     "roles/serviceusage.serviceUsageAdmin",
     "roles/storage.admin",
   ]

@@ -36,6 +36,7 @@ locals {
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
     "telemetry.googleapis.com",
@@ -171,6 +172,7 @@ module "region" {
   log_level          = var.log_level
   trace_sample_ratio = var.trace_sample_ratio
   extra_env          = var.extra_env
+  otel_collector     = var.otel_collector
 
   depends_on = [google_project_service.apis]
 }

@@ -9,116 +9,59 @@
 
 locals {
   target_url = var.target_url != null ? var.target_url : (
-    var.targetmock_enabled ? "${google_cloud_run_v2_service.targetmock[0].uri}/graphql" : null
+    var.targetmock_enabled ? "${module.targetmock[0].uri}/graphql" : null
   )
 }
 
-resource "google_cloud_run_v2_service" "targetmock" {
-  count = var.targetmock_enabled ? 1 : 0
+module "targetmock" {
+  source = "../service"
+  count  = var.targetmock_enabled ? 1 : 0
 
-  project             = var.project_id
+  project_id          = var.project_id
+  region              = var.primary_region
   name                = "targetmock"
-  location            = var.primary_region
   description         = "TEST DOUBLE of the rate-limited GraphQL target. Not for production."
-  ingress             = "INGRESS_TRAFFIC_ALL"
   labels              = local.labels
   deletion_protection = false
 
+  ingress              = "INGRESS_TRAFFIC_ALL"
   invoker_iam_disabled = true
 
-  template {
-    service_account                  = google_service_account.runtime["targetmock"].email
-    timeout                          = "30s"
-    max_instance_request_concurrency = 200
-    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
-    labels                           = local.labels
+  service_account          = google_service_account.runtime["targetmock"].email
+  deployer_service_account = google_service_account.build.email
+  image                    = var.initial_image
 
-    scaling {
-      min_instance_count = 1
-      max_instance_count = 1
-    }
-
-    containers {
-      name  = "targetmock"
-      image = var.initial_image
-
-      ports {
-        container_port = 8080
-      }
-
-      resources {
-        limits = {
-          cpu    = "1"
-          memory = "512Mi"
-        }
-        cpu_idle          = false
-        startup_cpu_boost = true
-      }
-
-      env {
-        name  = "PORT"
-        value = "8080"
-      }
-      env {
-        name  = "TARGET_RATE"
-        value = tostring(var.targetmock_rate_limit.rate)
-      }
-      env {
-        name  = "TARGET_BURST"
-        value = tostring(var.targetmock_rate_limit.burst)
-      }
-      env {
-        name  = "TARGET_RATE_LIMIT_MODE"
-        value = var.targetmock_rate_limit.mode
-      }
-      env {
-        name  = "LOG_LEVEL"
-        value = var.log_level
-      }
-      env {
-        name  = "GOOGLE_CLOUD_PROJECT"
-        value = var.project_id
-      }
-      env {
-        name  = "OTEL_SERVICE_NAME"
-        value = "targetmock"
-      }
-      env {
-        name  = "TRACE_SAMPLE_RATIO"
-        value = tostring(var.trace_sample_ratio)
-      }
-
-      startup_probe {
-        period_seconds    = 1
-        timeout_seconds   = 1
-        failure_threshold = 30
-
-        http_get {
-          path = "/health"
-        }
-      }
-    }
+  request_timeout = "30s"
+  scaling = {
+    min_instances = 1
+    max_instances = 1
+    concurrency   = 200
+    cpu           = "1"
+    memory        = "512Mi"
   }
-
-  lifecycle {
-    # Terraform owns the infrastructure; the pipeline owns the release.
-    ignore_changes = [
-      template[0].containers[0].image,
-      client,
-      client_version,
-      traffic,
-    ]
+  # Its token bucket refills whether or not a request is in flight.
+  cpu_idle = false
+  env = {
+    TARGET_RATE            = tostring(var.targetmock_rate_limit.rate)
+    TARGET_BURST           = tostring(var.targetmock_rate_limit.burst)
+    TARGET_RATE_LIMIT_MODE = var.targetmock_rate_limit.mode
+    LOG_LEVEL              = var.log_level
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    OTEL_SERVICE_NAME      = "targetmock"
+    TRACE_SAMPLE_RATIO     = tostring(var.trace_sample_ratio)
   }
+  collector = var.otel_collector
 
   depends_on = [google_project_service.apis]
 }
 
-resource "google_cloud_run_v2_service_iam_member" "build_deploys_targetmock" {
-  count = var.targetmock_enabled ? 1 : 0
+# targetmock moved into modules/service (with its collector sidecar).
+moved {
+  from = google_cloud_run_v2_service.targetmock[0]
+  to   = module.targetmock[0].google_cloud_run_v2_service.this
+}
 
-  project  = var.project_id
-  location = google_cloud_run_v2_service.targetmock[0].location
-  name     = google_cloud_run_v2_service.targetmock[0].name
-  role     = "roles/run.developer"
-  member   = "serviceAccount:${google_service_account.build.email}"
+moved {
+  from = google_cloud_run_v2_service_iam_member.build_deploys_targetmock[0]
+  to   = module.targetmock[0].google_cloud_run_v2_service_iam_member.deployer_releases
 }

@@ -364,6 +364,35 @@ variable "trace_sample_ratio" {
   }
 }
 
+variable "otel_collector" {
+  type = object({
+    image  = string
+    cpu    = string
+    memory = string
+  })
+  description = "The OpenTelemetry Collector sidecar of every Cloud Run service (ADR 0009, docs/observability.md): the Google-built Collector image pinned to a version tag or digest (Terraform owns it; change it here to upgrade), and the sidecar's own CPU and memory limits, which come on top of each service's."
+  default = {
+    image  = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.143.0"
+    cpu    = "0.5"
+    memory = "256Mi"
+  }
+
+  validation {
+    condition     = can(regex("(:[0-9]+\\.[0-9]+\\.[0-9]+|@sha256:[0-9a-f]{64})$", var.otel_collector.image))
+    error_message = "otel_collector.image must be pinned to a version tag (x.y.z) or a sha256 digest, never latest."
+  }
+
+  validation {
+    condition     = try(tonumber(var.otel_collector.cpu) >= 0.08 && tonumber(var.otel_collector.cpu) <= 1, false)
+    error_message = "otel_collector.cpu must be a number of vCPUs between 0.08 and 1 (e.g. \"0.5\")."
+  }
+
+  validation {
+    condition     = can(regex("^[0-9]+Mi$", var.otel_collector.memory)) && try(tonumber(trimsuffix(var.otel_collector.memory, "Mi")) >= 128, false)
+    error_message = "otel_collector.memory must be at least 128Mi, written in Mi."
+  }
+}
+
 # ---------------------------------------------------------------- alerting
 
 variable "notification_channels" {

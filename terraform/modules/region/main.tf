@@ -1,5 +1,7 @@
 # One regional stack: the Cloud Tasks queue, ingest and the dispatcher, with
-# the IAM bindings each needs, all on the resources themselves.
+# the IAM bindings each needs, all on the resources themselves. Both services
+# are modules/service: a Cloud Run service with its OpenTelemetry Collector
+# sidecar (ADR 0009).
 #
 # Cloud Run is regional and spreads instances over the region's zones, so one
 # stack already survives the loss of a zone. A second stack in another region
@@ -52,7 +54,7 @@ locals {
       AUTH_ALLOWED_EMAILS   = join(",", [for m in values(var.ingest_invokers) : trimprefix(m, "serviceAccount:")])
       ENQUEUE_TIMEOUT       = "250ms"
       STATUS_TIMEOUT        = "100ms"
-      DISPATCH_URL          = "${google_cloud_run_v2_service.dispatcher.uri}/tasks/events"
+      DISPATCH_URL          = "${module.dispatcher.uri}/tasks/events"
       DISPATCH_AUDIENCE     = var.dispatcher_audience
       TASKS_SERVICE_ACCOUNT = var.tasks_invoker_service_account
     },
@@ -137,90 +139,35 @@ resource "google_cloud_tasks_queue_iam_member" "ingest_reads_queue" {
 
 # ---------------------------------------------------------------- ingest
 
-resource "google_cloud_run_v2_service" "ingest" {
-  project             = var.project_id
+module "ingest" {
+  source = "../service"
+
+  project_id          = var.project_id
+  region              = var.region
   name                = "ingest"
-  location            = var.region
   description         = "POST /events for the source application: authenticate, validate, enqueue, 202."
-  ingress             = "INGRESS_TRAFFIC_ALL"
-  custom_audiences    = [var.ingest_audience]
   labels              = var.labels
   deletion_protection = var.deletion_protection
 
-  template {
-    service_account = var.ingest_service_account
-    # The source gives up after 500 ms; ingest bounds its own work well
-    # below that (ENQUEUE_TIMEOUT). This only cuts off a stuck request.
-    timeout                          = "10s"
-    max_instance_request_concurrency = var.ingest_scaling.concurrency
-    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
-    labels                           = var.labels
+  ingress          = "INGRESS_TRAFFIC_ALL"
+  custom_audiences = [var.ingest_audience]
 
-    scaling {
-      # A warm instance always: a cold start would eat the 500 ms budget.
-      min_instance_count = var.ingest_scaling.min_instances
-      max_instance_count = var.ingest_scaling.max_instances
-    }
+  service_account          = var.ingest_service_account
+  deployer_service_account = var.deployer_service_account
+  image                    = var.image
 
-    containers {
-      name  = "ingest"
-      image = var.image
-
-      ports {
-        container_port = 8080
-      }
-
-      resources {
-        limits = {
-          cpu    = var.ingest_scaling.cpu
-          memory = var.ingest_scaling.memory
-        }
-        # CPU stays allocated between requests: the status write after the
-        # 202 and the telemetry exporters run outside a request's lifetime.
-        cpu_idle          = false
-        startup_cpu_boost = true
-      }
-
-      dynamic "env" {
-        for_each = local.ingest_env
-        content {
-          name  = env.key
-          value = env.value
-        }
-      }
-
-      startup_probe {
-        period_seconds    = 1
-        timeout_seconds   = 1
-        failure_threshold = 30
-
-        http_get {
-          path = "/health"
-        }
-      }
-
-      liveness_probe {
-        period_seconds    = 30
-        timeout_seconds   = 2
-        failure_threshold = 3
-
-        http_get {
-          path = "/health"
-        }
-      }
-    }
-  }
-
-  lifecycle {
-    # Terraform owns the infrastructure; the pipeline owns the release: it
-    # deploys images with --no-traffic --tag and shifts traffic itself.
-    ignore_changes = [
-      template[0].containers[0].image,
-      client,
-      client_version,
-      traffic,
-    ]
-  }
+  # The source gives up after 500 ms; ingest bounds its own work well below
+  # that (ENQUEUE_TIMEOUT). This only cuts off a stuck request.
+  request_timeout = "10s"
+  # A warm instance always: a cold start would eat the 500 ms budget
+  # (var.ingest_scaling validates min_instances >= 1).
+  scaling = var.ingest_scaling
+  # CPU stays allocated between requests: the status write after the 202
+  # and the telemetry exporters run outside a request's lifetime.
+  cpu_idle       = false
+  env            = local.ingest_env
+  liveness_probe = true
+  collector      = var.otel_collector
 }
 
 # Only the source's service accounts may call ingest.
@@ -228,108 +175,73 @@ resource "google_cloud_run_v2_service_iam_member" "ingest_invokers" {
   for_each = var.ingest_invokers
 
   project  = var.project_id
-  location = google_cloud_run_v2_service.ingest.location
-  name     = google_cloud_run_v2_service.ingest.name
+  location = module.ingest.location
+  name     = module.ingest.name
   role     = "roles/run.invoker"
   member   = each.value
 }
 
-resource "google_cloud_run_v2_service_iam_member" "deployer_releases_ingest" {
-  project  = var.project_id
-  location = google_cloud_run_v2_service.ingest.location
-  name     = google_cloud_run_v2_service.ingest.name
-  role     = "roles/run.developer"
-  member   = "serviceAccount:${var.deployer_service_account}"
-}
-
 # ---------------------------------------------------------------- dispatcher
 
-resource "google_cloud_run_v2_service" "dispatcher" {
-  project  = var.project_id
-  name     = "dispatcher"
-  location = var.region
-  # Cloud Tasks in the same project counts as internal traffic, so nothing
-  # on the internet can even reach the dispatcher.
+module "dispatcher" {
+  source = "../service"
+
+  project_id          = var.project_id
+  region              = var.region
+  name                = "dispatcher"
   description         = "POST /tasks/events from Cloud Tasks: enrich, call the target, record status."
-  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
-  custom_audiences    = [var.dispatcher_audience]
   labels              = var.labels
   deletion_protection = var.deletion_protection
 
-  template {
-    service_account = var.dispatcher_service_account
-    # Longer than the queue's dispatch deadline, so Cloud Tasks (not Cloud
-    # Run) decides when an attempt has taken too long.
-    timeout                          = "${var.queue.dispatch_deadline_seconds + 30}s"
-    max_instance_request_concurrency = var.dispatcher_scaling.concurrency
-    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
-    labels                           = var.labels
+  # Cloud Tasks in the same project counts as internal traffic, so nothing
+  # on the internet can even reach the dispatcher.
+  ingress          = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  custom_audiences = [var.dispatcher_audience]
 
-    scaling {
-      min_instance_count = var.dispatcher_scaling.min_instances
-      max_instance_count = var.dispatcher_scaling.max_instances
-    }
+  service_account          = var.dispatcher_service_account
+  deployer_service_account = var.deployer_service_account
+  image                    = var.image
 
-    containers {
-      name  = "dispatcher"
-      image = var.image
-
-      ports {
-        container_port = 8080
-      }
-
-      resources {
-        limits = {
-          cpu    = var.dispatcher_scaling.cpu
-          memory = var.dispatcher_scaling.memory
-        }
-        cpu_idle          = true
-        startup_cpu_boost = true
-      }
-
-      dynamic "env" {
-        for_each = local.dispatcher_env
-        content {
-          name  = env.key
-          value = env.value
-        }
-      }
-
-      startup_probe {
-        period_seconds    = 1
-        timeout_seconds   = 1
-        failure_threshold = 30
-
-        http_get {
-          path = "/health"
-        }
-      }
-    }
-  }
-
-  lifecycle {
-    ignore_changes = [
-      template[0].containers[0].image,
-      client,
-      client_version,
-      traffic,
-    ]
-  }
+  # Longer than the queue's dispatch deadline, so Cloud Tasks (not Cloud
+  # Run) decides when an attempt has taken too long.
+  request_timeout = "${var.queue.dispatch_deadline_seconds + 30}s"
+  scaling         = var.dispatcher_scaling
+  # CPU only while a delivery is in flight: the dispatcher has no work of
+  # its own between requests (ADR 0009 on what that means for telemetry).
+  cpu_idle  = true
+  env       = local.dispatcher_env
+  collector = var.otel_collector
 }
 
 # The dispatcher's only invoker: the identity on Cloud Tasks' OIDC tokens.
 resource "google_cloud_run_v2_service_iam_member" "tasks_invoke_dispatcher" {
   project  = var.project_id
-  location = google_cloud_run_v2_service.dispatcher.location
-  name     = google_cloud_run_v2_service.dispatcher.name
+  location = module.dispatcher.location
+  name     = module.dispatcher.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${var.tasks_invoker_service_account}"
 }
 
-resource "google_cloud_run_v2_service_iam_member" "deployer_releases_dispatcher" {
-  project  = var.project_id
-  location = google_cloud_run_v2_service.dispatcher.location
-  name     = google_cloud_run_v2_service.dispatcher.name
-  role     = "roles/run.developer"
-  member   = "serviceAccount:${var.deployer_service_account}"
+# ---------------------------------------------------------------- moves
+
+# The services moved into modules/service (with their collector sidecar);
+# a configuration applied before keeps its services.
+moved {
+  from = google_cloud_run_v2_service.ingest
+  to   = module.ingest.google_cloud_run_v2_service.this
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.deployer_releases_ingest
+  to   = module.ingest.google_cloud_run_v2_service_iam_member.deployer_releases
+}
+
+moved {
+  from = google_cloud_run_v2_service.dispatcher
+  to   = module.dispatcher.google_cloud_run_v2_service.this
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.deployer_releases_dispatcher
+  to   = module.dispatcher.google_cloud_run_v2_service_iam_member.deployer_releases
 }

@@ -1,16 +1,16 @@
 output "ingest_uri" {
   description = "run.app URL of ingest in this region."
-  value       = google_cloud_run_v2_service.ingest.uri
+  value       = module.ingest.uri
 }
 
 output "ingest_service_name" {
   description = "Name of the ingest service (for the load balancer's serverless NEG)."
-  value       = google_cloud_run_v2_service.ingest.name
+  value       = module.ingest.name
 }
 
 output "dispatcher_uri" {
   description = "run.app URL of the dispatcher in this region."
-  value       = google_cloud_run_v2_service.dispatcher.uri
+  value       = module.dispatcher.uri
 }
 
 output "queue_id" {

@@ -148,3 +148,12 @@ variable "extra_env" {
   })
   description = "Extra environment variables per service, merged last."
 }
+
+variable "otel_collector" {
+  type = object({
+    image  = string
+    cpu    = string
+    memory = string
+  })
+  description = "The OpenTelemetry Collector sidecar of ingest and the dispatcher (ADR 0009): pinned image and its own limits."
+}

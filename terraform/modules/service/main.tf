@@ -1,0 +1,219 @@
+# One Cloud Run service of eventrelay (ingest, dispatcher, targetmock) with
+# its OpenTelemetry Collector sidecar (ADR 0009).
+#
+# Every instance runs two containers that share localhost:
+#   - the application (containers[0], named after the service), whose image
+#     the pipeline owns; it exports spans and metrics with OTLP/gRPC to
+#     OTEL_EXPORTER_OTLP_ENDPOINT = http://localhost:4317, without
+#     credentials;
+#   - "collector", the Google-built OpenTelemetry Collector, whose pinned
+#     image Terraform owns. It reads collector.yaml from a Secret Manager
+#     secret mounted as a file, authenticates as the service's account and
+#     sends traces to the Telemetry API and metrics to Cloud Monitoring as
+#     workload.googleapis.com/<name>.
+# The application starts only after the collector's health check answers,
+# so the first batch of telemetry has somewhere to go.
+
+locals {
+  # The collector's configuration directory in its container, and the file
+  # Terraform stores in the secret.
+  collector_config_dir  = "/etc/otelcol-google"
+  collector_config_file = "config.yaml"
+}
+
+# ---------------------------------------------------------------- collector configuration
+
+# One secret per service and region: each holds the same collector.yaml, and
+# only this service's account may read it. Regional replication: the secret
+# is read when an instance starts, next to it.
+resource "google_secret_manager_secret" "collector_config" {
+  project   = var.project_id
+  secret_id = "eventrelay-${var.name}-otelcol-${var.region}"
+  labels    = var.labels
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+}
+
+resource "google_secret_manager_secret_version" "collector_config" {
+  secret      = google_secret_manager_secret.collector_config.id
+  secret_data = file("${path.module}/collector.yaml")
+
+  # A changed collector.yaml becomes a new version and a new revision that
+  # mounts it by number. The old version stays enabled, so rolling back to
+  # an older revision still finds its configuration.
+  deletion_policy = "ABANDON"
+}
+
+# Secret-level, for the service's own account only: nothing is granted on
+# the project.
+resource "google_secret_manager_secret_iam_member" "collector_reads_config" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.collector_config.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${var.service_account}"
+}
+
+# ---------------------------------------------------------------- service
+
+resource "google_cloud_run_v2_service" "this" {
+  project              = var.project_id
+  name                 = var.name
+  location             = var.region
+  description          = var.description
+  ingress              = var.ingress
+  custom_audiences     = var.custom_audiences
+  invoker_iam_disabled = var.invoker_iam_disabled
+  labels               = var.labels
+  deletion_protection  = var.deletion_protection
+
+  template {
+    service_account                  = var.service_account
+    timeout                          = var.request_timeout
+    max_instance_request_concurrency = var.scaling.concurrency
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    labels                           = var.labels
+
+    scaling {
+      min_instance_count = var.scaling.min_instances
+      max_instance_count = var.scaling.max_instances
+    }
+
+    # The application. It must stay containers[0]: lifecycle.ignore_changes
+    # below and the pipeline's deploy address its image by that position.
+    containers {
+      name       = var.name
+      image      = var.image
+      depends_on = ["collector"]
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.scaling.cpu
+          memory = var.scaling.memory
+        }
+        cpu_idle          = var.cpu_idle
+        startup_cpu_boost = true
+      }
+
+      # ADR 0009: OTLP/gRPC to the sidecar, no TLS, no credentials.
+      env {
+        name  = "OTEL_EXPORTER_OTLP_ENDPOINT"
+        value = "http://localhost:4317"
+      }
+
+      dynamic "env" {
+        for_each = var.env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+
+        http_get {
+          path = "/health"
+        }
+      }
+
+      dynamic "liveness_probe" {
+        for_each = var.liveness_probe ? ["/health"] : []
+        content {
+          period_seconds    = 30
+          timeout_seconds   = 2
+          failure_threshold = 3
+
+          http_get {
+            path = liveness_probe.value
+          }
+        }
+      }
+    }
+
+    # The collector sidecar. Its limits come on top of the application's:
+    # memory_limiter in collector.yaml refuses data at 65 % of its memory,
+    # so a burst costs telemetry, never the instance. No liveness probe on
+    # purpose: a stuck collector must not restart an instance that serves
+    # requests (ADR 0009: telemetry is best effort).
+    containers {
+      name  = "collector"
+      image = var.collector.image
+      args  = ["--config=${local.collector_config_dir}/${local.collector_config_file}"]
+
+      resources {
+        limits = {
+          cpu    = var.collector.cpu
+          memory = var.collector.memory
+        }
+        cpu_idle          = var.cpu_idle
+        startup_cpu_boost = true
+      }
+
+      volume_mounts {
+        name       = "collector-config"
+        mount_path = local.collector_config_dir
+      }
+
+      # The health_check extension of collector.yaml; the application
+      # container waits for it (depends_on above).
+      startup_probe {
+        period_seconds    = 1
+        timeout_seconds   = 1
+        failure_threshold = 30
+
+        http_get {
+          path = "/"
+          port = 13133
+        }
+      }
+    }
+
+    volumes {
+      name = "collector-config"
+      secret {
+        secret = google_secret_manager_secret.collector_config.secret_id
+        items {
+          # A pinned version, never "latest": a configuration change rolls
+          # out as a revision, and rolls back with one.
+          version = google_secret_manager_secret_version.collector_config.version
+          path    = local.collector_config_file
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Terraform owns the infrastructure, the collector included; the
+    # pipeline owns the application's release: it deploys images with
+    # --no-traffic --tag and shifts traffic itself.
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+      traffic,
+    ]
+  }
+
+  # A revision whose account cannot read the mounted secret does not start.
+  depends_on = [google_secret_manager_secret_iam_member.collector_reads_config]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "deployer_releases" {
+  project  = var.project_id
+  location = google_cloud_run_v2_service.this.location
+  name     = google_cloud_run_v2_service.this.name
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${var.deployer_service_account}"
+}
