@@ -92,6 +92,10 @@ type Options struct {
 	TargetBurst int
 	// TargetMode is how the target signals its limit: http or graphql.
 	TargetMode string
+	// TargetURL, when set, is an external target's GraphQL endpoint: the
+	// dispatcher calls it and no targetmock is started (Stack.Target is
+	// nil, TargetAddr unused). TargetRate still sets the queue's rate.
+	TargetURL string
 	// QueueBurst is the queue's burst (default 1: dispatch smoothly).
 	QueueBurst int
 	// SourceRate drives sourcemock at this many events/s; 0 runs no source.
@@ -276,17 +280,24 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			}
 		}
 	}()
-	targetSrv, err := serving.New(o.TargetAddr, serving.Timeouts{})
-	if err != nil {
-		return nil, fmt.Errorf("targetmock: %w", err)
+	var targetSrv *serving.Server
+	if o.TargetURL == "" {
+		if targetSrv, err = serving.New(o.TargetAddr, serving.Timeouts{}); err != nil {
+			return nil, fmt.Errorf("targetmock: %w", err)
+		}
+		listening = append(listening, targetSrv)
 	}
-	listening = append(listening, targetSrv)
 	dispatchSrv, err := serving.New(o.DispatcherAddr, serving.Timeouts{})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	listening = append(listening, dispatchSrv)
-	s.IngestURL, s.TargetURL, s.DispatcherURL = ingestSrv.URL(), targetSrv.URL(), dispatchSrv.URL()
+	s.IngestURL, s.DispatcherURL = ingestSrv.URL(), dispatchSrv.URL()
+	targetGraphQL := o.TargetURL
+	if targetSrv != nil {
+		s.TargetURL = targetSrv.URL()
+		targetGraphQL = s.TargetURL + "/graphql"
+	}
 
 	taskURL := s.DispatcherURL + dispatcher.TaskPath
 	dispatchVerifier, err := s.dispatcherVerifier(ctx, taskURL)
@@ -299,18 +310,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	closers = append(closers, s.Status.Close)
 
-	_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
 	instrument := []telemetry.Option{telemetry.WithTracerProvider(o.TracerProvider), telemetry.WithMeterProvider(o.MeterProvider)}
-	if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
-		Port:          targetPort,
-		Rate:          o.TargetRate,
-		Burst:         o.TargetBurst,
-		RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
-		DataPath:      filepath.Join(o.DataDir, TargetFile),
-	}, instrument...); err != nil {
-		return nil, fmt.Errorf("targetmock: %w", err)
+	if targetSrv != nil {
+		_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
+		if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
+			Port:          targetPort,
+			Rate:          o.TargetRate,
+			Burst:         o.TargetBurst,
+			RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
+			DataPath:      filepath.Join(o.DataDir, TargetFile),
+		}, instrument...); err != nil {
+			return nil, fmt.Errorf("targetmock: %w", err)
+		}
+		closers = append(closers, s.Target.Close)
 	}
-	closers = append(closers, s.Target.Close)
 
 	if s.Queue, err = s.openQueue(ctx, taskURL); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -328,7 +341,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	dispatchCfg := dispatcher.Config{
 		Brand:         o.Brand,
-		TargetURL:     s.TargetURL + "/graphql",
+		TargetURL:     targetGraphQL,
 		TargetTimeout: 10 * time.Second,
 		Retry:         o.Retry,
 	}
@@ -370,7 +383,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	// Nothing below fails: from here on the goroutines own the listeners.
-	s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
+	if targetSrv != nil {
+		s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
+	}
 	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
 	if r, ok := s.Queue.(interface{ Run(context.Context) error }); ok {
 		s.run(func() error { return r.Run(ctx) }) // the embedded engine dispatches in-process

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,6 +35,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.SourceCount, "source-count", 0, "stop the source after this many events (0 = until Ctrl-C)")
 	fs.StringVar(&o.IngestAddr, "ingest-addr", "127.0.0.1:8080", "ingest listen address")
 	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:8082", "targetmock listen address")
+	fs.StringVar(&o.TargetURL, "target-url", "", "call this external target's GraphQL URL instead of starting targetmock (--target-rate still sets the queue's rate)")
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address of its own (empty: on the ops page's listener)")
@@ -53,6 +55,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.SourceRate < 0 {
 		return fmt.Errorf("%w: --source-rate must be >= 0", errUsage)
+	}
+	if o.TargetURL != "" {
+		if u, err := url.Parse(o.TargetURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: --target-url must be an absolute http(s) URL, got %q", errUsage, o.TargetURL)
+		}
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -115,7 +122,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if metricsURL != "" {
 		fmt.Fprintf(stdout, "  metrics     %s/metrics\n", metricsURL)
 	}
-	fmt.Fprintf(stdout, "  targetmock  %s/graphql  limit %.4g/s burst %d\n", stack.TargetURL, o.TargetRate, o.TargetBurst)
+	if o.TargetURL != "" {
+		fmt.Fprintf(stdout, "  target      %s  (external; queue rate %.4g/s)\n", o.TargetURL, o.TargetRate)
+	} else {
+		fmt.Fprintf(stdout, "  targetmock  %s/graphql  limit %.4g/s burst %d\n", stack.TargetURL, o.TargetRate, o.TargetBurst)
+	}
 	if o.SourceRate > 0 {
 		fmt.Fprintf(stdout, "  sourcemock  %.4g events/s\n", o.SourceRate)
 	}
