@@ -215,6 +215,13 @@ func check(t *testing.T, scenario string, r chaos.Report) {
 		if kills := countPrefix(r.Timeline, "kill -9"); kills != 5 {
 			t.Errorf("the stack was killed %d times, want 5", kills)
 		}
+	case "crash-after-target":
+		if kills := countPrefix(r.Timeline, "kill -9"); kills != 3 {
+			t.Errorf("the stack was killed %d times, want 3", kills)
+		}
+		if r.DuplicateCalls < 3 {
+			t.Errorf("%d duplicate calls, want at least one per crash", r.DuplicateCalls)
+		}
 	case "target-5xx", "target-outage":
 		if r.FaultCalls == 0 {
 			t.Error("no target call was answered with an injected 500: the fault did not happen")

@@ -133,6 +133,10 @@ type Report struct {
 	// queue is not sampled).
 	MaxBacklog int64 `json:"max_backlog"`
 
+	// Violations lists the scenario's own invariants that failed (e.g. the
+	// events a crash cut must end delivered after exactly one duplicate
+	// call); they are acceptance failures like lost events.
+	Violations []string `json:"violations,omitempty"`
 	// Timeline lists what was injected when, relative to the load's start.
 	Timeline []string `json:"timeline,omitempty"`
 	// LostIDs and StuckIDs hold up to ten examples each.
@@ -352,7 +356,7 @@ func (r Report) Problems() []string {
 	if r.Stuck > 0 {
 		p = append(p, fmt.Sprintf("%d acknowledged events not terminal after the drain window, e.g. %s", r.Stuck, strings.Join(r.StuckIDs, ", ")))
 	}
-	return p
+	return append(p, r.Violations...)
 }
 
 // WriteTable writes reports as one aligned table, a row per report.
