@@ -38,6 +38,7 @@ var TerraformRules = []Rule{
 	{"providers-pinned", "every module pins Terraform and the provider to a bounded range", checkProvidersPinned},
 	{"remote-state", "every environment root keeps its state in a gcs backend with its own prefix", checkRemoteState},
 	{"no-latest-tag", "no image is referred to by the latest tag", checkNoLatest},
+	{"queue-admin-resource-scoped", "cloudtasks.queueAdmin (the dispatcher's queue governor) is granted only on a queue, only to the dispatcher's own account", checkQueueAdminScoped},
 	{"otel-collector-sidecar", "every Cloud Run service runs a pinned OpenTelemetry Collector sidecar that its application exports to and starts after, configured from a secret only its account reads (ADR 0009)", checkCollectorSidecar},
 }
 
@@ -368,6 +369,74 @@ func checkQueueRate(c *Config) []Finding {
 		if dig(q.b.Body, "stackdriver_logging_config") == nil {
 			out = append(out, Finding{rule, q.b.Where(q.b.DefRange()), q.b.Addr() + " sets no stackdriver_logging_config (task operations unlogged)"})
 		}
+	}
+	return out
+}
+
+// QueueAdminRole lets the dispatcher's governor change its queue's rate and
+// pause and resume it (ADR 0010).
+const QueueAdminRole = "roles/cloudtasks.queueAdmin"
+
+func checkQueueAdminScoped(c *Config) []Finding {
+	const rule = "queue-admin-resource-scoped"
+	var out []Finding
+	// Where the dispatcher is instantiated, and the account it runs as there.
+	type site struct {
+		m       *Module
+		account string // source text of its service account, in m
+	}
+	var sites []site
+	for _, in := range instances(c, "google_cloud_run_v2_service") {
+		if in.name() != "dispatcher" {
+			continue
+		}
+		m, at, expr := in.m, in.b, attrExpr(dig(in.b.Body, "template"), "service_account")
+		if in.call != nil && expr != nil {
+			for _, t := range in.values(expr) {
+				if t.expr != nil {
+					m, at, expr = t.m, t.at, t.expr
+				}
+			}
+		}
+		if expr != nil {
+			sites = append(sites, site{m, at.Text(expr.Range())})
+		}
+	}
+	granted := false
+	for _, dir := range c.ModuleDirs() {
+		m := c.Modules[dir]
+		for _, l := range m.Locals() {
+			if strings.Contains(l.block.Text(l.attr.Expr.Range()), QueueAdminRole) {
+				out = append(out, Finding{rule, l.block.Where(l.attr.Expr.Range()), QueueAdminRole + " in a local: grant it only in a google_cloud_tasks_queue_iam_member"})
+			}
+		}
+		for _, b := range m.Find("resource") {
+			if !strings.Contains(b.Text(b.Body.Range()), QueueAdminRole) {
+				continue
+			}
+			if b.Labels[0] != "google_cloud_tasks_queue_iam_member" {
+				out = append(out, Finding{rule, b.Where(b.DefRange()), fmt.Sprintf("%s grants %s beyond one queue (use google_cloud_tasks_queue_iam_member)", b.Addr(), QueueAdminRole)})
+				continue
+			}
+			name, member := attrExpr(b.Body, "name"), attrExpr(b.Body, "member")
+			if name == nil || !strings.Contains(b.Text(name.Range()), "google_cloud_tasks_queue.") {
+				out = append(out, Finding{rule, b.Where(b.DefRange()), b.Addr() + " does not name a queue of this configuration"})
+			}
+			ok := false
+			for _, s := range sites {
+				if s.m == m && member != nil && strings.Contains(b.Text(member.Range()), s.account) {
+					ok = true
+				}
+			}
+			if !ok {
+				out = append(out, Finding{rule, b.Where(b.DefRange()), fmt.Sprintf("%s grants %s to someone other than the dispatcher's account (in the module that deploys the dispatcher)", b.Addr(), QueueAdminRole)})
+				continue
+			}
+			granted = true
+		}
+	}
+	if len(sites) > 0 && !granted {
+		out = append(out, Finding{rule, "terraform", "the dispatcher cannot govern its queue: no google_cloud_tasks_queue_iam_member grants it " + QueueAdminRole})
 	}
 	return out
 }

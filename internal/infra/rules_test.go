@@ -269,6 +269,31 @@ module "dispatcher" {
 }
 `
 
+const governedQueue = `
+variable "dispatcher_service_account" {
+  type        = string
+  description = "d"
+}
+variable "ingest_service_account" {
+  type        = string
+  description = "i"
+}
+resource "google_cloud_tasks_queue" "events" {
+  name = "events"
+}
+resource "google_cloud_run_v2_service" "dispatcher" {
+  name = "dispatcher"
+  template {
+    service_account = var.dispatcher_service_account
+  }
+}
+resource "google_cloud_tasks_queue_iam_member" "governor" {
+  name   = google_cloud_tasks_queue.events.name
+  role   = "roles/cloudtasks.queueAdmin"
+  member = "serviceAccount:${var.dispatcher_service_account}"
+}
+`
+
 // TestRules shows each rule passing a conforming fixture and catching the
 // violation it exists for.
 func TestRules(t *testing.T) {
@@ -405,6 +430,20 @@ func TestRules(t *testing.T) {
 		{name: "queue without retry config", rule: "queue-rate-from-variables", files: map[string]string{
 			"m/main.tf": strings.Replace(goodQueue, "max_attempts = 10", "", 1),
 		}, wantMsg: "explicit retry_config"},
+
+		{name: "queue admin on the queue for the dispatcher", rule: "queue-admin-resource-scoped", files: map[string]string{"m/main.tf": governedQueue}},
+		{name: "queue admin for ingest", rule: "queue-admin-resource-scoped", files: map[string]string{
+			"m/main.tf": strings.Replace(governedQueue, "${var.dispatcher_service_account}\"\n}", "${var.ingest_service_account}\"\n}", 1),
+		}, wantMsg: "someone other than the dispatcher"},
+		{name: "queue admin on the project", rule: "queue-admin-resource-scoped", files: map[string]string{
+			"m/main.tf": strings.Replace(governedQueue, "google_cloud_tasks_queue_iam_member\" \"governor\" {\n  name   = google_cloud_tasks_queue.events.name\n", "google_project_iam_member\" \"governor\" {\n", 1),
+		}, wantMsg: "beyond one queue"},
+		{name: "queue admin through a local", rule: "queue-admin-resource-scoped", files: map[string]string{
+			"m/main.tf": governedQueue + "locals {\n  roles = [\"roles/cloudtasks.queueAdmin\"]\n}\n",
+		}, wantMsg: "in a local"},
+		{name: "dispatcher cannot govern", rule: "queue-admin-resource-scoped", files: map[string]string{
+			"m/main.tf": strings.Replace(governedQueue, "roles/cloudtasks.queueAdmin", "roles/cloudtasks.viewer", 1),
+		}, wantMsg: "cannot govern its queue"},
 
 		{name: "variables typed ok", rule: "variables-typed", files: map[string]string{
 			"m/main.tf": "variable \"x\" {\n  type        = string\n  description = \"x\"\n}\n",

@@ -168,6 +168,7 @@ module "region" {
   target_url             = local.target_url
   target_timeout_seconds = var.target_timeout_seconds
   brand                  = var.brand
+  governor_enabled       = var.governor_enabled
 
   log_level          = var.log_level
   trace_sample_ratio = var.trace_sample_ratio

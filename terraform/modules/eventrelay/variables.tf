@@ -136,6 +136,12 @@ variable "queue_retry" {
   }
 }
 
+variable "governor_enabled" {
+  type        = bool
+  description = "Let the dispatcher's queue governor slow, pause and resume each region's queue when the target answers 429 (ADR 0010): sets QUEUE_GOVERNOR=on|off on the dispatcher and grants it cloudtasks.queueAdmin on its region's queue only (none when off). It never raises the rate above what ops or target_rate_limit_per_second set."
+  default     = true
+}
+
 variable "queue_dispatch_deadline_seconds" {
   type        = number
   description = "Dispatch deadline of each task (QUEUE_DISPATCH_DEADLINE): how long Cloud Tasks waits for the dispatcher. Keep it above the dispatcher's TARGET_TIMEOUT."

@@ -73,6 +73,7 @@ locals {
       BRAND               = var.brand
       TARGET_URL          = var.target_url
       TARGET_TIMEOUT      = "${var.target_timeout_seconds}s"
+      QUEUE_GOVERNOR      = var.governor_enabled ? "on" : "off"
     },
     var.extra_env.dispatcher,
   )
@@ -135,6 +136,21 @@ resource "google_cloud_tasks_queue_iam_member" "ingest_reads_queue" {
   name     = google_cloud_tasks_queue.events.name
   role     = "roles/cloudtasks.viewer"
   member   = "serviceAccount:${var.ingest_service_account}"
+}
+
+# The dispatcher's queue governor (ADR 0010) slows the queue when the target
+# answers 429 (UpdateQueue on rate_limits.max_dispatches_per_second) and
+# pauses and resumes it. On this queue only, and only while it is on. The
+# rate is in ignore_changes above (ADR 0005), so what the governor or ops
+# set survives the next apply.
+resource "google_cloud_tasks_queue_iam_member" "dispatcher_governs_queue" {
+  count = var.governor_enabled ? 1 : 0
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.events.location
+  name     = google_cloud_tasks_queue.events.name
+  role     = "roles/cloudtasks.queueAdmin"
+  member   = "serviceAccount:${var.dispatcher_service_account}"
 }
 
 # ---------------------------------------------------------------- ingest

@@ -106,6 +106,11 @@ variable "dispatcher_scaling" {
   description = "dispatcher capacity."
 }
 
+variable "governor_enabled" {
+  type        = bool
+  description = "Run the dispatcher's queue governor (QUEUE_GOVERNOR=on) and let the dispatcher administer this queue (ADR 0010)."
+}
+
 variable "firestore_database" {
   type        = string
   description = "Firestore database holding the status records."
