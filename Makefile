@@ -88,7 +88,7 @@ build:
 	done
 
 clean:
-	rm -rf bin $(BENCH_OUT)
+	rm -rf bin $(BENCH_OUT) $(CHAOS_OUT)
 
 # ---------------------------------------------------------------- delivery
 # Cloud delivery (docs/deployment.md). cloudbuild.yaml's steps call these
