@@ -54,6 +54,10 @@ func (q *Queue) Run(ctx context.Context) error {
 	if n > 0 {
 		log.Info("queue: redelivering tasks that were in flight at the last stop", "count", n)
 	}
+	if err := q.recordConfiguredRate(ctx); err != nil {
+		// Only another process's Control is the poorer for it.
+		log.Warn("queue: could not record the configured rate for relayctl queue show", "error", err)
+	}
 
 	dctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -63,10 +67,14 @@ func (q *Queue) Run(ctx context.Context) error {
 		log.Info("queue: stopped", "queue", q.cfg.Name)
 	}()
 
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		q.purgeLoop(dctx)
+	}()
+	go func() {
+		defer wg.Done()
+		q.controlLoop(dctx)
 	}()
 
 	sem := make(chan struct{}, q.cfg.MaxConcurrentDispatches)
@@ -123,11 +131,12 @@ func (q *Queue) next(ctx context.Context) (*task, error) {
 			}
 			continue
 		}
-		if err := q.limiter.Wait(ctx); err != nil {
+		granted, err := q.waitToken(ctx)
+		if err != nil {
 			return nil, err
 		}
-		if q.paused(time.Now()) {
-			continue // a 429/503 arrived while we waited for the token
+		if !granted || q.paused(time.Now()) {
+			continue // new settings, or a pause began while we waited for the token
 		}
 		t, err := q.receive(ctx)
 		if err != nil || t != nil {
@@ -484,18 +493,29 @@ func (q *Queue) pause(until time.Time) {
 	}
 }
 
+// paused reports whether dispatching is paused: by Pause, or by a 429/503.
 func (q *Queue) paused(now time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return now.Before(q.pauseUntil)
+	return q.ctl.paused || now.Before(q.pauseUntil)
 }
 
-// waitPause returns when dispatching is not paused.
+// waitPause returns when dispatching is not paused: neither by Pause (which
+// lasts until Resume) nor by a 429/503 (which lasts until its time).
 func (q *Queue) waitPause(ctx context.Context) error {
 	for {
 		q.mu.Lock()
+		opPaused, changed := q.ctl.paused, q.ctl.changed
 		d := time.Until(q.pauseUntil)
 		q.mu.Unlock()
+		if opPaused {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		if d <= 0 {
 			return nil
 		}

@@ -47,3 +47,20 @@ create table if not exists sqlitequeue_tasks (
 create index if not exists sqlitequeue_tasks_finished_idx on sqlitequeue_tasks (finished_at) where finished_at is not null;
 create index if not exists sqlitequeue_tasks_leased_idx on sqlitequeue_tasks (leased) where leased = 1;
 create index if not exists sqlitequeue_tasks_unfinished_idx on sqlitequeue_tasks (enqueued_at) where finished_at is null;
+
+-- The dispatch settings queue.Controller changes (SetRate, Pause, Resume),
+-- one row, so that a restart keeps a slowed or paused queue slowed or
+-- paused. rate is null until SetRate: the configured rate then applies.
+-- configured_rate is the running owner's Config rate, written by Run, for
+-- other processes' Control. version counts changes: Run polls the row and
+-- applies a newer version, which is how relayctl queue, writing from
+-- another process, reaches the running queue.
+create table if not exists sqlitequeue_control (
+  id integer primary key check (id = 1),
+  rate real,
+  configured_rate real,
+  paused integer not null default 0,
+  by text not null default '',
+  at integer not null default 0,          -- unix nanos of the last change
+  version integer not null default 0
+) strict;

@@ -66,8 +66,21 @@
 // backoff either way. After the last attempt (Retry.IsLastAttempt) the task
 // is deleted and an ERROR names it.
 //
+// # Control
+//
+// Queue is a queue.Controller. SetRate changes the token bucket's rate
+// (the burst stays), Pause stops dispatching until Resume (apart from, and
+// unlike, the 429/503 pause, it never expires) and both are persisted in a
+// one-row table, sqlitequeue_control, committed fully synced: a restart
+// keeps a slowed or paused queue slowed or paused, and a persisted rate
+// overrides Config.MaxDispatchesPerSecond (New logs it). Run polls the row
+// every ControlPollInterval, so a change written by another process on the
+// same file (relayctl queue) lands without a restart; Control reads the row
+// too.
+//
 // One process owns a data file: two Run loops over one file would deliver
-// tasks twice.
+// tasks twice. Other processes may add tasks (relayctl replay) and change
+// the control row (relayctl queue); the owner's Run picks both up.
 package sqlitequeue
 
 import (
@@ -131,6 +144,10 @@ type Options struct {
 	// DedupWindow is how long a task name is remembered after its task
 	// finished (default 7 days).
 	DedupWindow time.Duration
+	// ControlPollInterval is how often Run reads the persisted dispatch
+	// settings (Controller) to apply a change another process made, e.g.
+	// relayctl queue (default 1s).
+	ControlPollInterval time.Duration
 }
 
 // Queue is the embedded engine. Enqueue and Stats are safe for concurrent
@@ -158,6 +175,7 @@ type Queue struct {
 	mu         sync.Mutex
 	pauseUntil time.Time          // Retry-After on 429/503 pauses dispatching
 	inflight   map[goqite.ID]bool // leased by this process now
+	ctl        control            // SetRate, Pause, Resume: see control.go
 }
 
 // New opens (or creates) the database at o.Path and its schema. It does not
@@ -177,6 +195,9 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 	}
 	if o.DedupWindow <= 0 {
 		o.DedupWindow = defaultDedupWindow
+	}
+	if o.ControlPollInterval <= 0 {
+		o.ControlPollInterval = defaultControlPollInterval
 	}
 	client := o.Client
 	if client == nil {
@@ -222,6 +243,10 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 		stop:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		inflight: make(map[goqite.ID]bool),
+		ctl:      control{rate: o.Config.MaxDispatchesPerSecond, changed: make(chan struct{})},
+	}
+	if err := q.loadControl(ctx); err != nil {
+		return nil, errors.Join(err, wdb.Close(), rdb.Close())
 	}
 	q.writerWG.Add(2)
 	go q.writer()
