@@ -22,6 +22,7 @@ import (
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher/target"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
@@ -46,6 +47,18 @@ type Server struct {
 	// it must answer 401/403 itself and call the next handler only for an
 	// authenticated request. Nil means no authentication.
 	Authenticate func(next http.Handler) http.Handler
+	// Requeue, when set before Routes is called, is the queue an event is
+	// enqueued into again when the target rate limited its last allowed
+	// attempt: under a new task name (queue.RequeueTaskName), not before
+	// the target's Retry-After, and the record stays retrying. A rate limit
+	// is the target asking us to wait, not a failure, so it must not
+	// dead-letter the event. Nil: such an event is dead-lettered like any
+	// other failure of the last attempt.
+	Requeue queue.Queue
+	// Observer, when set before Routes is called, is told the verdict of
+	// every target call (the rate governor). Its Observe must be cheap and
+	// safe for concurrent use.
+	Observer Observer
 
 	cfg     Config
 	store   status.Store
@@ -55,8 +68,16 @@ type Server struct {
 	now     func() time.Time
 }
 
+// Observer is told the verdict of every target call: Classify's kind
+// (delivered, rate_limited, retryable or permanent) and the Retry-After the
+// target asked for. *governor.Governor is one.
+type Observer interface {
+	Observe(kind status.Outcome, retryAfter time.Duration)
+}
+
 // metrics are the dispatcher's instruments (names in package telemetry).
 type metrics struct {
+	requeues metric.Int64Counter
 	attempts metric.Int64Counter
 	target   metric.Float64Histogram
 	lag      metric.Float64Histogram
@@ -74,6 +95,9 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	lag, err3 := m.Float64Histogram(telemetry.MetricDeliveryLag,
 		metric.WithDescription("Time from ingest receiving an event to the target having it."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(telemetry.LagBuckets...))
+	requeues, err4 := m.Int64Counter(telemetry.MetricDispatchRequeues,
+		metric.WithDescription("Events enqueued again because the target rate limited their last allowed attempt."),
+		metric.WithUnit("{event}"))
 	outcomes := make(map[status.Outcome]metric.MeasurementOption, 6)
 	for _, o := range []status.Outcome{
 		status.OutcomeDelivered, status.OutcomeRateLimited, status.OutcomeRetryable,
@@ -81,7 +105,7 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	} {
 		outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrOutcome, string(o))))
 	}
-	return metrics{attempts: attempts, target: target, lag: lag, outcomes: outcomes}, errors.Join(err1, err2, err3)
+	return metrics{requeues: requeues, attempts: attempts, target: target, lag: lag, outcomes: outcomes}, errors.Join(err1, err2, err3, err4)
 }
 
 // attempt counts one handled delivery.
@@ -134,6 +158,9 @@ func (s *Server) Routes(ctx context.Context) http.Handler {
 		task = s.Authenticate(task)
 	} else {
 		logger.WarnContext(ctx, "the task endpoint is NOT authenticated (Server.Authenticate is nil): anyone can trigger deliveries")
+	}
+	if s.Requeue == nil {
+		logger.WarnContext(ctx, "no queue to requeue into (Server.Requeue is nil): an event the target rate limits on its last attempt is dead-lettered")
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+TaskPath, requireJSON(task))

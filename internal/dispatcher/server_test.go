@@ -250,6 +250,8 @@ type task struct {
 	body       string
 	retryCount int
 	noHeaders  bool
+	// taskName is the X-CloudTasks-TaskName sent ("ev-task" when empty).
+	taskName string
 }
 
 type answer struct {
@@ -266,7 +268,11 @@ func (h *harness) deliver(t testing.TB, tk task) answer {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if !tk.noHeaders {
-		req.Header.Set(queue.HeaderTaskName, "ev-task")
+		name := tk.taskName
+		if name == "" {
+			name = "ev-task"
+		}
+		req.Header.Set(queue.HeaderTaskName, name)
 		req.Header.Set(queue.HeaderQueueName, "events")
 		req.Header.Set(queue.HeaderRetryCount, strconv.Itoa(tk.retryCount))
 		req.Header.Set(queue.HeaderExecutionCount, strconv.Itoa(tk.retryCount))

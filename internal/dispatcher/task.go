@@ -43,6 +43,17 @@ const (
 // valid event.
 const outcomeMalformed = "malformed"
 
+// outcomeRequeued is the outcome answered when an event rate limited on its
+// last attempt was enqueued again under a new task.
+const outcomeRequeued = "requeued"
+
+// reasonRequeued is the record's reason after such a requeue.
+const reasonRequeued = "requeued: rate limited on the last attempt"
+
+// requeueTimeout bounds the enqueue of a requeue. It runs even when the
+// queue has stopped waiting: on the last attempt nobody else will.
+const requeueTimeout = 10 * time.Second
+
 // storeTimeout bounds a status write made after the target was called: it
 // runs even when the queue has stopped waiting, so the record stays right.
 const storeTimeout = 5 * time.Second
@@ -80,6 +91,8 @@ type taskResponse struct {
 	Outcome string        `json:"outcome"`
 	Status  status.Status `json:"status,omitempty"`
 	Reason  string        `json:"reason,omitempty"`
+	// Task names the new task of a requeued event.
+	Task string `json:"task,omitempty"`
 }
 
 // attempt carries one delivery through the handler's steps.
@@ -173,6 +186,23 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 
 	res, o := s.callTarget(ctx, ev)
 	dec := decide(o, last)
+
+	// A rate limit on the last attempt is the target asking us to wait, not
+	// a failure: carry the event on in a new task rather than dead-letter
+	// it. If that enqueue fails, dead-letter after all: answering 503 would
+	// not help, since the queue drops a task after its last attempt
+	// whatever the answer, and the record would stay non-terminal, where
+	// replay cannot reach it.
+	var requeued queue.Task
+	var requeueErr error
+	if dec.to == status.DeadLettered && o.Kind == status.OutcomeRateLimited && s.Requeue != nil {
+		if requeued, requeueErr = s.requeue(ctx, a, ev, o); requeueErr == nil {
+			dec = decision{to: status.Retrying, attempt: status.OutcomeRateLimited, code: http.StatusOK}
+		} else {
+			a.log.ErrorContext(ctx, "event not requeued after a rate-limited last attempt; dead-lettering it",
+				"reason", o.Reason, "error", requeueErr.Error())
+		}
+	}
 	a.span.SetAttributes(attribute.String(attrOutcome, string(dec.attempt)), attribute.Int(attrHTTPStatus, res.HTTPStatus))
 
 	at := status.Attempt{
@@ -190,9 +220,19 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		reason = o.Reason
 	case status.DeadLettered:
 		reason = fmt.Sprintf("gave up after attempt %d (the queue's last): %s", at.Number, o.Reason)
+		if requeueErr != nil {
+			reason += "; not requeued: " + requeueErr.Error()
+		}
+	case status.Retrying:
+		if requeued.Name != "" {
+			reason = reasonRequeued
+		}
 	}
 	if dec.to != status.Delivered {
 		at.Error = o.Reason
+	}
+	if requeued.Name != "" {
+		at.Error += "; requeued as task " + requeued.Name
 	}
 
 	// The target has been called: record the outcome even if the queue has
@@ -211,6 +251,9 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		s.metrics.attempt(ctx, status.OutcomeSkipped)
 		serving.WriteJSON(a.w, http.StatusOK, taskResponse{EventID: ev.ID, Outcome: string(status.OutcomeSkipped), Reason: "finished by another delivery"})
 		return
+	case err != nil && requeued.Name != "":
+		// The new task carries the event on; only this entry is lost.
+		a.log.ErrorContext(ctx, "attempt not recorded", "reason", o.Reason, "error", err.Error())
 	case err != nil && dec.code == http.StatusOK:
 		// The target's verdict is final but not recorded. Retrying is safe
 		// (the target is idempotent on the id and gets it as the
@@ -243,6 +286,16 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		a.log.ErrorContext(ctx, "event dead-lettered on the last attempt", "reason", reason,
 			"http_status", res.HTTPStatus, "attempt", at.Number)
 		a.end(codes.Error, reason)
+	case status.Retrying:
+		if requeued.Name != "" {
+			s.metrics.requeues.Add(ctx, 1)
+			a.log.WarnContext(ctx, "event requeued: rate limited on the last attempt", "reason", o.Reason,
+				"http_status", res.HTTPStatus, "attempt", at.Number, "retry_after_s", o.RetryAfter.Seconds(),
+				"new_task", requeued.Name, "not_before", requeued.NotBefore.UTC().Format(time.RFC3339Nano))
+			a.end(codes.Error, reasonRequeued)
+			break
+		}
+		fallthrough
 	default:
 		a.log.WarnContext(ctx, "delivery will be retried", "reason", o.Reason, "outcome", string(dec.attempt),
 			"http_status", res.HTTPStatus, "retry_after_s", o.RetryAfter.Seconds(), "attempt", at.Number,
@@ -269,8 +322,44 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		if dec.to != status.Delivered {
 			resp.Reason = reason
 		}
+		if requeued.Name != "" {
+			resp.Outcome, resp.Task = outcomeRequeued, requeued.Name
+		}
 		serving.WriteJSON(a.w, http.StatusOK, resp)
 	}
+}
+
+// requeue enqueues ev again, in its trace, under the next task name of its
+// chain, not before the target's Retry-After (at least the queue's
+// MinBackoff). A task of that name existing already is success: it is this
+// same requeue, made by an earlier delivery of the same last attempt.
+func (s *Server) requeue(ctx context.Context, a *attempt, ev event.Event, o Outcome) (queue.Task, error) {
+	if s.Requeue == nil {
+		return queue.Task{}, errors.New("the dispatcher has no queue to requeue into")
+	}
+	name, ok := queue.RequeueTaskName(ev.ID, a.d.taskName)
+	if !ok {
+		return queue.Task{}, fmt.Errorf("the delivery's task name %q is not one of the event's", a.d.taskName)
+	}
+	body, err := ev.MarshalJSON()
+	if err != nil {
+		return queue.Task{}, fmt.Errorf("encode the event: %w", err)
+	}
+	t := queue.Task{
+		Name:      name,
+		Body:      body,
+		Header:    http.Header{},
+		NotBefore: s.now().Add(max(o.RetryAfter, s.cfg.Retry.MinBackoff)),
+	}
+	// The attempt's span context: the new task's deliveries join the
+	// event's trace under this attempt.
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(t.Header))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requeueTimeout)
+	defer cancel()
+	if err := s.Requeue.Enqueue(ctx, t); err != nil && !errors.Is(err, queue.ErrAlreadyExists) {
+		return queue.Task{}, fmt.Errorf("enqueue task %s: %w", name, err)
+	}
+	return t, nil
 }
 
 // callTarget sends the enriched event in a client span, target.receiveEvent,
@@ -283,6 +372,9 @@ func (s *Server) callTarget(ctx context.Context, ev event.Event) (target.Result,
 	defer span.End()
 	res := s.target.Send(ctx, event.Enrich(ev, s.cfg.Brand))
 	o := Classify(res)
+	if s.Observer != nil {
+		s.Observer.Observe(o.Kind, o.RetryAfter)
+	}
 	s.metrics.target.Record(ctx, res.Duration.Seconds())
 	span.SetAttributes(attribute.Int("http.response.status_code", res.HTTPStatus), attribute.String(attrOutcome, string(o.Kind)))
 	if o.Kind != status.OutcomeDelivered {
