@@ -4,7 +4,15 @@
 // token, the task's trace headers and an explicit dispatch deadline. Cloud
 // Tasks stores, rate-limits, retries and delivers; this package only
 // enqueues, plus two admin helpers (EnsureQueue, Purge) for tests and the
-// local stack, where no Terraform creates the queue.
+// local stack, where no Terraform creates the queue. Enqueue sets a task's
+// NotBefore as its schedule_time.
+//
+// Queue is also a queue.Controller: SetRate is UpdateQueue with the one
+// field rate_limits.max_dispatches_per_second (0 < rate <= 500, else
+// queue.ErrInvalidRate without a call), Pause and Resume are PauseQueue and
+// ResumeQueue, and Control reads GetQueue (the rate, and state PAUSED).
+// Cloud Tasks keeps no record of who changed a queue, so Control's By and
+// At are empty; each change is logged with its by instead.
 //
 // The same code talks to Google (Options.Endpoint "") and to the Cloud
 // Tasks emulator (github.com/aertje/cloud-tasks-emulator v1.2.0, reached at
@@ -60,6 +68,16 @@
 //     created again: a queue's configuration is fixed at creation.
 //     EnsureQueue accepts an existing queue with the same configuration
 //     and reports any other as an error; tests use a new queue id each.
+//     SetRate's error there says UpdateQueue is unimplemented and wraps the
+//     Unimplemented status.
+//   - PauseQueue stops dispatching (its dispatcher and workers stop; tasks
+//     are still accepted) and GetQueue then reports PAUSED. But the workers
+//     stop by passing one cancel message along, and the last one leaves it
+//     in a one-slot channel: after ResumeQueue (state RUNNING again) the new
+//     workers meet it and stop at once, so the queue delivers a task or so
+//     and then nothing; and a second PauseQueue, or DeleteQueue, blocks
+//     forever on that full channel. Pause and Resume on a missing queue
+//     dereference nil and kill the emulator: both check the queue first.
 //   - Queue statistics do not exist (it serves v2 only, statistics are in
 //     v2beta3): Stats returns an error wrapping ErrNoStats, never zeros.
 //   - Task names are remembered forever, in every queue. PurgeQueue, with
