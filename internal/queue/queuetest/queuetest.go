@@ -52,12 +52,22 @@ type Capabilities struct {
 	ExecutionCount bool
 	// DedupAfterDelivery: a name stays taken after its task was delivered.
 	DedupAfterDelivery bool
+	// Control: the queue is a queue.Controller whose Pause stops
+	// dispatching (a task enqueued while paused is not delivered), whose
+	// Control reports the pause and the rate, and whose SetRate refuses a
+	// rate that is not > 0 with queue.ErrInvalidRate.
+	Control bool
+	// Resume: after Resume, the tasks a pause held are delivered.
+	Resume bool
+	// SetRate: SetRate changes the live dispatch rate.
+	SetRate bool
 }
 
 // All is every capability: what the embedded engine implements.
 var All = Capabilities{
 	RateLimit: true, MaxConcurrent: true, FIFO: true, Backoff: true, MaxAttempts: true,
 	RetryAfter: true, ExecutionCount: true, DedupAfterDelivery: true,
+	Control: true, Resume: true, SetRate: true,
 }
 
 // Harness adapts an engine to the suite.
@@ -115,6 +125,9 @@ func Run(t *testing.T, h Harness) {
 		{"RateLimit", func(c Capabilities) bool { return c.RateLimit }, testRateLimit},
 		{"MaxConcurrent", func(c Capabilities) bool { return c.MaxConcurrent }, testMaxConcurrent},
 		{"RestartRedelivers", func(Capabilities) bool { return h.Restart != nil }, testRestart},
+		{"Pause", func(c Capabilities) bool { return c.Control }, testPause},
+		{"InvalidRate", func(c Capabilities) bool { return c.Control || c.SetRate }, testInvalidRate},
+		{"SetRate", func(c Capabilities) bool { return c.SetRate }, testSetRate},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -563,4 +576,177 @@ func testRestart(t *testing.T, h Harness) {
 		}
 	}
 	_ = q
+}
+
+// pauseWindow is how long testPause watches a paused queue for a delivery.
+// A longer window only makes the check stricter; a loaded machine cannot
+// make it fail.
+const pauseWindow = time.Second
+
+// controller returns q's queue.Controller, failing the check when the
+// engine declares a control capability without implementing it.
+func controller(t testing.TB, q queue.Queue) queue.Controller {
+	t.Helper()
+	c, ok := q.(queue.Controller)
+	if !ok {
+		t.Fatalf("the engine declares a control capability, but %T is not a queue.Controller", q)
+	}
+	return c
+}
+
+func readControl(t testing.TB, c queue.Controller) queue.Control {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := c.Control(ctx)
+	if err != nil {
+		t.Fatalf("Control: %v", err)
+	}
+	return got
+}
+
+// checkBy checks who Control says made the last change: engines that keep
+// no such record report "" and a zero time.
+func checkBy(t testing.TB, got queue.Control, by string, since time.Time) {
+	t.Helper()
+	if got.By != "" && got.By != by {
+		t.Errorf("Control().By = %q, want %q (or \"\" if the engine keeps no record)", got.By, by)
+	}
+	// A minute of slack for clocks; no upper bound.
+	if !got.At.IsZero() && got.At.Before(since.Add(-time.Minute)) {
+		t.Errorf("Control().At = %v, want the time of the change (after %v)", got.At, since)
+	}
+}
+
+func testPause(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	cfg := config(t)
+	q := h.New(t, cfg, tg.URL())
+	c := controller(t, q)
+	ctx := context.Background()
+	first, held := name(t, 0), name(t, 1)
+
+	got := readControl(t, c)
+	if got.Paused || got.Rate != cfg.MaxDispatchesPerSecond {
+		t.Errorf("Control() on a new queue = %+v, want not paused, rate %v", got, cfg.MaxDispatchesPerSecond)
+	}
+	enqueue(t, q, queue.Task{Name: first, Body: body(first)})
+	waitFor(t, "the delivery before the pause", func() bool { return succeeded(tg.deliveries())[first] })
+
+	before := time.Now()
+	if err := c.Pause(ctx, queue.ByOperator); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	got = readControl(t, c)
+	if !got.Paused {
+		t.Errorf("Control().Paused = false after Pause, want true")
+	}
+	checkBy(t, got, queue.ByOperator, before)
+
+	enqueue(t, q, queue.Task{Name: held, Body: body(held)})
+	time.Sleep(pauseWindow)
+	if n := tg.arrivedFor(held); n != 0 {
+		t.Errorf("%s delivered %d times within %v of its enqueue on a paused queue, want 0", held, n, pauseWindow)
+	}
+
+	before = time.Now()
+	if err := c.Resume(ctx, queue.ByOperator); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	got = readControl(t, c)
+	if got.Paused {
+		t.Errorf("Control().Paused = true after Resume, want false")
+	}
+	checkBy(t, got, queue.ByOperator, before)
+	if h.Capabilities.Resume {
+		waitFor(t, "the held task's delivery after Resume", func() bool { return succeeded(tg.deliveries())[held] })
+	}
+}
+
+func testInvalidRate(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	cfg := config(t)
+	q := h.New(t, cfg, tg.URL())
+	c := controller(t, q)
+	cases := []struct {
+		name string
+		rate float64
+	}{
+		{name: "zero", rate: 0},
+		{name: "negative", rate: -1},
+		{name: "NaN", rate: math.NaN()},
+		{name: "infinite", rate: math.Inf(1)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.SetRate(context.Background(), tc.rate, queue.ByOperator); !errors.Is(err, queue.ErrInvalidRate) {
+				t.Errorf("SetRate(%v) = %v, want ErrInvalidRate", tc.rate, err)
+			}
+		})
+	}
+	if got := readControl(t, c); got.Rate != cfg.MaxDispatchesPerSecond {
+		t.Errorf("Control().Rate = %v after refused SetRate calls, want the configured %v", got.Rate, cfg.MaxDispatchesPerSecond)
+	}
+}
+
+// testSetRate slows a queue from 50/s to 10/s while it runs and measures
+// the rate it then dispatches at. The bounds are the ones a loaded machine
+// cannot break: the tasks take at least (N - burst) / 10 s (at 50/s they
+// would take a fifth of that), and no second holds more than 10 + burst
+// deliveries, plus a margin for the jitter between a token and the arrival.
+func testSetRate(t *testing.T, h Harness) {
+	tg := newTarget(t, nil)
+	cfg := config(t)
+	cfg.MaxDispatchesPerSecond, cfg.MaxBurstSize, cfg.MaxConcurrentDispatches = 50, 5, 100
+	q := h.New(t, cfg, tg.URL())
+	c := controller(t, q)
+	warm := name(t, 0)
+	enqueue(t, q, queue.Task{Name: warm, Body: body(warm)})
+	waitFor(t, "the delivery at the configured rate", func() bool { return succeeded(tg.deliveries())[warm] })
+
+	const slow = 10
+	before := time.Now()
+	if err := c.SetRate(context.Background(), slow, queue.ByGovernor); err != nil {
+		t.Fatalf("SetRate(%v): %v", slow, err)
+	}
+	got := readControl(t, c)
+	if got.Rate != slow || got.Paused {
+		t.Errorf("Control() after SetRate(%v) = %+v, want rate %v, not paused", slow, got, slow)
+	}
+	checkBy(t, got, queue.ByGovernor, before)
+
+	const n = 20
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
+	}
+	waitFor(t, "every delivery at the new rate", func() bool { return len(succeeded(tg.deliveries())) >= n+1 })
+	var ds []Delivery
+	for _, d := range tg.deliveries() {
+		if d.Name != warm {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) != n {
+		t.Errorf("%d deliveries, want %d", len(ds), n)
+	}
+	minTotal := time.Duration(float64(n-cfg.MaxBurstSize) / slow * float64(time.Second))
+	if total := ds[len(ds)-1].At.Sub(start); total < minTotal {
+		t.Errorf("%d tasks delivered in %v after SetRate(%v), want >= (N-burst)/rate = %v: the rate did not drop", n, total, slow, minTotal)
+	}
+	const jitter = 2
+	limit := slow + cfg.MaxBurstSize + jitter
+	worst, at := 0, time.Time{}
+	for i := range ds {
+		j := i
+		for j < len(ds) && ds[j].At.Sub(ds[i].At) < time.Second {
+			j++
+		}
+		if j-i > worst {
+			worst, at = j-i, ds[i].At
+		}
+	}
+	if worst > limit {
+		t.Errorf("%d deliveries in the second from %v after SetRate(%v), want <= rate+burst+%d = %d", worst, at.Format(time.StampMilli), slow, jitter, limit)
+	}
 }

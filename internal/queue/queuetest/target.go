@@ -103,6 +103,14 @@ func (tg *target) arrived() int {
 	return n
 }
 
+// arrivedFor counts the requests for one task name that reached the
+// handler, answered or not.
+func (tg *target) arrivedFor(name string) int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.perName[name]
+}
+
 func (tg *target) peak() int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
