@@ -9,10 +9,13 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/idtoken"
 
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
@@ -26,9 +29,14 @@ const maxRequestBytes = 4 << 10
 type FunctionConfig struct {
 	// IngestURL is ingest's base URL.
 	IngestURL string `env:"INGEST_URL"`
-	// Token is a static bearer token. It is never logged. (On GCP the
-	// function will mint ID tokens from the metadata server instead.)
+	// Token is a static bearer token, for local runs and tests. It is never
+	// logged.
 	Token string `env:"TOKEN"`
+	// TokenAudience, when set (and Token is not), makes the function send
+	// Google-signed ID tokens for this audience, minted as its own service
+	// account (on GCP, by the metadata server). Deployed, it is ingest's
+	// audience (ingest_audience), which ingest checks (AUTH_AUDIENCE).
+	TokenAudience string `env:"TOKEN_AUDIENCE"`
 	// MaxCount bounds the events of one request.
 	MaxCount int `env:"MAX_COUNT, default=10000"`
 	// MaxRate bounds the rate of one request, in events per second.
@@ -58,6 +66,12 @@ func (c FunctionConfig) Validate() error {
 	var errs []error
 	if _, err := eventsURL(c.IngestURL); err != nil {
 		errs = append(errs, fmt.Errorf("INGEST_URL: %w", err))
+	}
+	if c.Token != "" && c.TokenAudience != "" {
+		errs = append(errs, errors.New("set TOKEN (a static token) or TOKEN_AUDIENCE (mint ID tokens), not both"))
+	}
+	if c.TokenAudience != "" && strings.TrimSpace(c.TokenAudience) != c.TokenAudience {
+		errs = append(errs, fmt.Errorf("TOKEN_AUDIENCE %q has surrounding spaces", c.TokenAudience))
 	}
 	if c.MaxCount < 1 {
 		errs = append(errs, fmt.Errorf("MAX_COUNT must be >= 1, got %d", c.MaxCount))
@@ -95,6 +109,86 @@ func StaticToken(tok string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return tok, nil }
 }
 
+// TokenSourceFunc returns a source of ID tokens for audience; the token's
+// AccessToken is the ID token. IDTokenSource (idtoken.NewTokenSource: the
+// metadata server on GCP, or the credentials of
+// GOOGLE_APPLICATION_CREDENTIALS) is the real one; tests pass their own.
+type TokenSourceFunc func(ctx context.Context, audience string) (oauth2.TokenSource, error)
+
+// IDTokenSource is idtoken.NewTokenSource as a TokenSourceFunc.
+func IDTokenSource(ctx context.Context, audience string) (oauth2.TokenSource, error) {
+	return idtoken.NewTokenSource(ctx, audience)
+}
+
+// TokenFunc returns the token func c asks for: its static Token when set;
+// else Google-signed ID tokens for TokenAudience from newSource
+// (IDTokenSource when nil); else nil, which sends no token.
+func (c FunctionConfig) TokenFunc(newSource TokenSourceFunc) func(context.Context) (string, error) {
+	switch {
+	case c.Token != "":
+		return StaticToken(c.Token)
+	case c.TokenAudience != "":
+		if newSource == nil {
+			newSource = IDTokenSource
+		}
+		return IDToken(c.TokenAudience, newSource)
+	}
+	return nil
+}
+
+// IDToken returns a token func that sends ID tokens for audience from the
+// source newSource makes. The source is made on the first call, and again
+// on the next call after a failure; it outlives the call's context (it
+// refreshes tokens later), but each call returns when its context is done
+// even if the source has not answered. The source caches tokens until they
+// near expiry, as idtoken's does.
+func IDToken(audience string, newSource TokenSourceFunc) func(context.Context) (string, error) {
+	var (
+		mu  sync.Mutex
+		src oauth2.TokenSource
+	)
+	source := func(ctx context.Context) (oauth2.TokenSource, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if src != nil {
+			return src, nil
+		}
+		ts, err := newSource(context.WithoutCancel(ctx), audience)
+		if err != nil {
+			return nil, fmt.Errorf("ID token source for audience %q: %w", audience, err)
+		}
+		src = ts
+		return src, nil
+	}
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	return func(ctx context.Context) (string, error) {
+		ts, err := source(ctx)
+		if err != nil {
+			return "", err
+		}
+		ch := make(chan result, 1) // the goroutine never blocks on it
+		go func() {
+			tok, err := ts.Token()
+			ch <- result{tok, err}
+		}()
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("ID token for audience %q: %w", audience, context.Cause(ctx))
+		case r := <-ch:
+			if r.err != nil {
+				return "", fmt.Errorf("ID token for audience %q: %w", audience, r.err)
+			}
+			if r.tok == nil || r.tok.AccessToken == "" {
+				return "", fmt.Errorf("ID token for audience %q: the source returned an empty token", audience)
+			}
+			return r.tok.AccessToken, nil
+		}
+	}
+}
+
 // FunctionFromEnv is the SendEvents function as deployed: its configuration
 // is read from l once, on the first request (so that a missing variable
 // answers 500 "misconfigured" rather than crashing the instance at start).
@@ -119,14 +213,16 @@ func FunctionFromEnv(l envconfig.Lookuper) http.HandlerFunc {
 
 // Handler is the SendEvents HTTP function: a POST with a JSON SendRequest
 // runs one bounded send against cfg.IngestURL and answers 200 with the
-// Summary as JSON. token nil uses cfg.Token; client nil is NewSender's.
+// Summary as JSON. token nil uses cfg.TokenFunc(nil): the static TOKEN, or
+// ID tokens for TOKEN_AUDIENCE from the metadata server, or none. client
+// nil is NewSender's.
 //
 // Errors are problem+json: 405 not POST, 415 not JSON, 413 body too large,
 // 400 malformed or invalid request (including one that would run longer
 // than cfg.MaxDuration), 502 no token.
 func Handler(cfg FunctionConfig, token func(context.Context) (string, error), client *http.Client) http.HandlerFunc {
 	if token == nil {
-		token = StaticToken(cfg.Token)
+		token = cfg.TokenFunc(nil)
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()

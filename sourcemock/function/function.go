@@ -2,8 +2,10 @@
 // Functions Framework. Importing it is all a server needs: `sourcemock
 // -serve` does so locally, and the deployed function's generated main does
 // so on Cloud Run functions. Its configuration is the environment (see
-// sourcemock.FunctionConfig: INGEST_URL, TOKEN, MAX_COUNT, MAX_RATE,
-// MAX_DURATION), read on the first request.
+// sourcemock.FunctionConfig: INGEST_URL, TOKEN or TOKEN_AUDIENCE, MAX_COUNT,
+// MAX_RATE, MAX_DURATION), read on the first request. Deployed, it sets
+// TOKEN_AUDIENCE and sends Google-signed ID tokens minted by the metadata
+// server as the function's own service account.
 package function
 
 import (

@@ -38,6 +38,11 @@ resource "google_cloudfunctions2_function" "sourcemock" {
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
 
+    # No static TOKEN: the function mints a Google-signed ID token for
+    # TOKEN_AUDIENCE from the metadata server, as its own service account
+    # (an ingest invoker and in ingest's AUTH_ALLOWED_EMAILS). The audience
+    # is ingest's custom audience, not its URL: ingest checks exactly that
+    # audience (AUTH_AUDIENCE), in every region and behind the load balancer.
     environment_variables = {
       INGEST_URL           = var.ingest_url
       TOKEN_AUDIENCE       = var.ingest_audience

@@ -50,7 +50,7 @@ variable "ingest_url" {
 
 variable "ingest_audience" {
   type        = string
-  description = "Audience of the ID tokens sourcemock must send to ingest."
+  description = "Audience of the ID tokens sourcemock mints for ingest (TOKEN_AUDIENCE): ingest's custom audience, which ingest checks."
 }
 
 variable "schedule" {
