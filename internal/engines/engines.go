@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"eventrelay/internal/auth/devissuer"
@@ -127,8 +128,11 @@ func OpenStatus(ctx context.Context, c Config) (Store, error) {
 // runs in the process that opened it.
 type Queue struct {
 	queue.Queue
-	Close func() error
-	Run   func(ctx context.Context) error
+	// Controller slows, pauses and resumes the queue (both engines have
+	// one): what the rate governor acts through.
+	Controller queue.Controller
+	Close      func() error
+	Run        func(ctx context.Context) error
 }
 
 // OpenQueue opens the configured queue engine, delivering to dispatchURL.
@@ -150,7 +154,7 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 		if err != nil {
 			return Queue{}, err
 		}
-		return Queue{Queue: q, Close: q.Close}, nil
+		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
 	}
 	o := sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL}
 	if c.DevIssuerDir != "" {
@@ -168,5 +172,65 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 	if err != nil {
 		return Queue{}, err
 	}
-	return Queue{Queue: q, Close: q.Close, Run: q.Run}, nil
+	return Queue{Queue: q, Controller: q, Close: q.Close, Run: q.Run}, nil
 }
+
+// Controller is a handle on a queue's dispatch settings that must be
+// closed.
+type Controller struct {
+	queue.Controller
+	Close func() error
+}
+
+// OpenController opens the configured queue only to read and change its
+// dispatch settings (rate, pause), from a process that does not own it:
+// relayctl queue. queueName is the Cloud Tasks queue id; the embedded
+// engine has one queue per file and ignores it.
+//
+// The embedded queue's file must exist (a mistyped path is reported, not
+// created). A change is a row in the file, which the process that runs the
+// queue applies within a second (sqlitequeue polls it) or at its next
+// start. Cloud Tasks needs GOOGLE_CLOUD_PROJECT and QUEUE_LOCATION, and no
+// service account: nothing is enqueued.
+func OpenController(ctx context.Context, c Config, queueName string) (Controller, error) {
+	switch c.QueueEngine {
+	case SQLite:
+		if c.QueueDB == "" {
+			return Controller{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
+		}
+		if _, err := os.Stat(c.QueueDB); err != nil {
+			return Controller{}, fmt.Errorf("no queue at %s: %w", c.QueueDB, err)
+		}
+		name := queueName
+		if name == "" {
+			name = "events"
+		}
+		// The settings are the owner's: this handle never dispatches, so
+		// its configuration and target are placeholders.
+		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: controlOnlyTarget, Config: queue.Config{
+			Name: name, MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: time.Minute,
+			Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second},
+		}})
+		if err != nil {
+			return Controller{}, err
+		}
+		return Controller{Controller: q, Close: q.Close}, nil
+	case CloudTasks:
+		if c.Project == "" || c.QueueLocation == "" || queueName == "" {
+			return Controller{}, errors.New("GOOGLE_CLOUD_PROJECT, QUEUE_LOCATION and a queue name are required with QUEUE_ENGINE=cloudtasks")
+		}
+		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
+			Project: c.Project, Location: c.QueueLocation, Queue: queueName,
+			Target: controlOnlyTarget, DispatchDeadline: time.Minute, Endpoint: c.TasksEndpoint,
+		})
+		if err != nil {
+			return Controller{}, err
+		}
+		return Controller{Controller: q, Close: q.Close}, nil
+	default:
+		return Controller{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
+	}
+}
+
+// controlOnlyTarget is the delivery URL of a handle that never enqueues.
+const controlOnlyTarget = "http://control-only.invalid/"

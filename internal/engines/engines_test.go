@@ -11,6 +11,7 @@ import (
 
 	"eventrelay/internal/engines"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/testutil"
 )
 
@@ -76,6 +77,9 @@ func TestOpenEmbedded(t *testing.T) {
 	if q.Run == nil {
 		t.Error("the embedded queue must come with its dispatch loop")
 	}
+	if q.Controller == nil {
+		t.Error("the embedded queue must come with its Controller")
+	}
 }
 
 func TestOpenGCP(t *testing.T) {
@@ -102,6 +106,98 @@ func TestOpenGCP(t *testing.T) {
 	defer q.Close()
 	if q.Run != nil {
 		t.Error("Cloud Tasks delivers by itself: no dispatch loop expected")
+	}
+	if q.Controller == nil {
+		t.Error("the Cloud Tasks queue must come with its Controller")
+	}
+}
+
+func TestOpenController_embedded(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "q.db")
+	c := load(t, map[string]string{"QUEUE_DB": path})
+	if _, err := engines.OpenController(t.Context(), c, "events"); err == nil || !strings.Contains(err.Error(), "no queue at") {
+		t.Errorf("OpenController on a missing file = %v, want a 'no queue at' error (nothing created)", err)
+	}
+	owner, err := engines.OpenQueue(t.Context(), c, queuetestConfig(), "http://127.0.0.1:1/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer owner.Close()
+
+	ctl, err := engines.OpenController(t.Context(), c, "events")
+	if err != nil {
+		t.Fatalf("OpenController: %v", err)
+	}
+	defer ctl.Close()
+	if err := ctl.SetRate(t.Context(), 3, queue.ByOperator); err != nil {
+		t.Fatalf("SetRate: %v", err)
+	}
+	// The owner sees the operator's change (Control reads the shared row).
+	got, err := owner.Controller.Control(t.Context())
+	if err != nil {
+		t.Fatalf("Control: %v", err)
+	}
+	if got.Rate != 3 || got.By != queue.ByOperator {
+		t.Errorf("owner's Control() = %+v, want rate 3 by %s", got, queue.ByOperator)
+	}
+}
+
+func TestOpenController_invalid(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{name: "unknown engine", env: map[string]string{"QUEUE_ENGINE": "pubsub"}, want: "QUEUE_ENGINE must be"},
+		{name: "no file name", env: map[string]string{"QUEUE_DB": ""}, want: "QUEUE_DB is required"},
+		{name: "cloud tasks without its settings", env: map[string]string{"QUEUE_ENGINE": "cloudtasks"}, want: "GOOGLE_CLOUD_PROJECT, QUEUE_LOCATION"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := load(t, tc.env)
+			if c.QueueEngine == engines.SQLite {
+				c.QueueDB = tc.env["QUEUE_DB"]
+			}
+			_, err := engines.OpenController(t.Context(), c, "events")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OpenController = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOpenController_gcp(t *testing.T) {
+	t.Parallel()
+	tasks := testutil.Emulator(t, testutil.CloudTasksEmulatorEnv)
+	c := load(t, map[string]string{
+		"QUEUE_ENGINE": "cloudtasks", "GOOGLE_CLOUD_PROJECT": "eventrelay-test", "QUEUE_LOCATION": "us-central1",
+		"CLOUD_TASKS_EMULATOR_HOST": tasks,
+	})
+	cfg := queuetestConfig()
+	cfg.Name = "engines-control-" + strings.ReplaceAll(time.Now().UTC().Format("150405.000000000"), ".", "-")
+	admin, err := cloudtasksqueue.New(t.Context(), cloudtasksqueue.Options{Project: c.Project, Location: c.QueueLocation,
+		Queue: cfg.Name, Target: "http://127.0.0.1:1/tasks/events", DispatchDeadline: cfg.DispatchDeadline, Endpoint: tasks})
+	if err != nil {
+		t.Fatalf("cloudtasksqueue.New: %v", err)
+	}
+	defer admin.Close()
+	if err := admin.EnsureQueue(t.Context(), cfg); err != nil {
+		t.Fatalf("EnsureQueue: %v", err)
+	}
+	ctl, err := engines.OpenController(t.Context(), c, cfg.Name)
+	if err != nil {
+		t.Fatalf("OpenController without a service account: %v", err)
+	}
+	defer ctl.Close()
+	got, err := ctl.Control(t.Context())
+	if err != nil {
+		t.Fatalf("Control: %v", err)
+	}
+	if got != (queue.Control{Rate: cfg.MaxDispatchesPerSecond}) {
+		t.Errorf("Control() = %+v, want rate %v, running", got, cfg.MaxDispatchesPerSecond)
 	}
 }
 
