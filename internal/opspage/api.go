@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
 	"time"
 
+	"eventrelay/internal/governor"
 	"eventrelay/internal/status"
 )
 
@@ -44,7 +46,79 @@ type Overview struct {
 	Samples []Sample `json:"samples"`
 	// Error is the last sampling failure, empty when the last read worked.
 	Error string `json:"error,omitempty"`
+	// Rate is the queue's dispatch rate and the governor's state; absent
+	// when the page has no RateSource.
+	Rate *RateView `json:"rate,omitempty"`
 }
+
+// Governor states in RateView.Governor.
+const (
+	GovernorOn      = "on"      // it may slow and raise the queue
+	GovernorOff     = "off"     // QUEUE_GOVERNOR=off: it only watches
+	GovernorStandby = "standby" // another dispatcher instance holds the lease
+)
+
+// RateView is the queue's dispatch rate and what the rate governor does.
+type RateView struct {
+	// Live is the queue's live dispatch rate (0: not read yet) and Ceiling
+	// the rate ops gave it, which the governor never exceeds.
+	Live    float64 `json:"live"`
+	Ceiling float64 `json:"ceiling"`
+	Paused  bool    `json:"paused"`
+	// Governor is one of the Governor* states.
+	Governor string `json:"governor"`
+	// Holding is true while the governor holds the queue below the ceiling.
+	Holding bool `json:"holding"`
+	// Banner says, in a sentence or two, why the queue runs below its
+	// ceiling or not at all (governor holding, paused, governor stood down
+	// for ops) and what an operator can do; empty when it runs normally.
+	Banner string `json:"banner,omitempty"`
+	// Decision is the governor's reading of its last window.
+	Decision string `json:"decision,omitempty"`
+	// Error is why the governor could not read or change the queue.
+	Error string `json:"error,omitempty"`
+}
+
+// rateView turns the governor's snapshot into what the page shows.
+func rateView(s governor.Snapshot, now time.Time) *RateView {
+	v := &RateView{
+		Ceiling:  s.Ceiling,
+		Paused:   s.Live.Paused,
+		Governor: GovernorOn,
+		Holding:  s.Enabled && s.Holding,
+		Decision: s.Decision.Reason,
+		Error:    s.Err,
+	}
+	if !s.LiveAt.IsZero() {
+		v.Live = s.Live.Rate
+	}
+	switch {
+	case !s.Enabled:
+		v.Governor = GovernorOff
+	case !s.Leader:
+		v.Governor = GovernorStandby
+	}
+	switch {
+	case v.Paused:
+		by := ""
+		if s.Live.By != "" {
+			by = " by " + s.Live.By
+		}
+		v.Banner = "The queue is paused" + by + ": nothing is dispatched until it is resumed (relayctl queue resume)."
+	case v.Holding:
+		v.Banner = fmt.Sprintf("The rate governor holds the queue at %s/s, below its ceiling of %s/s, because the target "+
+			"keeps rate limiting (last change %s: %s). It raises the rate step by step as the target recovers. "+
+			"Override with relayctl queue rate N; turn it off with QUEUE_GOVERNOR=off.",
+			fmtRate(v.Live), fmtRate(v.Ceiling), clock(s.ActedAt), s.Acted.Reason)
+	case s.Enabled && now.Before(s.HoldUntil):
+		v.Banner = fmt.Sprintf("The rate governor stood down: the rate was changed by hand to %s/s, now its ceiling. "+
+			"It leaves the queue alone until %s.", fmtRate(v.Ceiling), clock(s.HoldUntil))
+	}
+	return v
+}
+
+// fmtRate formats a rate as the page shows it: 2.4, 10, 0.05.
+func fmtRate(r float64) string { return strconv.FormatFloat(r, 'g', 4, 64) }
 
 // EventSummary is one row of the recent-events table.
 type EventSummary struct {
@@ -138,6 +212,9 @@ func (p *Page) overview(ctx context.Context) (Overview, error) {
 	}
 	if snap.err != nil {
 		ov.Error = snap.err.Error()
+	}
+	if p.o.Rate != nil {
+		ov.Rate = rateView(p.o.Rate.Snapshot(), time.Now())
 	}
 	return ov, nil
 }

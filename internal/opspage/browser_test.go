@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"eventrelay/internal/event"
+	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
 )
@@ -55,8 +56,10 @@ func TestBrowser(t *testing.T) {
 
 	store, q := newFakeStore(), &fakeQueue{}
 	spans := &fakeSpans{traces: map[string][]Span{traceID: retriedSpans(time.Now().Add(-30 * time.Second))}}
+	rate := &fakeRate{}
+	rate.set(holdingSnapshot(time.Now().Add(-20 * time.Second)))
 	page, err := New(Options{
-		Store: store, Queue: q, Spans: spans,
+		Store: store, Queue: q, Spans: spans, Rate: rate,
 		Limit:    func() float64 { return 10 },
 		TraceURL: func(id string) string { return "https://console.cloud.google.com/traces/list?tid=" + id },
 	})
@@ -85,6 +88,14 @@ func TestBrowser(t *testing.T) {
 		+document.getElementById('chart-backlog').dataset.points >= 100`)
 	waitFor(t, ctx, "the counters filled", `+document.getElementById('total-received').textContent >= 20 &&
 		+document.getElementById('total-dead').textContent === 1 && document.getElementById('conn').textContent === 'live'`)
+
+	// The governor holds the queue below its ceiling: the banner says so,
+	// and the rate card shows the live rate beside the ceiling.
+	waitFor(t, ctx, "the governor's banner", `!document.getElementById('rate-banner').hidden &&
+		document.getElementById('rate-banner').textContent.includes('holds the queue at 2.4/s')`)
+	if got := eval[string](t, ctx, `document.getElementById('queue-rate').textContent + ' | ' + document.getElementById('queue-rate-sub').textContent`); got != "2.4/s | ceiling 10/s · governor on" {
+		t.Errorf("rate card = %q", got)
+	}
 
 	// The table and the charts keep updating as events arrive.
 	first := eval[string](t, ctx, `document.querySelector('#events tbody tr').dataset.eventId`)
@@ -127,6 +138,11 @@ func TestBrowser(t *testing.T) {
 	}
 
 	screenshot(t, ctx)
+
+	// Back at the ceiling, the banner goes at the next poll.
+	rate.set(governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 10}, LiveAt: time.Now(), Ceiling: 10})
+	waitFor(t, ctx, "the banner gone at the ceiling", `document.getElementById('rate-banner').hidden &&
+		document.getElementById('queue-rate').textContent === '10/s' && !document.getElementById('rate-card').classList.contains('warn')`)
 
 	// The status filter shows the failed events, the markup one among them,
 	// as text.

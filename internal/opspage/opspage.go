@@ -4,7 +4,10 @@
 // the backlog is and how old its oldest task, the failed and dead-lettered
 // totals, the most recent events, and — for one event id — its timeline and
 // spans. It reads only the status store and, when given one, the queue's
-// stats, so it runs the same against the embedded and the GCP engines.
+// stats, so it runs the same against the embedded and the GCP engines. Given
+// the rate governor (Options.Rate), it also shows the queue's live dispatch
+// rate beside its ceiling, and a banner while the governor holds the queue
+// below the ceiling, ops paused it, or the governor stood down for ops.
 //
 // A Page has two halves: Run, a sampler that reads the totals every
 // SampleEvery into a bounded history, and Handler, which serves the page and
@@ -27,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
@@ -48,6 +52,9 @@ type Options struct {
 	// Limit returns the target's limit in events/s, drawn as the limit line;
 	// nil (or a value <= 0) draws no line.
 	Limit func() float64
+	// Rate reports the queue's live dispatch rate and what the rate
+	// governor does (*governor.Governor is one); nil shows neither.
+	Rate RateSource
 	// Spans looks up the spans of an event's trace; nil shows none.
 	Spans SpanSource
 	// TraceURL builds a link to a trace viewer (e.g. Cloud Trace) from a
@@ -59,6 +66,12 @@ type Options struct {
 	// History is how many samples are kept (the charts' width); zero means
 	// DefaultHistory.
 	History int
+}
+
+// RateSource reports the queue's live dispatch settings as the rate
+// governor last read them, and what it did about them.
+type RateSource interface {
+	Snapshot() governor.Snapshot
 }
 
 // SpanSource looks up the spans of one trace, e.g. from an in-process span
@@ -94,6 +107,9 @@ type Sample struct {
 	DeliveredPerSecond float64 `json:"delivered_per_s"`
 	// Limit is the target's limit at that moment (0: unknown).
 	Limit float64 `json:"limit"`
+	// DispatchRate is the queue's live dispatch rate at that moment, which
+	// the governor may hold below the limit (0: unknown).
+	DispatchRate float64 `json:"dispatch_rate"`
 	// Backlog, InFlight and OldestAgeSeconds are the queue's stats; zero
 	// when the page has no queue or its stats could not be read.
 	Backlog          int64   `json:"backlog"`
@@ -202,6 +218,12 @@ func (p *Page) sample(ctx context.Context, now time.Time) error {
 	}
 	cur := tallyOf(counts, now)
 	limit := p.limit()
+	var dispatchRate float64
+	if p.o.Rate != nil {
+		if snap := p.o.Rate.Snapshot(); !snap.LiveAt.IsZero() {
+			dispatchRate = snap.Live.Rate
+		}
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -215,6 +237,7 @@ func (p *Page) sample(ctx context.Context, now time.Time) error {
 	s := Sample{
 		At:               now,
 		Limit:            limit,
+		DispatchRate:     dispatchRate,
 		Backlog:          st.Backlog,
 		InFlight:         st.InFlight,
 		OldestAgeSeconds: st.OldestAge.Seconds(),

@@ -9,7 +9,7 @@
   const every = Math.max(200, Number(document.body.dataset.sampleEveryMs) || 1000);
   const TERMINAL = new Set(['delivered', 'failed', 'dead_lettered']);
   const COLORS = {
-    received: '#2563eb', delivered: '#16a34a', limit: '#dc2626',
+    received: '#2563eb', delivered: '#16a34a', limit: '#dc2626', rate: '#0891b2',
     backlog: '#7c3aed', age: '#ea580c', grid: '#eef0f3', axis: '#687385',
   };
 
@@ -172,7 +172,7 @@
       g.strokeStyle = s.color;
       g.lineWidth = s.dash ? 1.5 : 2;
       g.lineJoin = 'round';
-      g.setLineDash(s.dash ? [6, 4] : []);
+      g.setLineDash(s.dash ? (s.dots ? [2, 3] : [6, 4]) : []);
       g.beginPath();
       // a reference line (the limit) spans the whole window
       g.moveTo(s.extend ? box.l : x(opts.times[0]), y(s.values[0]));
@@ -207,6 +207,12 @@
       series.unshift({ values: limits, color: COLORS.limit, dash: true, extend: true,
         tag: now > 0 ? 'limit ' + (+now.toPrecision(4)) + '/s' : '' });
     }
+    // The queue's live dispatch rate: the governor may hold it below the
+    // limit during a 429 storm.
+    const rates = smp.map((s) => s.dispatch_rate || 0);
+    if (rates.some((v) => v > 0)) {
+      series.push({ values: rates, color: COLORS.rate, dash: true, dots: true });
+    }
     plot($('chart-rate'), { times, series });
 
     plot($('chart-backlog'), {
@@ -236,6 +242,7 @@
     setCount('total-failed', t.failed || 0);
     setCount('total-dead', t.dead_lettered || 0);
     $('limit').textContent = ov.limit > 0 ? (+ov.limit.toPrecision(4)) + '/s' : '—';
+    renderRate(ov.rate);
     $('updated').textContent = clock(ov.totals_at);
 
     const err = $('sample-error');
@@ -256,9 +263,25 @@
     }
     if (last) {
       $('rate-now').textContent = 'received ' + last.received_per_s.toFixed(1) + '/s · delivered ' +
-        last.delivered_per_s.toFixed(1) + '/s' + (last.limit > 0 ? ' · limit ' + (+last.limit.toPrecision(4)) + '/s' : '');
+        last.delivered_per_s.toFixed(1) + '/s' + (last.limit > 0 ? ' · limit ' + (+last.limit.toPrecision(4)) + '/s' : '') +
+        (last.dispatch_rate > 0 ? ' · queue rate ' + (+last.dispatch_rate.toPrecision(4)) + '/s' : '');
     }
     drawCharts();
+  }
+
+  // renderRate shows the queue's live rate beside its ceiling, and the
+  // governor's banner while it holds the queue below the ceiling.
+  function renderRate(r) {
+    const banner = $('rate-banner');
+    banner.hidden = !(r && r.banner);
+    banner.textContent = (r && r.banner) || '';
+    $('rate-card').hidden = !r;
+    $('key-rate').hidden = !r;
+    if (!r) return;
+    $('rate-card').classList.toggle('warn', !!r.holding);
+    $('queue-rate').textContent = r.live > 0 ? (+r.live.toPrecision(4)) + '/s' : '—';
+    $('queue-rate-sub').textContent = 'ceiling ' + (+(r.ceiling || 0).toPrecision(4)) + '/s · governor ' +
+      r.governor + (r.paused ? ' · paused' : '');
   }
 
   function renderEvents(list) {
