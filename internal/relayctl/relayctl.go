@@ -30,6 +30,7 @@ func commands() []command {
 		{"status", "print an event's status record", runStatus},
 		{"events", "list events by status", runEvents},
 		{"replay", "send failed or dead-lettered events again, keeping their history", runReplay},
+		{"queue", "show or change the queue's dispatch rate, pause or resume it", runQueue},
 		{"bench", "run the load benchmarks against a local stack", runBench},
 	}
 }
