@@ -58,8 +58,12 @@ deploy)
       # Remember what serves now, for rollback.
       gcloud run services describe "$s" --region "$r" --project "$PROJECT" \
         --format='value(status.traffic[0].revisionName)' > "$state/previous-$s-$r" || true
+      # Each service runs two containers (the app, named after the service,
+      # and the collector sidecar Terraform owns): --container scopes the
+      # new image to the app, so the sidecar keeps its pinned image.
       gcloud run deploy "$s" --project "$PROJECT" --region "$r" \
-        --image "$REPOSITORY/$s:$TAG" --no-traffic --tag "$revtag" --quiet
+        --no-traffic --tag "$revtag" --quiet \
+        --container "$s" --image "$REPOSITORY/$s:$TAG"
     done
   done
   ;;
