@@ -1,19 +1,18 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
-	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/sourcemock"
@@ -68,18 +67,8 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 			return Report{}, err
 		}
 	}
-	args := []string{"--target-rate", fmt.Sprint(s.limit), "--target-url", targetURL + "/graphql"}
-	gcp := env.GCP
-	if env.gcp() {
-		if gcp.Project == "" {
-			gcp.Project = "eventrelay-dev"
-		}
-		unique := fmt.Sprintf("chaos-crash-%d", time.Now().UnixNano())
-		gcp.Queue, gcp.Collection = unique, unique
-		args = append(args, "--engine", devstack.EngineGCP,
-			"--gcp-project", gcp.Project, "--gcp-queue", gcp.Queue, "--firestore-collection", gcp.Collection,
-			"--tasks-emulator", gcp.TasksEndpoint, "--tasks-oidc-issuer", gcp.OIDCIssuer)
-	}
+	gcp, args := processEngine(env, "crash")
+	args = append([]string{"--target-rate", fmt.Sprint(s.limit), "--target-url", targetURL + "/graphql"}, args...)
 	p, err := StartProcess(ctx, ProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		// The health check of the target address reaches the harness's
@@ -125,12 +114,9 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 		killed <- nil
 	}()
 
-	iss, err := devissuer.LoadOrCreate(env.DataDir)
+	token, err := devToken(env.DataDir)
 	if err != nil {
-		return Report{}, fmt.Errorf("dev issuer: %w", err)
-	}
-	token := func(context.Context) (string, error) {
-		return iss.Mint(devissuer.DefaultAudience, "chaos", devissuer.DefaultSourceEmail, time.Hour)
+		return Report{}, err
 	}
 	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
 		IngestURL: "http://" + addrs[0], Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
@@ -148,20 +134,11 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 		return Report{}, fmt.Errorf("only %d of %d crashes happened", len(crash.ids()), len(at))
 	}
 
-	st, err := openStatus(ctx, env, gcp)
+	st, err := drainAndStop(ctx, env, gcp, p, r, sum.Accepted, drainWindow(s, 0))
 	if err != nil {
 		return Report{}, err
 	}
 	defer st.Close()
-	pending, err := waitDrained(ctx, st, sum.Accepted, drainWindow(s, 0))
-	if err != nil {
-		return Report{}, fmt.Errorf("wait for the drain: %w", err)
-	}
-	r.note("drain wait ended, %d acknowledged events pending", pending)
-	if err := p.Stop(); err != nil {
-		return Report{}, err
-	}
-	r.note("stopped cleanly")
 
 	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
 	if err != nil {
@@ -239,7 +216,7 @@ func (c *crasher) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
-		buf := &bufferedAnswer{header: http.Header{}, status: http.StatusOK}
+		buf := httptest.NewRecorder()
 		next.ServeHTTP(buf, req)
 		if id, ok := firstStore(buf); ok && c.due(id) {
 			select {
@@ -249,7 +226,11 @@ func (c *crasher) wrap(next http.Handler) http.Handler {
 			}
 			return
 		}
-		buf.writeTo(w)
+		for k, v := range buf.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(buf.Code)
+		_, _ = w.Write(buf.Body.Bytes())
 	})
 }
 
@@ -267,8 +248,8 @@ func (c *crasher) due(id string) bool {
 
 // firstStore reports the event id of an answer that stored an event for
 // the first time (a receipt with duplicate false).
-func firstStore(b *bufferedAnswer) (string, bool) {
-	if b.status != http.StatusOK {
+func firstStore(b *httptest.ResponseRecorder) (string, bool) {
+	if b.Code != http.StatusOK {
 		return "", false
 	}
 	var resp struct {
@@ -279,27 +260,8 @@ func firstStore(b *bufferedAnswer) (string, bool) {
 			} `json:"receiveEvent"`
 		} `json:"data"`
 	}
-	if json.Unmarshal(b.body.Bytes(), &resp) != nil || resp.Data.ReceiveEvent == nil || resp.Data.ReceiveEvent.Duplicate {
+	if json.Unmarshal(b.Body.Bytes(), &resp) != nil || resp.Data.ReceiveEvent == nil || resp.Data.ReceiveEvent.Duplicate {
 		return "", false
 	}
 	return resp.Data.ReceiveEvent.ID, true
-}
-
-// bufferedAnswer holds an answer until the crasher decides its fate.
-type bufferedAnswer struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (b *bufferedAnswer) Header() http.Header         { return b.header }
-func (b *bufferedAnswer) Write(p []byte) (int, error) { return b.body.Write(p) }
-func (b *bufferedAnswer) WriteHeader(status int)      { b.status = status }
-
-func (b *bufferedAnswer) writeTo(w http.ResponseWriter) {
-	for k, v := range b.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(b.status)
-	_, _ = w.Write(b.body.Bytes())
 }

@@ -381,22 +381,11 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 			return Report{}, err
 		}
 	}
-	args := []string{"--target-rate", fmt.Sprint(s.limit)}
-	gcp := env.GCP
-	if env.gcp() {
-		if gcp.Project == "" {
-			gcp.Project = "eventrelay-dev"
-		}
-		unique := fmt.Sprintf("chaos-kill9-%d", time.Now().UnixNano())
-		gcp.Queue, gcp.Collection = unique, unique
-		args = append(args, "--engine", devstack.EngineGCP,
-			"--gcp-project", gcp.Project, "--gcp-queue", gcp.Queue, "--firestore-collection", gcp.Collection,
-			"--tasks-emulator", gcp.TasksEndpoint, "--tasks-oidc-issuer", gcp.OIDCIssuer)
-	}
+	gcp, args := processEngine(env, "kill9")
 	p, err := StartProcess(ctx, ProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		IngestAddr: addrs[0], TargetAddr: addrs[1], DispatcherAddr: addrs[2],
-		Args: args,
+		Args: append([]string{"--target-rate", fmt.Sprint(s.limit)}, args...),
 	})
 	if err != nil {
 		return Report{}, err
@@ -406,12 +395,9 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 			err = errors.Join(err, stopErr)
 		}
 	}()
-	iss, err := devissuer.LoadOrCreate(env.DataDir)
+	token, err := devToken(env.DataDir)
 	if err != nil {
-		return Report{}, fmt.Errorf("dev issuer: %w", err)
-	}
-	token := func(context.Context) (string, error) {
-		return iss.Mint(devissuer.DefaultAudience, "chaos", devissuer.DefaultSourceEmail, time.Hour)
+		return Report{}, err
 	}
 
 	r := newRun()
@@ -448,22 +434,11 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 		return Report{}, fmt.Errorf("kill and restart: %w", err)
 	}
 
-	// Reading the status store beside the process is what relayctl status
-	// does (SQLite WAL, or Firestore).
-	st, err := openStatus(ctx, env, gcp)
+	st, err := drainAndStop(ctx, env, gcp, p, r, sum.Accepted, drainWindow(s, 0))
 	if err != nil {
 		return Report{}, err
 	}
 	defer st.Close()
-	pending, err := waitDrained(ctx, st, sum.Accepted, drainWindow(s, 0))
-	if err != nil {
-		return Report{}, fmt.Errorf("wait for the drain: %w", err)
-	}
-	r.note("drain wait ended, %d acknowledged events pending", pending)
-	if err := p.Stop(); err != nil {
-		return Report{}, err
-	}
-	r.note("stopped cleanly")
 
 	// Reconcile from the target's file, as the next start would find it.
 	quiet := logging.WithLogger(ctx, discardLogger())
@@ -483,6 +458,57 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 	rep.Injected = fmt.Sprintf("%d x SIGKILL of relayctl dev after %v-%v up each, restarting on the same data", kills, minUp, maxUp)
 	rep.Timeline = r.notes()
 	return rep, nil
+}
+
+// processEngine returns the GCP options of a relayctl process's run (a
+// queue and collection of its own, since the emulators remember every name)
+// and the flags that select its engine.
+func processEngine(env Env, name string) (devstack.GCPOptions, []string) {
+	gcp := env.GCP
+	if !env.gcp() {
+		return gcp, nil
+	}
+	if gcp.Project == "" {
+		gcp.Project = "eventrelay-dev"
+	}
+	unique := fmt.Sprintf("chaos-%s-%d", name, time.Now().UnixNano())
+	gcp.Queue, gcp.Collection = unique, unique
+	return gcp, []string{"--engine", devstack.EngineGCP,
+		"--gcp-project", gcp.Project, "--gcp-queue", gcp.Queue, "--firestore-collection", gcp.Collection,
+		"--tasks-emulator", gcp.TasksEndpoint, "--tasks-oidc-issuer", gcp.OIDCIssuer}
+}
+
+// devToken mints the source's dev ID tokens with the issuer key a
+// relayctl process keeps in dataDir.
+func devToken(dataDir string) (func(context.Context) (string, error), error) {
+	iss, err := devissuer.LoadOrCreate(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("dev issuer: %w", err)
+	}
+	return func(context.Context) (string, error) {
+		return iss.Mint(devissuer.DefaultAudience, "chaos", devissuer.DefaultSourceEmail, time.Hour)
+	}, nil
+}
+
+// drainAndStop waits until every acknowledged id is terminal (or the window
+// closes), then stops the process cleanly. It returns the status store,
+// opened beside the process as relayctl status does (SQLite WAL, or
+// Firestore); the caller closes it.
+func drainAndStop(ctx context.Context, env Env, gcp devstack.GCPOptions, p *Process, r *run, acked []string, window time.Duration) (closingStatus, error) {
+	st, err := openStatus(ctx, env, gcp)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := waitDrained(ctx, st, acked, window)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("wait for the drain: %w", err), st.Close())
+	}
+	r.note("drain wait ended, %d acknowledged events pending", pending)
+	if err := p.Stop(); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	r.note("stopped cleanly")
+	return st, nil
 }
 
 // closingStatus is a status store the harness opened itself.
