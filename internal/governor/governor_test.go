@@ -459,3 +459,83 @@ func TestConfig(t *testing.T) {
 		t.Error("a zero Config must be on, Mode off off")
 	}
 }
+
+// fakeLease is an in-memory Lease that one test drives.
+type fakeLease struct {
+	mu       sync.Mutex
+	holder   string
+	st       State
+	released []string
+}
+
+func (l *fakeLease) Acquire(_ context.Context, holder string, _ time.Time, _ time.Duration) (State, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.holder != "" && l.holder != holder {
+		return State{}, false, nil
+	}
+	l.holder = holder
+	return l.st, true, nil
+}
+
+func (l *fakeLease) Save(_ context.Context, holder string, st State) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.holder != holder {
+		return errors.New("not the holder")
+	}
+	l.st = st
+	return nil
+}
+
+func (l *fakeLease) Release(_ context.Context, holder string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.released = append(l.released, holder)
+	if l.holder == holder {
+		l.holder = ""
+	}
+	return nil
+}
+
+func TestGovernorWithALease(t *testing.T) {
+	t.Parallel()
+	// Another instance holds the lease: this one never acts.
+	lease := &fakeLease{holder: "other", st: State{Ceiling: 10, LastRate: 4}}
+	r := newRig(t, Options{Lease: lease, Holder: "me", Partial: true}, queue.Control{Rate: 4})
+	r.window(10, 90, 0, time.Second)
+	if n := len(r.q.calls()); n != 0 {
+		t.Errorf("%d SetRate calls without the lease, want 0", n)
+	}
+	if s := r.g.Snapshot(); s.Leader {
+		t.Errorf("snapshot = %+v, want not leader", s)
+	}
+
+	// The lease comes free: this instance goes on from the stored state (the
+	// other holder's slow to 4), raising instead of standing down.
+	lease.mu.Lock()
+	lease.holder = ""
+	lease.mu.Unlock()
+	r.window(50, 0, 0, 0)
+	if diff := cmp.Diff([]setCall{{5, queue.ByGovernor}}, r.q.calls()); diff != "" {
+		t.Errorf("SetRate calls (-want +got):\n%s", diff)
+	}
+	lease.mu.Lock()
+	st := lease.st
+	lease.mu.Unlock()
+	if st.Ceiling != 10 || st.LastRate != 5 {
+		t.Errorf("state saved with the lease = %+v, want ceiling 10, last rate 5", st)
+	}
+
+	// Run gives the lease up when it stops.
+	ctx, cancel := context.WithCancel(r.ctx)
+	cancel()
+	if err := r.g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease.mu.Lock()
+	defer lease.mu.Unlock()
+	if lease.holder != "" || len(lease.released) == 0 {
+		t.Errorf("after Run: holder %q, released %v; want the lease released", lease.holder, lease.released)
+	}
+}
