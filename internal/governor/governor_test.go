@@ -54,8 +54,12 @@ func (f *fakeQueue) SetRate(_ context.Context, r float64, by string) error {
 	return nil
 }
 
-func (f *fakeQueue) Pause(context.Context, string) error  { return errors.New("the governor must not pause") }
-func (f *fakeQueue) Resume(context.Context, string) error { return errors.New("the governor must not resume") }
+func (f *fakeQueue) Pause(context.Context, string) error {
+	return errors.New("the governor must not pause")
+}
+func (f *fakeQueue) Resume(context.Context, string) error {
+	return errors.New("the governor must not resume")
+}
 
 // operator changes the rate by hand.
 func (f *fakeQueue) operator(rate float64) {
