@@ -1,11 +1,17 @@
 // Command relayctl is the operator CLI: it runs the local stack, mints dev
-// tokens, shows an event's status and lists events.
+// tokens, shows an event's status, lists and replays events, controls the
+// queue's dispatching and runs the load benchmarks.
 //
-//	relayctl dev    [--data DIR] [--target-rate N] [--source-rate N] ...
+//	relayctl dev    [--data DIR] [--target-rate N] [--source-rate N] [--target-url URL] ...
 //	relayctl token  [--data DIR]
 //	relayctl status [--data DIR] [--json] ID
 //	relayctl events [--data DIR] --status S
+//	relayctl replay [--data DIR] ID... | --status dead_lettered|failed
+//	relayctl queue  [--data DIR] show | rate N | pause | resume
 //	relayctl bench  [--out DIR]
+//
+// Every command but token and bench takes --engine gcp to work on Cloud
+// Tasks and Firestore (or their emulators) instead of the files in --data.
 package main
 
 import (
