@@ -10,7 +10,7 @@
 //	relayctl queue  [--data DIR] show | rate N | pause | resume
 //	relayctl bench  [--out DIR]
 //
-// Every command but token and bench takes --engine gcp to work on Cloud
+// Every command but token takes --engine gcp to work on Cloud
 // Tasks and Firestore (or their emulators) instead of the files in --data.
 package main
 
