@@ -12,10 +12,12 @@ import (
 	"syscall"
 
 	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/errgroup"
 
 	"eventrelay/internal/auth"
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
+	"eventrelay/internal/governor/dispatchgov"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/telemetry"
@@ -39,6 +41,7 @@ func realMain(ctx context.Context) (err error) {
 		dispatcher.Config
 		Telemetry telemetry.Config
 		Engines   engines.Config
+		Guard     dispatchgov.Config // requeue and rate governor (ADR 0010)
 	}
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
@@ -69,11 +72,19 @@ func realMain(ctx context.Context) (err error) {
 	}
 	// Only the queue's token service account may deliver tasks.
 	srv.Authenticate = auth.Middleware(verifier)
+	armed, err := dispatchgov.Arm(ctx, cfg.Engines, cfg.Guard, srv, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, armed.Close()) }()
 	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL,
 		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer)
-	return server.Serve(ctx, srv.Routes(ctx))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return armed.Run(ctx) })
+	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })
+	return g.Wait()
 }
