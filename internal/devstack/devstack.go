@@ -24,6 +24,7 @@ import (
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/event"
+	"eventrelay/internal/governor"
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
@@ -124,6 +125,10 @@ type Options struct {
 	// harness reads the truth while the services see the faults.
 	WrapQueue  func(queue.Queue) queue.Queue
 	WrapStatus func(status.Store) status.Store
+
+	// Governor configures the rate governor (ADR 0010); the zero value is
+	// on with the defaults, Mode "off" only watches.
+	Governor governor.Config
 }
 
 func (o *Options) defaults() {
@@ -202,6 +207,8 @@ type Stack struct {
 	Status StatusStore
 	Target *targetmock.Server
 	Sender *sourcemock.Sender // nil when SourceRate is 0
+	// Governor is the rate governor (nil when the engine has no controls).
+	Governor *governor.Governor
 
 	IngestURL, TargetURL, DispatcherURL string
 	QueueConfig                         queue.Config
@@ -386,6 +393,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if targetSrv != nil {
 		s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
 	}
+	s.Governor = s.startGovernor(ctx, disp, o.Governor) // before Routes: it arms the dispatcher
 	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
 	if r, ok := s.Queue.(interface{ Run(context.Context) error }); ok {
 		s.run(func() error { return r.Run(ctx) }) // the embedded engine dispatches in-process
