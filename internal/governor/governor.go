@@ -6,8 +6,8 @@
 //   - more than 20 % of the calls rate limited → slow the queue to 80 % of
 //     the rate the target accepted (multiplicative decrease), never below a
 //     floor, straight to the floor on a long Retry-After;
-//   - a window with calls and none rate limited → raise the rate by 10 % of
-//     the ceiling (additive increase), never above the ceiling: the rate ops
+//   - a window with no call rate limited → raise the rate by 10 % of the
+//     ceiling (additive increase), never above the ceiling: the rate ops
 //     gave the queue (ADR 0005);
 //   - the live rate is not the one the governor set → ops changed it: the
 //     governor adopts it as the ceiling, logs "governor stood down" and

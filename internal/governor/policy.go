@@ -145,8 +145,11 @@ type Decision struct {
 //     slow to max(Floor, min(live, accepted rate) × Decrease), or to
 //     Floor when the target asked for a Retry-After of LongRetryAfter or
 //     more; none when that is not below the live rate (at the floor);
-//  5. below the ceiling, and the window had calls and none rate limited →
-//     raise by Increase × ceiling, at most to the ceiling;
+//  5. below the ceiling and no call rate limited → raise by Increase ×
+//     ceiling, at most to the ceiling. A window without calls counts as
+//     clean only when it saw every dispatch (not Partial): the queue is
+//     idle, and an idle queue held low would only slow the next burst;
+//     one instance's empty share says nothing about the queue;
 //  6. otherwise none.
 func (p Policy) Decide(in Input) Decision {
 	live := in.Live.Rate
@@ -173,10 +176,14 @@ func (p Policy) Decide(in Input) Decision {
 			return Decision{Action: ActionNone, Reason: why + "; already at the floor " + fmtRate(p.Floor) + "/s"}
 		}
 		return Decision{Action: ActionSlow, Rate: next, Reason: why}
-	case live < in.Ceiling && !sameRate(live, in.Ceiling) && w.Attempts > 0 && w.RateLimited == 0:
+	case live < in.Ceiling && !sameRate(live, in.Ceiling) && w.RateLimited == 0 && (w.Attempts > 0 || !w.Partial):
 		next := min(in.Ceiling, roundRate(live+p.Increase*in.Ceiling))
+		calls := fmt.Sprintf("%d target calls, none rate limited", w.Attempts)
+		if w.Attempts == 0 {
+			calls = "no target calls (the queue is idle)"
+		}
 		return Decision{Action: ActionRaise, Rate: next, Reason: fmt.Sprintf(
-			"%d target calls, none rate limited: +%.0f%% of the ceiling %s/s", w.Attempts, p.Increase*100, fmtRate(in.Ceiling))}
+			"%s: +%.0f%% of the ceiling %s/s", calls, p.Increase*100, fmtRate(in.Ceiling))}
 	case w.Attempts == 0:
 		return Decision{Action: ActionNone, Reason: "no target calls to judge"}
 	case share > p.Threshold:

@@ -95,8 +95,18 @@ func TestDecide(t *testing.T) {
 			want: Decision{Action: ActionNone}, reasonHas: "holding 5/s",
 		},
 		{
-			name: "no calls: no evidence to raise on",
+			name: "an idle queue is raised: nothing was refused",
 			in:   Input{Window: Window{Span: ten}, Live: live(5), Ceiling: 10, LastRate: 5, Now: now},
+			want: Decision{Action: ActionRaise, Rate: 6}, reasonHas: "idle",
+		},
+		{
+			name: "one instance's empty share is no evidence to raise on",
+			in:   Input{Window: Window{Span: ten, Partial: true}, Live: live(5), Ceiling: 10, LastRate: 5, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "no target calls",
+		},
+		{
+			name: "an idle queue at the ceiling stays",
+			in:   Input{Window: Window{Span: ten}, Live: live(10), Ceiling: 10, Now: now},
 			want: Decision{Action: ActionNone}, reasonHas: "no target calls",
 		},
 		{
