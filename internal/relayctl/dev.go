@@ -201,12 +201,16 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 	if _, err := stack.Queue.Stats(ctx); errors.Is(err, cloudtasksqueue.ErrNoStats) {
 		stats = nil // the emulator has no queue stats: the page says so instead of failing each second
 	}
-	page, err := opspage.New(opspage.Options{
+	opts := opspage.Options{
 		Store: stack.Status,
 		Queue: stats,
 		Limit: func() float64 { return limit },
 		Spans: recordedSpans{spans},
-	})
+	}
+	if stack.Governor != nil { // a nil *Governor in the interface would not be nil
+		opts.Rate = stack.Governor
+	}
+	page, err := opspage.New(opts)
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)
 	}
