@@ -271,3 +271,73 @@ func TestObserverSeesEveryTargetCall(t *testing.T) {
 		t.Errorf("observed (-want +got):\n%s", diff)
 	}
 }
+
+// The status store failing on the last attempt must not spend the event's
+// budget: the queue would drop the task on a 503, leaving a record nobody
+// can finish. The event is carried on in a new task instead.
+func TestStoreOutageOnTheLastAttemptIsRequeued(t *testing.T) {
+	t.Parallel()
+	const id = "ev-1"
+	cases := []struct {
+		name       string
+		retryCount int
+		getErr     error
+		failApply  status.Status // Apply to this status fails
+		queueErr   error
+		wantCode   int
+		wantTasks  int
+		wantCalls  int // target calls
+	}{
+		{name: "read fails on the last attempt", retryCount: testMaxTries - 1, getErr: errors.New("store down"),
+			wantCode: http.StatusOK, wantTasks: 1},
+		{name: "delivering write fails on the last attempt", retryCount: testMaxTries - 1, failApply: status.Delivering,
+			wantCode: http.StatusOK, wantTasks: 1},
+		{name: "outcome write fails on the last attempt", retryCount: testMaxTries - 1, failApply: status.Delivered,
+			wantCode: http.StatusOK, wantTasks: 1, wantCalls: 1},
+		{name: "read fails before the last attempt: the queue retries", retryCount: testMaxTries - 2, getErr: errors.New("store down"),
+			wantCode: http.StatusServiceUnavailable},
+		{name: "the requeue fails too: 503 is all that is left", retryCount: testMaxTries - 1, getErr: errors.New("store down"),
+			queueErr: errors.New("queue down"), wantCode: http.StatusServiceUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			q := &recordingQueue{err: tc.queueErr}
+			h := newHarness(t, respond(200, nil, receiptBody(id, false)), withRequeue(q, nil))
+			h.store.getErr = tc.getErr
+			if tc.failApply != "" {
+				h.store.beforeApply = func(_ string, u status.Update) error {
+					if u.Status == tc.failApply {
+						return errors.New("write timeout")
+					}
+					return nil
+				}
+			}
+
+			got := h.deliver(t, task{body: eventJSON(id), retryCount: tc.retryCount, taskName: queue.TaskName(id)})
+			if got.code != tc.wantCode {
+				t.Errorf("answer = %d %v, want %d", got.code, got.body, tc.wantCode)
+			}
+			tasks := q.enqueued()
+			if len(tasks) != tc.wantTasks {
+				t.Fatalf("%d tasks enqueued, want %d", len(tasks), tc.wantTasks)
+			}
+			if n := len(h.target.seen()); n != tc.wantCalls {
+				t.Errorf("target saw %d calls, want %d", n, tc.wantCalls)
+			}
+			if tc.wantTasks == 0 {
+				return
+			}
+			if want := queue.TaskName(id) + "-q1"; tasks[0].Name != want || got.body["task"] != want || got.body["outcome"] != outcomeRequeued {
+				t.Errorf("requeued as %q, answered %v; want task %s, outcome %s", tasks[0].Name, got.body, want, outcomeRequeued)
+			}
+			ev, err := event.Parse(tasks[0].Body)
+			if err != nil || ev.ID != id {
+				t.Errorf("requeued body = %s (%v), want event %s", tasks[0].Body, err, id)
+			}
+			if tasks[0].NotBefore.IsZero() {
+				t.Error("requeued task has no NotBefore: it would be retried at once while the store is down")
+			}
+		})
+	}
+}

@@ -50,6 +50,10 @@ const outcomeRequeued = "requeued"
 // reasonRequeued is the record's reason after such a requeue.
 const reasonRequeued = "requeued: rate limited on the last attempt"
 
+// reasonStoreRequeued explains a requeue because the status store failed on
+// the last attempt (nothing is recorded: the store is what failed).
+const reasonStoreRequeued = "requeued: status store unavailable on the last attempt"
+
 // requeueTimeout bounds the enqueue of a requeue. It runs even when the
 // queue has stopped waiting: on the last attempt nobody else will.
 const requeueTimeout = 10 * time.Second
@@ -162,7 +166,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	case errors.Is(err, status.ErrNotFound):
 		// Ingest's best-effort create never landed: Apply creates the record.
 	case err != nil:
-		s.storeUnavailable(ctx, a, "read status: "+err.Error())
+		s.storeUnavailable(ctx, a, ev, "read status: "+err.Error())
 		return
 	case rec.Status.Terminal():
 		s.skip(ctx, a, ev.ID, rec.Status, "already "+string(rec.Status))
@@ -178,7 +182,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		s.skip(ctx, a, ev.ID, "", "finished by another delivery: "+err.Error())
 		return
 	case err != nil:
-		s.storeUnavailable(ctx, a, "record delivering: "+err.Error())
+		s.storeUnavailable(ctx, a, ev, "record delivering: "+err.Error())
 		return
 	}
 
@@ -258,7 +262,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 		// The target's verdict is final but not recorded. Retrying is safe
 		// (the target is idempotent on the id and gets it as the
 		// Idempotency-Key) and the next attempt records the verdict.
-		s.storeUnavailable(ctx, a, fmt.Sprintf("record %s: %v", dec.to, err))
+		s.storeUnavailable(ctx, a, ev, fmt.Sprintf("record %s: %v", dec.to, err))
 		return
 	case err != nil:
 		// The queue retries anyway; only this attempt's entry is lost.
@@ -435,10 +439,30 @@ func (s *Server) skip(ctx context.Context, a *attempt, id string, st status.Stat
 
 // storeUnavailable answers 503 so that the queue retries once the status
 // store is back.
-func (s *Server) storeUnavailable(ctx context.Context, a *attempt, reason string) {
-	a.log.ErrorContext(ctx, "status store unavailable; asking the queue to retry", "reason", reason)
+func (s *Server) storeUnavailable(ctx context.Context, a *attempt, ev event.Event, reason string) {
 	a.end(codes.Error, reason)
 	s.metrics.attempt(ctx, status.OutcomeRetryable)
+	// On what may be the task's last attempt, a 503 would not make the
+	// queue retry: it drops the task, and the record, which we cannot
+	// write, would stay non-terminal with nothing left to deliver the event
+	// (ADR 0008). Our own store's outage must not spend the event's budget,
+	// so carry the event on in a new task, as for a rate limit. The record
+	// is unreadable here, so MaxRetryDuration cannot be judged: the attempt
+	// count alone decides, and a requeue the queue did not need costs one
+	// skipped or duplicate delivery, never a second side effect.
+	if s.Requeue != nil && s.cfg.Retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.cfg.Retry.MaxAttempts {
+		t, err := s.requeue(ctx, a, ev, Outcome{})
+		if err == nil {
+			s.metrics.requeues.Add(ctx, 1)
+			a.log.WarnContext(ctx, "event requeued: status store unavailable on the last attempt", "reason", reason,
+				"attempt", a.d.retryCount+1, "new_task", t.Name, "not_before", t.NotBefore.UTC().Format(time.RFC3339Nano))
+			serving.WriteJSON(a.w, http.StatusOK, taskResponse{EventID: ev.ID, Outcome: outcomeRequeued, Reason: reasonStoreRequeued + ": " + reason, Task: t.Name})
+			return
+		}
+		a.log.ErrorContext(ctx, "event not requeued after the status store failed on its last attempt; the queue will drop the task",
+			"reason", reason, "error", err.Error())
+	}
+	a.log.ErrorContext(ctx, "status store unavailable; asking the queue to retry", "reason", reason)
 	serving.WriteProblem(a.w, http.StatusServiceUnavailable, "status-unavailable", "Status store unavailable", "", nil)
 }
 
