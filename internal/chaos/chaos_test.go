@@ -246,7 +246,7 @@ func check(t *testing.T, scenario string, r chaos.Report) {
 		if r.DeadLetteredRateLimitedOnly != 0 {
 			t.Errorf("%d events dead-lettered although rate limiting was their only failure", r.DeadLetteredRateLimitedOnly)
 		}
-	case "status-down", "status-slow":
+	case "status-down", "status-down-budget", "status-slow":
 		if r.InjectedFaults == 0 {
 			t.Error("no status read or write met the injected fault")
 		}

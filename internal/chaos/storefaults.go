@@ -31,11 +31,11 @@ func storeFaultLength(env Env) time.Duration {
 // ingest keeps answering 202; the dispatcher answers 503 and the queue
 // retries, and a delivery whose outcome could not be recorded is retried
 // into a duplicate call with no second side effect.
-func statusFault(mode faultMode, delay time.Duration) func(ctx context.Context, env Env) (Report, error) {
-	name := "status-down"
-	if mode == faultSlow {
-		name = "status-slow"
-	}
+//
+// With maxAttempts > 0 the queue's retry budget is cut to that many
+// attempts, so the outage outlasts it: the dispatcher must then carry each
+// event on in a new task rather than let the queue drop it (ADR 0008).
+func statusFault(name string, mode faultMode, delay time.Duration, maxAttempts int) func(ctx context.Context, env Env) (Report, error) {
 	return func(ctx context.Context, env Env) (Report, error) {
 		s := burstSizes(env)
 		length := storeFaultLength(env)
@@ -44,11 +44,17 @@ func statusFault(mode faultMode, delay time.Duration) func(ctx context.Context, 
 		if mode == faultSlow {
 			injects = fmt.Sprintf("every status read and write takes %v longer for %v, from 1 s into the burst", delay, length)
 		}
+		var retry queue.RetryConfig
+		if maxAttempts > 0 {
+			retry = queue.RetryConfig{MaxAttempts: maxAttempts, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxDoublings: 3}
+			injects += fmt.Sprintf(", with a budget of %d attempts per task", maxAttempts)
+		}
 		rep, err := onStack(ctx, env, stackPlan{
 			name:    name,
 			injects: injects,
 			opts: devstack.Options{
 				TargetRate: s.limit,
+				Retry:      retry,
 				WrapStatus: func(st status.Store) status.Store { return faultyStatus{Store: st, f: f} },
 			},
 			load: burstLoad(s),
