@@ -195,12 +195,20 @@ resource "google_project_iam_member" "project" {
 
 # ---------------------------------------------------------------- resource-scoped grants
 
-# ingest creates tasks whose OIDC token is signed as tasks_invoker: it must
-# be allowed to act as that account, and nothing else may.
+# ingest creates tasks whose OIDC token is signed as tasks_invoker, and so
+# does the dispatcher when it requeues an event on its last attempt (ADR
+# 0008, ADR 0010): both must be allowed to act as that account, and nothing
+# else may.
 resource "google_service_account_iam_member" "ingest_acts_as_tasks_invoker" {
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.runtime["ingest"].email}"
+}
+
+resource "google_service_account_iam_member" "dispatcher_acts_as_tasks_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.runtime["dispatcher"].email}"
 }
 
 # Deploying a revision that runs as an account requires actAs on it.

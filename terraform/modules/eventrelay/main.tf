@@ -152,6 +152,7 @@ module "region" {
   dispatcher_service_account    = google_service_account.runtime["dispatcher"].email
   tasks_invoker_service_account = google_service_account.tasks_invoker.email
   deployer_service_account      = google_service_account.build.email
+  project_number                = data.google_project.this.number
 
   # Keys are known at plan time; the emails of new accounts are not.
   ingest_invokers = merge(

@@ -74,6 +74,13 @@ locals {
       TARGET_URL          = var.target_url
       TARGET_TIMEOUT      = "${var.target_timeout_seconds}s"
       QUEUE_GOVERNOR      = var.governor_enabled ? "on" : "off"
+      # Requeue (a last attempt rate limited, or the status store down on
+      # it) and the governor enqueue into the same queue as ingest, as the
+      # same tasks identity. module.dispatcher.uri would be a cycle: Cloud
+      # Run's deterministic URL is used instead.
+      DISPATCH_URL          = "https://dispatcher-${var.project_number}.${var.region}.run.app/tasks/events"
+      DISPATCH_AUDIENCE     = var.dispatcher_audience
+      TASKS_SERVICE_ACCOUNT = var.tasks_invoker_service_account
     },
     var.extra_env.dispatcher,
   )
@@ -126,6 +133,16 @@ resource "google_cloud_tasks_queue_iam_member" "ingest_enqueues" {
   name     = google_cloud_tasks_queue.events.name
   role     = "roles/cloudtasks.enqueuer"
   member   = "serviceAccount:${var.ingest_service_account}"
+}
+
+# The dispatcher requeues an event whose last attempt was rate limited or
+# met a status store outage (ADR 0008, ADR 0010) into this queue.
+resource "google_cloud_tasks_queue_iam_member" "dispatcher_requeues" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.events.location
+  name     = google_cloud_tasks_queue.events.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${var.dispatcher_service_account}"
 }
 
 # Backlog and oldest-task age (eventrelay.queue.backlog, .oldest_age) are

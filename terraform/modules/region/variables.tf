@@ -54,6 +54,11 @@ variable "tasks_invoker_service_account" {
   description = "Email of the account Cloud Tasks signs task OIDC tokens as: the dispatcher's only invoker."
 }
 
+variable "project_number" {
+  type        = string
+  description = "The project's number: Cloud Run's deterministic service URL (https://NAME-NUMBER.REGION.run.app) is built from it, so the dispatcher can know its own task URL without depending on itself."
+}
+
 variable "deployer_service_account" {
   type        = string
   description = "Email of the pipeline's account, which deploys revisions and shifts traffic."
