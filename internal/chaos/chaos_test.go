@@ -243,8 +243,21 @@ func check(t *testing.T, scenario string, r chaos.Report) {
 		if r.RateLimitedCalls == 0 {
 			t.Error("no target call was rate limited: the storm did not happen")
 		}
-		if r.DeadLetteredRateLimitedOnly != 0 {
-			t.Errorf("%d events dead-lettered although rate limiting was their only failure", r.DeadLetteredRateLimitedOnly)
+		if r.DeadLetteredRateLimitedOnly != 0 || r.DeadLettered != 0 {
+			t.Errorf("%d events dead-lettered (%d of them only rate limited): a storm must dead-letter none",
+				r.DeadLettered, r.DeadLetteredRateLimitedOnly)
+		}
+		if r.Engine == devstack.EngineEmbedded {
+			// The governor acts on the embedded queue (the emulator cannot
+			// change a rate): it slowed the queue during the storm and
+			// raised it back to the ceiling after.
+			if countPrefix(r.Timeline, "governor slow") == 0 {
+				t.Error("the rate governor never slowed the queue during the storm")
+			}
+			if r.GovernorFinalRate != r.GovernorCeiling || r.GovernorCeiling == 0 {
+				t.Errorf("after the storm the queue's rate is %v of a %v ceiling: the governor did not raise it back",
+					r.GovernorFinalRate, r.GovernorCeiling)
+			}
 		}
 	case "status-down", "status-down-budget", "status-slow":
 		if r.InjectedFaults == 0 {

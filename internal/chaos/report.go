@@ -111,6 +111,15 @@ type Report struct {
 	// MaxAttempts is the most delivery attempts one acknowledged event's
 	// record holds.
 	MaxAttempts int `json:"max_attempts"`
+	// Requeued counts acknowledged events the dispatcher carried on in a
+	// new task on a last attempt (rate limited, or the status store down
+	// when it could still record it), from the status records.
+	Requeued int `json:"requeued"`
+	// GovernorCeiling and GovernorFinalRate are the rate governor's ceiling
+	// and the queue's live rate once the backlog drained (0: no governor,
+	// or a scenario that does not look).
+	GovernorCeiling   float64 `json:"governor_ceiling,omitempty"`
+	GovernorFinalRate float64 `json:"governor_final_rate,omitempty"`
 	// DeadLetteredRateLimitedOnly counts dead-lettered events whose every
 	// failed attempt was rate limited (the 429 storm's acceptance: 0).
 	DeadLetteredRateLimitedOnly int `json:"dead_lettered_rate_limited_only"`
@@ -249,6 +258,9 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 			continue
 		}
 		r.MaxAttempts = max(r.MaxAttempts, deliveryAttempts(rec))
+		if requeued(rec) {
+			r.Requeued++
+		}
 		if rec.UpdatedAt.After(lastTerminal) {
 			lastTerminal = rec.UpdatedAt
 		}
@@ -320,6 +332,17 @@ func deliveryAttempts(rec status.Record) int {
 		}
 	}
 	return n
+}
+
+// requeued reports whether the dispatcher carried rec's event on in a new
+// task on some last attempt (it notes the new task in that attempt).
+func requeued(rec status.Record) bool {
+	for _, a := range rec.Attempts {
+		if strings.Contains(a.Error, "; requeued as task ") {
+			return true
+		}
+	}
+	return false
 }
 
 // rateLimitedOnly reports whether every failed attempt of a dead-lettered

@@ -11,7 +11,9 @@ import (
 
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/devstack"
+	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status/firestorestatus"
 	"eventrelay/internal/status/sqlitestatus"
@@ -166,6 +168,9 @@ type stackPlan struct {
 	// inject runs beside the load from its start and returns once every
 	// fault it injected is lifted.
 	inject func(ctx context.Context, s *devstack.Stack, r *run) error
+	// after, when set, runs once the drain wait ended, before the
+	// reconciliation, with the stack still running.
+	after  func(ctx context.Context, s *devstack.Stack, r *run)
 	window time.Duration
 }
 
@@ -217,6 +222,9 @@ func onStack(ctx context.Context, env Env, p stackPlan) (_ Report, err error) {
 		return Report{}, fmt.Errorf("wait for the drain: %w", err)
 	}
 	r.note("drain wait ended, %d acknowledged events pending", pending)
+	if p.after != nil {
+		p.after(ctx, stack, r)
+	}
 
 	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: stack.Target, Status: stack.Status})
 	if err != nil {
@@ -307,7 +315,12 @@ func targetOutage(ctx context.Context, env Env) (Report, error) {
 }
 
 // storm cuts the target's limit to a tenth of the queue's rate for a
-// while: most calls are answered rate limited, in the given mode.
+// while: most calls are answered rate limited, in the given mode. The
+// queue's retry budget is cut to stormAttempts so that events do reach
+// their last attempt during the storm: the dispatcher must requeue them,
+// never dead-letter them (ADR 0010). The rate governor judges 2 s windows
+// so that it acts within the reduced 5 s storm; the harness notes each of
+// its decisions and the live rate once the backlog drained.
 func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Report, error) {
 	name := "storm-429"
 	if mode == targetmock.ModeGraphQL {
@@ -317,12 +330,21 @@ func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Re
 		s := burstSizes(env)
 		length := faultLength(env)
 		const burst = 5
-		return onStack(ctx, env, stackPlan{
+		var (
+			final     governor.Snapshot
+			stopWatch = func() {}
+		)
+		rep, err := onStack(ctx, env, stackPlan{
 			name:    name,
-			injects: fmt.Sprintf("target limit cut from %.4g/s to %.4g/s for %v, from 1 s into the burst (%s rate limiting)", s.limit, s.limit/10, length, mode),
-			opts:    devstack.Options{TargetRate: s.limit, TargetBurst: burst, TargetMode: string(mode)},
-			load:    burstLoad(s),
+			injects: fmt.Sprintf("target limit cut from %.4g/s to %.4g/s for %v, from 1 s into the burst (%s rate limiting); %d attempts per task", s.limit, s.limit/10, length, mode, stormAttempts),
+			opts: devstack.Options{
+				TargetRate: s.limit, TargetBurst: burst, TargetMode: string(mode),
+				Retry:    queue.RetryConfig{MaxAttempts: stormAttempts, MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxDoublings: 5},
+				Governor: governor.Config{Window: 2 * time.Second, MinAttempts: 2},
+			},
+			load: burstLoad(s),
 			inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+				stopWatch = watchGovernor(ctx, st.Governor, r) // until after the drain
 				if !sleep(ctx, time.Second) {
 					return ctx.Err()
 				}
@@ -334,9 +356,54 @@ func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Re
 				r.note("target limit back to %.4g/s", s.limit)
 				return st.Target.SetRate(s.limit, burst)
 			},
+			after: func(_ context.Context, st *devstack.Stack, r *run) {
+				defer stopWatch()
+				if st.Governor == nil {
+					return
+				}
+				// The queue is idle now: give the governor the windows it
+				// needs to raise the rate back to the ceiling.
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					final = st.Governor.Snapshot()
+					if !final.Holding || time.Now().After(deadline) || !sleep(ctx, 500*time.Millisecond) {
+						break
+					}
+				}
+				r.note("after the drain: live rate %.4g/s of %.4g/s, governor holding=%v", final.Live.Rate, final.Ceiling, final.Holding)
+			},
 			window: drainWindow(s, length),
 		})
+		rep.GovernorCeiling, rep.GovernorFinalRate = final.Ceiling, final.Live.Rate
+		return rep, err
 	}
+}
+
+// stormAttempts is the retry budget per task in the storm scenarios.
+const stormAttempts = 3
+
+// watchGovernor notes every decision the governor acts on until stopped.
+func watchGovernor(ctx context.Context, g *governor.Governor, r *run) (stop func()) {
+	if g == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var last time.Time
+		for {
+			sn := g.Snapshot()
+			if !sn.ActedAt.IsZero() && sn.ActedAt != last {
+				last = sn.ActedAt
+				r.note("governor %s to %.4g/s: %s", sn.Acted.Action, sn.Acted.Rate, sn.Acted.Reason)
+			}
+			if !sleep(ctx, 100*time.Millisecond) {
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func overload(ctx context.Context, env Env) (Report, error) {
