@@ -92,6 +92,9 @@ type Governor struct {
 	taken    time.Time
 	snap     Snapshot
 	failing  bool // the last Control read failed (log once per run of failures)
+	// leaseUntil is when the lease this governor last took expires: it
+	// leads only until then (zero: it holds none).
+	leaseUntil time.Time
 
 	actions metric.Int64Counter
 	acts    map[Action]metric.AddOption
@@ -188,6 +191,9 @@ func (g *Governor) Run(ctx context.Context) error {
 		"ceiling", g.o.Ceiling, "hold", g.cfg.Hold.String(), "lease", g.o.Lease != nil)
 	defer func() {
 		if g.o.Lease != nil {
+			g.mu.Lock()
+			g.leaseUntil = time.Time{} // a stopped governor leads nothing
+			g.mu.Unlock()
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
 			defer cancel()
 			if err := g.o.Lease.Release(rctx, g.o.Holder); err != nil {
@@ -224,9 +230,13 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		case !held:
 			g.mu.Lock()
 			g.snap.Leader, g.snap.Window, g.snap.Last = false, g.cfg.Window, w
+			g.leaseUntil = time.Time{}
 			g.mu.Unlock()
 			return
 		}
+		g.mu.Lock()
+		g.leaseUntil = now.Add(g.leaseTTL())
+		g.mu.Unlock()
 		g.adopt(st)
 	}
 
@@ -377,11 +387,18 @@ type Snapshot struct {
 	Err string `json:"error,omitempty"`
 }
 
-// Snapshot returns the governor's current view.
+// Snapshot returns the governor's current view. With a lease, Leader holds
+// only until the lease it last took expires: a governor that could not
+// renew in time (slow, failing, stopped) no longer claims to lead, so at
+// any moment at most one instance does.
 func (g *Governor) Snapshot() Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.snap
+	s := g.snap
+	if g.o.Lease != nil && !g.o.now().Before(g.leaseUntil) {
+		s.Leader = false
+	}
+	return s
 }
 
 // Close unregisters the gauges.

@@ -12,6 +12,7 @@ import (
 
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
+	"eventrelay/internal/governor"
 	"eventrelay/internal/governor/dispatchgov"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
@@ -93,8 +94,7 @@ func TestArmEmbedded(t *testing.T) {
 		t.Errorf("Enqueue: %v", err)
 	}
 	// One look at the queue: the configured rate is the ceiling.
-	runFirstLook(t, a)
-	if s := a.Governor.Snapshot(); s.Ceiling != 25 || !s.Leader || !s.Enabled {
+	if s := runFirstLook(t, a); s.Ceiling != 25 || !s.Leader || !s.Enabled {
 		t.Errorf("snapshot = %+v, want the configured 25/s as ceiling, leading, on", s)
 	}
 }
@@ -155,21 +155,25 @@ func TestArmCloudTasks(t *testing.T) {
 	if a.Governor == nil || srv.Requeue == nil || srv.Observer == nil {
 		t.Fatalf("armed: governor %v, requeue %v, observer %v; want all set", a.Governor, srv.Requeue, srv.Observer)
 	}
-	runFirstLook(t, a)
-	if s := a.Governor.Snapshot(); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 {
+	if s := runFirstLook(t, a); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 {
 		t.Errorf("snapshot = %+v, want the lease held and the live 7/s as ceiling", s)
+	}
+	if a.Governor.Snapshot().Leader {
+		t.Error("the stopped governor still claims the lease")
 	}
 }
 
 // runFirstLook runs the governor until it has read the queue once (or
-// failed to), then stops it.
-func runFirstLook(t *testing.T, a *dispatchgov.Armed) {
+// failed to), then stops it. It returns the snapshot taken while the
+// governor ran (a stopped governor no longer claims the lease).
+func runFirstLook(t *testing.T, a *dispatchgov.Armed) governor.Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	var s governor.Snapshot
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if s := a.Governor.Snapshot(); !s.LiveAt.IsZero() || s.Err != "" {
+		if s = a.Governor.Snapshot(); !s.LiveAt.IsZero() || s.Err != "" {
 			break
 		}
 	}
@@ -177,7 +181,8 @@ func runFirstLook(t *testing.T, a *dispatchgov.Armed) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if s := a.Governor.Snapshot(); s.Err != "" {
+	if s.Err != "" {
 		t.Fatalf("the governor's first look failed: %s", s.Err)
 	}
+	return s
 }
