@@ -385,6 +385,11 @@ func testRetries(t *testing.T, h Harness) {
 			n := name(t, 0)
 			enqueue(t, q, queue.Task{Name: n, Body: body(n)})
 			waitFor(t, "the successful attempt", func() bool { return succeeded(tg.deliveries())[n] })
+			// A timed-out attempt's handler returns only once the server
+			// notices the queue hung up, which can come after the next
+			// attempt succeeded: wait until every attempt that arrived is
+			// answered, or it would be missing from the list.
+			waitFor(t, "every attempt answered", func() bool { return len(tg.deliveries()) == tg.arrived() })
 			ds := byName(tg.deliveries(), n)
 			var retries, execs []string
 			for _, d := range ds {
