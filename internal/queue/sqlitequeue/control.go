@@ -202,6 +202,39 @@ func (q *Queue) recordConfiguredRate(ctx context.Context) error {
 	return nil
 }
 
+// ByConfig names the owner's configuration in the control row, when Run
+// drops a rate the governor had set at or above the configured rate.
+const ByConfig = "config"
+
+// capGovernorRate runs in the owner (Run): a rate the governor persisted
+// (it holds a queue slowed across a restart, ADR 0010) at or above the
+// configured rate is dropped for the configured one. The governor never
+// goes above its ceiling, and on this engine the ceiling is the configured
+// rate: a lower --target-rate / QUEUE_MAX_DISPATCHES_PER_SECOND at this
+// start must win over the rate the last run's governor had raised back
+// to. A rate set by an operator is left alone (ops have the last word).
+func (q *Queue) capGovernorRate(ctx context.Context) error {
+	row, err := q.readControl(ctx, q.wdb)
+	if err != nil {
+		return err
+	}
+	if row.by != queue.ByGovernor || !row.rate.Valid || row.rate.Float64 < q.cfg.MaxDispatchesPerSecond {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	var next controlRow
+	err = q.wdb.QueryRowContext(ctx, `update sqlitequeue_control
+		set rate = null, by = ?, at = ?, version = version + 1 where id = 1
+		returning rate, configured_rate, paused, by, at, version`, ByConfig, time.Now().UnixNano()).
+		Scan(&next.rate, &next.configuredRate, &next.paused, &next.by, &next.at, &next.version)
+	if err != nil {
+		return fmt.Errorf("drop the governor's rate for the configured one: %w", err)
+	}
+	q.applyControl(ctx, next)
+	return nil
+}
+
 // controlLoop applies changes to the control row made by other processes
 // every ControlPollInterval until ctx ends.
 func (q *Queue) controlLoop(ctx context.Context) {

@@ -201,3 +201,51 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 		}
 	}
 }
+
+// TestControl_configuredRateCapsTheGovernors: a rate the governor persisted
+// at or above this start's configured rate gives way to the configured one
+// (a lower --target-rate must win); one below it (a queue still slowed)
+// and an operator's rate are kept.
+func TestControl_configuredRateCapsTheGovernors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		persisted float64
+		by        string
+		wantRate  float64
+		wantBy    string
+	}{
+		{name: "governor at the old, higher ceiling", persisted: 50, by: queue.ByGovernor, wantRate: 10, wantBy: sqlitequeue.ByConfig},
+		{name: "governor at this ceiling", persisted: 10, by: queue.ByGovernor, wantRate: 10, wantBy: sqlitequeue.ByConfig},
+		{name: "governor still slowing", persisted: 4, by: queue.ByGovernor, wantRate: 4, wantBy: queue.ByGovernor},
+		{name: "operator above the configured rate", persisted: 50, by: queue.ByOperator, wantRate: 50, wantBy: queue.ByOperator},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tg := newOKTarget(t, nil)
+			path := filepath.Join(t.TempDir(), "queue.db")
+			cfg := config()
+			cfg.MaxDispatchesPerSecond = 100
+			o := sqlitequeue.Options{Path: path, Config: cfg, Target: tg.srv.URL}
+			ctx := testContext(t)
+			q, err := sqlitequeue.New(ctx, o)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if err := q.SetRate(ctx, tc.persisted, tc.by); err != nil {
+				t.Fatalf("SetRate: %v", err)
+			}
+			if err := q.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+
+			o.Config.MaxDispatchesPerSecond = 10 // this start's configured rate
+			q, _ = runLogged(t, o)
+			waitFor(t, "Run to apply the start-up settings", func() bool {
+				c := controlOf(t, q)
+				return c.Rate == tc.wantRate && c.By == tc.wantBy
+			})
+		})
+	}
+}

@@ -58,6 +58,11 @@ func (q *Queue) Run(ctx context.Context) error {
 		// Only another process's Control is the poorer for it.
 		log.Warn("queue: could not record the configured rate for relayctl queue show", "error", err)
 	}
+	if err := q.capGovernorRate(ctx); err != nil && ctx.Err() == nil {
+		// The queue then runs at the rate the last run's governor set,
+		// which was at most that run's configured rate.
+		log.Warn("queue: could not replace the governor's persisted rate with the configured one", "error", err)
+	}
 
 	dctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
