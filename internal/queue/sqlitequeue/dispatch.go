@@ -48,7 +48,10 @@ func (q *Queue) Run(ctx context.Context) error {
 	log := logging.FromContext(ctx)
 
 	n, err := q.releaseLeases(ctx)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil // stopped before it started: nothing was dispatched
+	case err != nil:
 		return fmt.Errorf("sqlitequeue: release leases: %w", err)
 	}
 	if n > 0 {
