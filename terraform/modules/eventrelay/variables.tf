@@ -378,9 +378,15 @@ variable "otel_collector" {
   })
   description = "The OpenTelemetry Collector sidecar of every Cloud Run service (ADR 0009, docs/observability.md): the Google-built Collector image pinned to a version tag or digest (Terraform owns it; change it here to upgrade), and the sidecar's own CPU and memory limits, which come on top of each service's."
   default = {
-    image  = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.143.0"
-    cpu    = "0.5"
-    memory = "256Mi"
+    image = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.143.0"
+    # A whole vCPU: Cloud Run accepts less than 1 vCPU only with concurrency
+    # 1, request-based billing and the first generation execution
+    # environment (https://cloud.google.com/run/docs/configuring/services/cpu),
+    # and every service here runs gen2 with concurrency > 1. 512Mi is the
+    # second generation's minimum
+    # (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+    cpu    = "1"
+    memory = "512Mi"
   }
 
   validation {
@@ -389,13 +395,15 @@ variable "otel_collector" {
   }
 
   validation {
-    condition     = try(tonumber(var.otel_collector.cpu) >= 0.08 && tonumber(var.otel_collector.cpu) <= 1, false)
-    error_message = "otel_collector.cpu must be a number of vCPUs between 0.08 and 1 (e.g. \"0.5\")."
+    condition     = contains(["1", "2", "4", "6", "8"], var.otel_collector.cpu)
+    error_message = "otel_collector.cpu must be 1, 2, 4, 6 or 8: Cloud Run refuses a fractional vCPU on a second generation service with concurrency > 1 or CPU always allocated."
   }
 
   validation {
-    condition     = can(regex("^[0-9]+Mi$", var.otel_collector.memory)) && try(tonumber(trimsuffix(var.otel_collector.memory, "Mi")) >= 128, false)
-    error_message = "otel_collector.memory must be at least 128Mi, written in Mi."
+    condition = can(regex("^[0-9]+(Mi|Gi)$", var.otel_collector.memory)) && try(
+      (endswith(var.otel_collector.memory, "Gi") ? tonumber(trimsuffix(var.otel_collector.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.otel_collector.memory, "Mi"))) >= 512,
+    false)
+    error_message = "otel_collector.memory must be at least 512Mi (the second generation execution environment's minimum), written in Mi or Gi."
   }
 }
 

@@ -147,6 +147,24 @@ resource "google_cloud_run_v2_service" "this" {
     # so a burst costs telemetry, never the instance. No liveness probe on
     # purpose: a stuck collector must not restart an instance that serves
     # requests (ADR 0009: telemetry is best effort).
+    #
+    # Its CPU is a whole vCPU (variables.tf validates 1, 2, 4, 6 or 8):
+    # Cloud Run enforces, for less than 1 vCPU, maximum concurrency 1,
+    # request-based billing and the first generation execution environment
+    # (https://cloud.google.com/run/docs/configuring/services/cpu; the API
+    # accepts concurrency 1 only below 1 vCPU:
+    # https://github.com/hashicorp/terraform-provider-google/issues/13361).
+    # These services run gen2 with concurrency > 1, and ingest and
+    # targetmock with instance-based billing, so a fractional sidecar would
+    # fail the deploy. Memory: at least 512 MiB, the second generation's
+    # minimum (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+    # cpu_idle and startup_cpu_boost are the same on both containers: CPU is
+    # allocated for the instance's lifetime or only during requests, a
+    # setting of the instance, not of one container
+    # (https://cloud.google.com/run/docs/configuring/billing-settings), and
+    # the provider shows a diff on every plan when startup_cpu_boost differs
+    # between containers
+    # (https://github.com/hashicorp/terraform-provider-google/issues/20784).
     containers {
       name  = "collector"
       image = var.collector.image

@@ -94,6 +94,20 @@ variable "scaling" {
     condition     = var.scaling.min_instances >= 0 && var.scaling.max_instances >= max(1, var.scaling.min_instances) && var.scaling.concurrency >= 1
     error_message = "scaling needs 0 <= min_instances <= max_instances, max_instances >= 1 and concurrency >= 1."
   }
+
+  # Cloud Run allows less than 1 vCPU only with concurrency 1, request-based
+  # billing and the first generation execution environment; this module
+  # runs the second generation, whose minimum memory is 512 MiB; above
+  # 1 vCPU only 2, 4, 6 or 8, each with up to 4 GiB per vCPU
+  # (https://cloud.google.com/run/docs/configuring/services/cpu,
+  # https://cloud.google.com/run/docs/configuring/services/memory-limits).
+  validation {
+    condition = contains(["1", "2", "4", "6", "8"], var.scaling.cpu) && can(regex("^[0-9]+(Mi|Gi)$", var.scaling.memory)) && try(
+      (endswith(var.scaling.memory, "Gi") ? tonumber(trimsuffix(var.scaling.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.scaling.memory, "Mi"))) >= 512 &&
+      (endswith(var.scaling.memory, "Gi") ? tonumber(trimsuffix(var.scaling.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.scaling.memory, "Mi"))) <= tonumber(var.scaling.cpu) * 4096,
+    false)
+    error_message = "scaling.cpu must be 1, 2, 4, 6 or 8 (a second generation service refuses less than 1 vCPU) and scaling.memory, in Mi or Gi, between 512Mi and 4Gi per vCPU."
+  }
 }
 
 variable "cpu_idle" {
@@ -128,5 +142,23 @@ variable "collector" {
   validation {
     condition     = can(regex("(:[0-9]+\\.[0-9]+\\.[0-9]+|@sha256:[0-9a-f]{64})$", var.collector.image))
     error_message = "collector.image must be pinned to a version tag (x.y.z) or a sha256 digest."
+  }
+
+  # The sidecar is held to the same rules as the application container (see
+  # scaling): below 1 vCPU Cloud Run would demand concurrency 1,
+  # request-based billing and the first generation, none of which these
+  # services use. Both containers together stay within Cloud Run's 8 vCPU
+  # and 32 GiB per instance.
+  validation {
+    condition = contains(["1", "2", "4", "6", "8"], var.collector.cpu) && can(regex("^[0-9]+(Mi|Gi)$", var.collector.memory)) && try(
+      (endswith(var.collector.memory, "Gi") ? tonumber(trimsuffix(var.collector.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.collector.memory, "Mi"))) >= 512 &&
+      (endswith(var.collector.memory, "Gi") ? tonumber(trimsuffix(var.collector.memory, "Gi")) * 1024 : tonumber(trimsuffix(var.collector.memory, "Mi"))) <= tonumber(var.collector.cpu) * 4096,
+    false)
+    error_message = "collector.cpu must be 1, 2, 4, 6 or 8 (Cloud Run refuses a fractional vCPU on a second generation service with concurrency > 1) and collector.memory, in Mi or Gi, between 512Mi and 4Gi per vCPU."
+  }
+
+  validation {
+    condition     = try(tonumber(var.collector.cpu) + tonumber(var.scaling.cpu) <= 8, false)
+    error_message = "The application's and the collector's CPU together must not exceed Cloud Run's 8 vCPU per instance."
   }
 }
