@@ -59,6 +59,29 @@ resource "google_secret_manager_secret_iam_member" "collector_reads_config" {
   member    = "serviceAccount:${var.service_account}"
 }
 
+# Cloud Run checks at deployment that the service's account can access every
+# secret the revision uses, and fails the deployment if not
+# (https://cloud.google.com/run/docs/configuring/services/secrets). IAM is
+# eventually consistent: a new grant typically takes 2 minutes to be seen,
+# potentially 7 or longer
+# (https://cloud.google.com/iam/docs/access-change-propagation), so a
+# revision created right after the grant can be refused; and a service
+# whose first revision fails is left tainted, which deletion_protection
+# then keeps Terraform from replacing. The grant has no dependency but the
+# secret and the account, so it is made at the start of an apply; this
+# wait, only when the grant is created or replaced (a new service or
+# region), holds the service back until the grant has had Google's
+# documented propagation time. It is a built-in terraform_data rather than
+# the time provider's time_sleep so the configuration needs no other
+# provider.
+resource "terraform_data" "collector_grant_propagated" {
+  triggers_replace = [google_secret_manager_secret_iam_member.collector_reads_config.id]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_propagation_wait_seconds}"
+  }
+}
+
 # ---------------------------------------------------------------- service
 
 resource "google_cloud_run_v2_service" "this" {
@@ -224,8 +247,9 @@ resource "google_cloud_run_v2_service" "this" {
     ]
   }
 
-  # A revision whose account cannot read the mounted secret does not start.
-  depends_on = [google_secret_manager_secret_iam_member.collector_reads_config]
+  # A revision whose account cannot read the mounted secret is refused at
+  # deployment: wait for the grant to propagate (above).
+  depends_on = [terraform_data.collector_grant_propagated]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "deployer_releases" {

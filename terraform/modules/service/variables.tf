@@ -162,3 +162,14 @@ variable "collector" {
     error_message = "The application's and the collector's CPU together must not exceed Cloud Run's 8 vCPU per instance."
   }
 }
+
+variable "iam_propagation_wait_seconds" {
+  type        = number
+  description = "Seconds to wait after granting the service's account access to its collector configuration secret before creating the service, so that Cloud Run's deploy-time secret check sees the grant. Google documents IAM changes as typically visible in 2 minutes, potentially 7 or longer (https://cloud.google.com/iam/docs/access-change-propagation). Only spent when the grant is created or replaced; 0 for offline tests."
+  default     = 420
+
+  validation {
+    condition     = var.iam_propagation_wait_seconds >= 0 && var.iam_propagation_wait_seconds <= 1800 && floor(var.iam_propagation_wait_seconds) == var.iam_propagation_wait_seconds
+    error_message = "iam_propagation_wait_seconds must be a whole number of seconds between 0 and 1800."
+  }
+}
