@@ -250,8 +250,8 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
 
 resource "google_artifact_registry_repository_iam_member" "function_builder_pushes_images" {
   project    = var.project_id
-  location   = google_artifact_registry_repository.images.location
-  repository = google_artifact_registry_repository.images.name
+  location   = google_artifact_registry_repository.function_images.location
+  repository = google_artifact_registry_repository.function_images.name
   role       = "roles/artifactregistry.writer"
   member     = "serviceAccount:${google_service_account.function_builder.email}"
 }

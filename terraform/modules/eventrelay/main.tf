@@ -90,6 +90,51 @@ resource "google_artifact_registry_repository" "images" {
   depends_on = [google_project_service.apis]
 }
 
+# The sourcemock function's images, built by Cloud Functions (gen 2) with
+# eventrelay-fn-builder. Separate from `images` because its tags must be
+# mutable: every build of the function pushes its buildpack cache image
+# under the same tag, `latest` (<function>/cache:latest,
+# https://github.com/firebase/firebase-tools/issues/5935), and a repository
+# with immutable tags refuses a push with a tag another image already has,
+# latest included
+# (https://cloud.google.com/artifact-registry/docs/repositories/update-repo-settings).
+# The function's docker_repository must be in its project and region
+# (https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#buildconfig).
+# Nothing here is a release artefact: the pipeline rebuilds the function
+# from its source zip, so a few recent versions are enough.
+resource "google_artifact_registry_repository" "function_images" {
+  project       = var.project_id
+  location      = var.primary_region
+  repository_id = "eventrelay-functions"
+  format        = "DOCKER"
+  description   = "Images Cloud Functions builds for sourcemock (mutable tags: each build moves its cache tag)."
+  labels        = local.labels
+
+  docker_config {
+    immutable_tags = false
+  }
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+
+    most_recent_versions {
+      keep_count = 5
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+
+    condition {
+      older_than = "2592000s"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 # Function source zips (sourcemock) uploaded by the pipeline.
 resource "google_storage_bucket" "sources" {
   project                     = var.project_id
@@ -209,7 +254,7 @@ module "sourcemock" {
   runtime                   = var.sourcemock_runtime
   service_account           = google_service_account.runtime["sourcemock"].email
   build_service_account     = google_service_account.function_builder.id
-  docker_repository         = google_artifact_registry_repository.images.id
+  docker_repository         = google_artifact_registry_repository.function_images.id
   ingest_url                = var.secondary_region == null ? module.region[var.primary_region].ingest_uri : "https://${var.ingest_domain}"
   ingest_audience           = var.ingest_audience
   schedule                  = var.sourcemock_schedule

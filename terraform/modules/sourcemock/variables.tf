@@ -40,7 +40,7 @@ variable "build_service_account" {
 
 variable "docker_repository" {
   type        = string
-  description = "Artifact Registry repository the function's image is pushed to (projects/P/locations/L/repositories/R)."
+  description = "Artifact Registry repository the function's image is pushed to (projects/P/locations/L/repositories/R), in the function's project and region. Its tags must be mutable: every build moves the function's cache tag."
 }
 
 variable "ingest_url" {
