@@ -248,6 +248,26 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
   member     = "serviceAccount:${google_service_account.build.email}"
 }
 
+# eventrelay-fn-builder is the function's user-specified build service
+# account. Google documents what such an account needs: Logs Writer for the
+# build logs, Artifact Registry Writer for the built image, and access to
+# the function source in Cloud Storage
+# (https://cloud.google.com/functions/docs/securing/build-custom-sa and its
+# 1st gen twin list roles/storage.objectViewer for the source;
+# https://cloud.google.com/run/docs/configuring/services/build-service-account
+# lists roles/storage.objectAdmin "for retrieving the function source ...
+# and to store build images"). Each is granted at the narrowest scope that
+# holds it: logs on the project (build_grants), the writer role on the
+# function-images repository only (the docs name the repository's IAM
+# policy as the place for it), and storage.objectViewer on the sources
+# bucket the function is deployed from (storage_source, and the pipeline's
+# `gcloud functions deploy --source gs://...`): the build only reads it,
+# and its images go to Artifact Registry, not to a bucket. A build that
+# cannot read its source fails with "Access to bucket ... denied. You must
+# grant Storage Object Viewer permission to <build account>"
+# (https://github.com/GoogleCloudPlatform/magic-modules/pull/11324). Cloud
+# Build Builder is documented only for falling back to the default Compute
+# Engine account, so it is not granted.
 resource "google_artifact_registry_repository_iam_member" "function_builder_pushes_images" {
   project    = var.project_id
   location   = google_artifact_registry_repository.function_images.location
