@@ -87,8 +87,8 @@ type metrics struct {
 
 func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	m := mp.Meter(tracerName)
-	attempts, err1 := m.Int64Counter(telemetry.MetricDispatchAttempts,
-		metric.WithDescription("Deliveries the dispatcher handled, by the attempt's outcome."), metric.WithUnit("{attempt}"))
+	attempts, err1 := m.Int64Counter(telemetry.DispatchAttempts.Name,
+		metric.WithDescription(telemetry.DispatchAttempts.Description), metric.WithUnit(telemetry.DispatchAttempts.Unit))
 	target, err2 := m.Float64Histogram(telemetry.MetricTargetDuration,
 		metric.WithDescription("Duration of one receiveEvent call to the target."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))

@@ -117,8 +117,16 @@ func TestMetrics(t *testing.T) {
 	}
 	attempts := map[string]int64{}
 	histograms := map[string]metricdata.HistogramDataPoint[float64]{}
+	declared := false
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
+			if m.Name == telemetry.DispatchAttempts.Name {
+				declared = true
+				// Terraform declares this metric's descriptor for the alerts.
+				if err := telemetry.DispatchAttempts.Check(m); err != nil {
+					t.Error(err)
+				}
+			}
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
 				for _, dp := range d.DataPoints {
@@ -129,6 +137,9 @@ func TestMetrics(t *testing.T) {
 				histograms[m.Name] = d.DataPoints[0]
 			}
 		}
+	}
+	if !declared {
+		t.Errorf("no %s collected", telemetry.DispatchAttempts.Name)
 	}
 	a := telemetry.MetricDispatchAttempts
 	want := map[string]int64{

@@ -166,9 +166,9 @@ func ObserveQueue(ctx context.Context, mp metric.MeterProvider, r queue.StatsRea
 	backlog, err1 := m.Int64ObservableGauge(MetricQueueBacklog,
 		metric.WithDescription("Tasks accepted by the queue and not finished (queued, waiting for a retry, in flight)."),
 		metric.WithUnit("{task}"))
-	oldest, err2 := m.Float64ObservableGauge(MetricQueueOldestAge,
-		metric.WithDescription("Age of the oldest unfinished task in the queue."),
-		metric.WithUnit("s"))
+	oldest, err2 := m.Float64ObservableGauge(QueueOldestAge.Name,
+		metric.WithDescription(QueueOldestAge.Description),
+		metric.WithUnit(QueueOldestAge.Unit))
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, fmt.Errorf("queue gauges: %w", err)
 	}

@@ -239,6 +239,25 @@ func TestObserveQueue(t *testing.T) {
 	if diff := cmp.Diff(want, gauges(t, reader)); diff != "" {
 		t.Errorf("gauges (-want +got):\n%s", diff)
 	}
+	// Terraform declares the oldest-age descriptor for the backlog alert.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == telemetry.QueueOldestAge.Name {
+				checked++
+				if err := telemetry.QueueOldestAge.Check(m); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	if checked != 1 {
+		t.Errorf("collected %d %s metrics, want 1", checked, telemetry.QueueOldestAge.Name)
+	}
 	stats.set(queue.Stats{}, errors.New("queue down"))
 	if got := gauges(t, reader); len(got) != 0 {
 		t.Errorf("gauges while Stats fails = %v, want none", got)
