@@ -1,5 +1,8 @@
 # Alert policies. Each one's documentation links its playbook in
-# docs/playbooks/<alert>.md (policy tests check the file exists).
+# docs/playbooks/<alert>.md (terraform test checks the file exists). An
+# application metric is named through local.m, which takes it from its
+# declared descriptor (descriptors.tf), so every policy on one is created
+# after the descriptor; Cloud Run and Cloud Tasks metrics are built in.
 
 locals {
   alert_common_labels = {

@@ -1,18 +1,20 @@
 # Metric names the dashboard and the alerts rely on. The services export the
 # eventrelay.* instruments through OpenTelemetry to Cloud Monitoring as
 # workload.googleapis.com/<name>; docs/deployment.md lists them so the
-# visibility work keeps them stable.
+# visibility work keeps them stable. Those an alert reads come from their
+# declared descriptors (descriptors.tf), so every chart and policy on them is
+# created after the descriptor exists.
 
 locals {
   m = {
     ingest_requests   = "workload.googleapis.com/eventrelay.ingest.requests"
     ingest_duration   = "workload.googleapis.com/eventrelay.ingest.duration"
     enqueue_duration  = "workload.googleapis.com/eventrelay.queue.enqueue.duration"
-    dispatch_attempts = "workload.googleapis.com/eventrelay.dispatch.attempts"
+    dispatch_attempts = google_monitoring_metric_descriptor.dispatch_attempts.type
     target_duration   = "workload.googleapis.com/eventrelay.target.duration"
     delivery_lag      = "workload.googleapis.com/eventrelay.delivery.lag"
     queue_backlog     = "workload.googleapis.com/eventrelay.queue.backlog"
-    queue_oldest_age  = "workload.googleapis.com/eventrelay.queue.oldest_age"
+    queue_oldest_age  = google_monitoring_metric_descriptor.queue_oldest_age.type
     ingest_duplicates = "workload.googleapis.com/eventrelay.ingest.duplicates"
 
     run_request_count     = "run.googleapis.com/request_count"
