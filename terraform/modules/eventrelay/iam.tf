@@ -82,7 +82,6 @@ locals {
     "roles/compute.loadBalancerAdmin",
     "roles/datastore.owner",
     "roles/iam.serviceAccountAdmin",
-    "roles/iam.serviceAccountUser",
     "roles/monitoring.editor",
     "roles/resourcemanager.projectIamAdmin",
     "roles/run.admin",
@@ -97,6 +96,27 @@ locals {
       role   = role
     }
   }
+
+  # The accounts `terraform apply` attaches to the resources it creates, on
+  # which it needs iam.serviceAccounts.actAs: the Cloud Run services' and
+  # the function's runtime accounts, the function's build account, the
+  # account on the Cloud Scheduler job's OIDC token, and the accounts the
+  # Cloud Build triggers run as. Nothing else: Cloud Tasks queues name no
+  # account (ingest and the dispatcher act as tasks-invoker themselves), and
+  # smoke and terraform are only impersonated by the pipeline.
+  terraform_acts_as = merge(
+    { for k, sa in google_service_account.runtime : k => sa.name if contains(["ingest", "dispatcher"], k) },
+    var.targetmock_enabled ? { targetmock = google_service_account.runtime["targetmock"].name } : {},
+    var.sourcemock_enabled ? {
+      sourcemock       = google_service_account.runtime["sourcemock"].name
+      function_builder = google_service_account.function_builder.name
+      scheduler        = google_service_account.scheduler.name
+    } : {},
+    var.cicd == null ? {} : {
+      build = google_service_account.build.name
+      ci    = google_service_account.ci.name
+    },
+  )
 }
 
 resource "google_service_account" "runtime" {
@@ -224,6 +244,28 @@ resource "google_service_account_iam_member" "build_acts_as_function_builder" {
   service_account_id = google_service_account.function_builder.name
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Terraform's own actAs, on each account it must attach and nowhere else,
+# instead of iam.serviceAccountUser on the project, which would let it act
+# as every account in the project (trivy GCP-0011,
+# https://cloud.google.com/iam/docs/impersonating-service-accounts).
+# Each is documented as needed by the deployer: Cloud Run services and
+# functions that run as a user-managed account
+# (https://cloud.google.com/run/docs/configuring/services/service-identity,
+# https://cloud.google.com/functions/docs/reference/iam/roles), a
+# function's build account
+# (https://cloud.google.com/functions/docs/securing/build-custom-sa), a
+# Cloud Scheduler job's token account
+# (https://cloud.google.com/scheduler/docs/http-target-auth), and a Cloud
+# Build trigger's account
+# (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts).
+resource "google_service_account_iam_member" "terraform_acts_as" {
+  for_each = local.terraform_acts_as
+
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.terraform.email}"
 }
 
 # The pipeline impersonates terraform for plan/apply and mints the smoke
