@@ -135,7 +135,13 @@ resource "google_artifact_registry_repository" "function_images" {
   depends_on = [google_project_service.apis]
 }
 
-# Function source zips (sourcemock) uploaded by the pipeline.
+# Function source zips (sourcemock) uploaded by the pipeline, one per
+# commit; a rollback redeploys an older one. Versioned, so an overwrite or a
+# deletion by mistake can be undone (trivy GCP-0078,
+# https://cloud.google.com/storage/docs/object-versioning). With versioning
+# the 30-day rule below makes a zip noncurrent instead of removing it; the
+# second rule removes noncurrent versions 7 days later
+# (https://cloud.google.com/storage/docs/lifecycle, daysSinceNoncurrentTime).
 resource "google_storage_bucket" "sources" {
   project                     = var.project_id
   name                        = "${var.project_id}-eventrelay-sources"
@@ -145,9 +151,22 @@ resource "google_storage_bucket" "sources" {
   force_destroy               = false
   labels                      = local.labels
 
+  versioning {
+    enabled = true
+  }
+
   lifecycle_rule {
     condition {
       age = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
     }
     action {
       type = "Delete"
