@@ -67,6 +67,11 @@ type Options struct {
 	Lease Lease
 	// Holder names this governor in the lease (e.g. the instance id).
 	Holder string
+	// Queue names the governed queue in every log line (field "queue")
+	// and in the Snapshot, uniquely across regions: on Cloud Tasks its
+	// full resource name, projects/P/locations/L/queues/Q (each region has
+	// a queue of the same short name, ADR 0006). Empty: not named.
+	Queue string
 	// MeterProvider records the gauges and the actions counter (nil: the
 	// global one).
 	MeterProvider metric.MeterProvider
@@ -131,7 +136,7 @@ func New(ctx context.Context, o Options) (*Governor, error) {
 	g := &Governor{o: o, cfg: o.Config.withDefaults(), policy: o.Config.Policy(), ceiling: o.Ceiling}
 	g.ready = o.Ceiling > 0 && o.Lease == nil
 	g.taken = o.now()
-	g.snap = Snapshot{Enabled: g.cfg.Enabled(), Ceiling: o.Ceiling, Leader: o.Lease == nil, Window: g.cfg.Window}
+	g.snap = Snapshot{Queue: o.Queue, Enabled: g.cfg.Enabled(), Ceiling: o.Ceiling, Leader: o.Lease == nil, Window: g.cfg.Window}
 	if err := g.instrument(o.MeterProvider); err != nil {
 		return nil, err
 	}
@@ -185,7 +190,7 @@ func (g *Governor) take(now time.Time) Window {
 // nil (after giving the lease up, if it held one). With the mode off it
 // only reads the queue's settings, for the gauges and the ops page.
 func (g *Governor) Run(ctx context.Context) error {
-	log := logging.FromContext(ctx)
+	log := g.logger(ctx)
 	log.InfoContext(ctx, "governor started", "mode", g.cfg.Mode, "window", g.cfg.Window.String(),
 		"threshold", g.cfg.Threshold, "min_attempts", g.cfg.MinAttempts, "floor", g.cfg.Floor,
 		"ceiling", g.o.Ceiling, "hold", g.cfg.Hold.String(), "lease", g.o.Lease != nil)
@@ -218,7 +223,7 @@ func (g *Governor) Run(ctx context.Context) error {
 // decide and act. first only reads (the counts of a window that started
 // before Run are not judged).
 func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
-	log := logging.FromContext(ctx)
+	log := g.logger(ctx)
 	w := g.take(now)
 
 	if g.o.Lease != nil {
@@ -292,6 +297,7 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		g.ceiling, g.lastRate, g.hold = d.Rate, 0, now.Add(g.cfg.Hold)
 	}
 	g.snap = Snapshot{
+		Queue:     g.o.Queue,
 		Enabled:   g.cfg.Enabled(),
 		Leader:    true,
 		Live:      live,
@@ -318,6 +324,15 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		}
 	}
 	g.report(ctx, log, d, live, in, w, hold)
+}
+
+// logger is ctx's logger, naming the queue when Options.Queue does.
+func (g *Governor) logger(ctx context.Context) *slog.Logger {
+	log := logging.FromContext(ctx)
+	if g.o.Queue != "" {
+		log = log.With("queue", g.o.Queue)
+	}
+	return log
 }
 
 // report logs a decision and counts an action.
@@ -359,6 +374,9 @@ func (g *Governor) setErr(ctx context.Context, log *slog.Logger, err error) {
 
 // Snapshot is what the governor knows now, for the ops page.
 type Snapshot struct {
+	// Queue is Options.Queue: the governed queue's name ("" when not
+	// named).
+	Queue string `json:"queue,omitempty"`
 	// Enabled is false with QUEUE_GOVERNOR=off (watching only).
 	Enabled bool `json:"enabled"`
 	// Leader is false while another instance holds the lease; the other

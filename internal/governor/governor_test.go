@@ -234,6 +234,29 @@ func TestGovernorSlowsThenRaisesBackToTheCeiling(t *testing.T) {
 	}
 }
 
+// TestGovernorNamesItsQueue: with Options.Queue set, every log line and the
+// snapshot name the queue, so two regions' governors of queues with one
+// short name are told apart.
+func TestGovernorNamesItsQueue(t *testing.T) {
+	t.Parallel()
+	const name = "projects/p/locations/europe-west1/queues/events"
+	r := newRig(t, Options{Ceiling: 10, Queue: name}, queue.Control{Rate: 10})
+	r.window(30, 70, 0, time.Second)
+	slowed := r.logs.lines(t, "queue slowed")
+	if len(slowed) != 1 || slowed[0]["queue"] != name {
+		t.Errorf("\"queue slowed\" lines = %v, want one with queue %s", slowed, name)
+	}
+	if got := r.g.Snapshot().Queue; got != name {
+		t.Errorf("snapshot queue = %q, want %s", got, name)
+	}
+	// Without a name, no queue field.
+	r = newRig(t, Options{Ceiling: 10}, queue.Control{Rate: 10})
+	r.window(30, 70, 0, time.Second)
+	if slowed := r.logs.lines(t, "queue slowed"); len(slowed) != 1 || slowed[0]["queue"] != nil {
+		t.Errorf("\"queue slowed\" lines = %v, want one without a queue", slowed)
+	}
+}
+
 func TestGovernorStandsDownForOps(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, Options{Ceiling: 10, Config: Config{Hold: time.Minute}}, queue.Control{Rate: 10})
