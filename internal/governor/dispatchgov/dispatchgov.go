@@ -6,7 +6,9 @@
 //
 // On Cloud Tasks the dispatcher runs as many instances, each seeing a share
 // of the calls: the governor judges that share (Window.Partial) and acts only
-// while it holds the Firestore lease (package firestorelease). On the
+// while it holds the Firestore lease (package firestorelease) of its queue,
+// named by the queue's full resource name (projects/P/locations/L/queues/Q),
+// so that each region's dispatchers govern their own queue. On the
 // embedded engine one dispatcher process sees every dispatch: no lease, and
 // the queue's configured rate is the ceiling.
 package dispatchgov
@@ -17,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -103,8 +106,15 @@ func Arm(ctx context.Context, ec engines.Config, c Config, srv *dispatcher.Serve
 	}
 	o := governor.Options{Control: ctl, Config: c.Governor, MeterProvider: mp}
 	if ec.QueueEngine == engines.CloudTasks {
+		// The lease is keyed by the queue's full resource name: every
+		// region has a queue of the same short name (ADR 0006), and their
+		// governors share one Firestore database.
+		named, ok := q.Queue.(interface{ Name() string })
+		if !ok {
+			return nil, errors.New("governor lease: the Cloud Tasks queue does not report its full name")
+		}
 		lease, err := firestorelease.New(ctx, firestorelease.Options{
-			Project: ec.Project, Database: ec.FirestoreDatabase, Collection: c.LeaseCollection, Queue: c.Queue.Name,
+			Project: ec.Project, Database: ec.FirestoreDatabase, Collection: c.LeaseCollection, Queue: named.Name(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("governor lease: %w", err)
@@ -112,9 +122,13 @@ func Arm(ctx context.Context, ec engines.Config, c Config, srv *dispatcher.Serve
 		a.closers = append(a.closers, lease.Close)
 		// The ceiling is the live rate ops gave the queue (ADR 0005), or
 		// the one the lease kept while the governor held it lower.
-		o.Lease, o.Holder, o.Partial = lease, holderName(), true
+		o.Lease, o.Holder, o.Partial, o.Queue = lease, holderName(), true, named.Name()
 	} else {
-		o.Ceiling = c.Queue.MaxDispatchesPerSecond
+		// The embedded engine has one queue per file: the file names it.
+		o.Ceiling, o.Queue = c.Queue.MaxDispatchesPerSecond, ec.QueueDB
+		if abs, err := filepath.Abs(ec.QueueDB); err == nil {
+			o.Queue = abs
+		}
 	}
 	if a.Governor, err = governor.New(ctx, o); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package dispatchgov_test
 import (
 	"context"
 	"crypto/rand"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,8 +95,8 @@ func TestArmEmbedded(t *testing.T) {
 		t.Errorf("Enqueue: %v", err)
 	}
 	// One look at the queue: the configured rate is the ceiling.
-	if s := runFirstLook(t, a); s.Ceiling != 25 || !s.Leader || !s.Enabled {
-		t.Errorf("snapshot = %+v, want the configured 25/s as ceiling, leading, on", s)
+	if s := runFirstLook(t, a); s.Ceiling != 25 || !s.Leader || !s.Enabled || s.Queue != filepath.Join(dir, "queue.db") {
+		t.Errorf("snapshot = %+v, want the configured 25/s as ceiling, leading, on, named by its file", s)
 	}
 }
 
@@ -112,20 +113,87 @@ func TestArmRejectsABadGovernorConfig(t *testing.T) {
 // lease and the live rate as its ceiling.
 func TestArmCloudTasks(t *testing.T) {
 	t.Parallel()
+	name := "gov-" + strings.ToLower(rand.Text()[:10])
+	srv := newServer(t)
+	a := armCloudTasks(t, srv, "us-central1", name, nil)
+	if a.Governor == nil || srv.Requeue == nil || srv.Observer == nil {
+		t.Fatalf("armed: governor %v, requeue %v, observer %v; want all set", a.Governor, srv.Requeue, srv.Observer)
+	}
+	want := "projects/eventrelay-test/locations/us-central1/queues/" + name
+	if s := runFirstLook(t, a); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 || s.Queue != want {
+		t.Errorf("snapshot = %+v, want the lease held, the live 7/s as ceiling and the queue named %s", s, want)
+	}
+	if a.Governor.Snapshot().Leader {
+		t.Error("the stopped governor still claims the lease")
+	}
+}
+
+// TestArmTwoRegions arms the dispatchers of two regions (ADR 0006): each
+// region's queue has the same short name in its own location. Each
+// region's governor must lead its own queue, at the same time; two
+// dispatchers of one region must still share one lease.
+func TestArmTwoRegions(t *testing.T) {
+	t.Parallel()
+	name := "gov-" + strings.ToLower(rand.Text()[:10])
+	env := map[string]string{"QUEUE_GOVERNOR_WINDOW": "200ms"}
+	primary := armCloudTasks(t, newServer(t), "us-central1", name, env)
+	secondary := armCloudTasks(t, newServer(t), "europe-west1", name, env)
+	primary2 := armCloudTasks(t, newServer(t), "us-central1", name, env)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 3)
+	for _, a := range []*dispatchgov.Armed{primary, secondary, primary2} {
+		go func() { done <- a.Run(ctx) }()
+	}
+	leads := func(a *dispatchgov.Armed) bool {
+		s := a.Governor.Snapshot()
+		return s.Leader && !s.LiveAt.IsZero()
+	}
+	var bothRegions, twoInPrimary bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		p, p2, s := leads(primary), leads(primary2), leads(secondary)
+		twoInPrimary = twoInPrimary || (p && p2)
+		if (p || p2) && s {
+			bothRegions = true
+		}
+	}
+	cancel()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}
+	if !bothRegions {
+		t.Error("the two regions' governors never led their own queues at the same time: they share a lease")
+	}
+	if twoInPrimary {
+		t.Error("two governors of the same queue led at once")
+	}
+	if got := secondary.Governor.Snapshot().Err; got != "" {
+		t.Errorf("the secondary region's governor failed: %s", got)
+	}
+}
+
+// armCloudTasks creates the queue name in location on the Cloud Tasks
+// emulator (7/s) and arms srv against it, with extra env on top.
+func armCloudTasks(t *testing.T, srv *dispatcher.Server, location, name string, extra map[string]string) *dispatchgov.Armed {
+	t.Helper()
 	tasks := testutil.Emulator(t, testutil.CloudTasksEmulatorEnv)
 	testutil.Emulator(t, testutil.FirestoreEmulatorEnv)
-	name := "gov-" + strings.ToLower(rand.Text()[:10])
-	ec, c := config(t, map[string]string{
+	env := map[string]string{
 		"QUEUE_ENGINE":                    engines.CloudTasks,
 		"GOOGLE_CLOUD_PROJECT":            "eventrelay-test",
-		"QUEUE_LOCATION":                  "us-central1",
+		"QUEUE_LOCATION":                  location,
 		"CLOUD_TASKS_EMULATOR_HOST":       tasks,
 		"TASKS_SERVICE_ACCOUNT":           "invoker@eventrelay-test.iam.gserviceaccount.com",
 		"QUEUE_NAME":                      name,
 		"QUEUE_MAX_DISPATCHES_PER_SECOND": "7",
 		"DISPATCH_URL":                    "http://127.0.0.1:1/tasks/events",
 		"GOVERNOR_LEASE_COLLECTION":       "governor-test",
-	})
+	}
+	maps.Copy(env, extra)
+	ec, c := config(t, env)
 	// The queue must exist for the governor to read it.
 	q, err := engines.OpenQueue(t.Context(), ec, c.Queue, c.DispatchURL)
 	if err != nil {
@@ -142,7 +210,6 @@ func TestArmCloudTasks(t *testing.T) {
 	}
 	_ = q.Close()
 
-	srv := newServer(t)
 	a, err := dispatchgov.Arm(t.Context(), ec, c, srv, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -152,15 +219,7 @@ func TestArmCloudTasks(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	if a.Governor == nil || srv.Requeue == nil || srv.Observer == nil {
-		t.Fatalf("armed: governor %v, requeue %v, observer %v; want all set", a.Governor, srv.Requeue, srv.Observer)
-	}
-	if s := runFirstLook(t, a); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 {
-		t.Errorf("snapshot = %+v, want the lease held and the live 7/s as ceiling", s)
-	}
-	if a.Governor.Snapshot().Leader {
-		t.Error("the stopped governor still claims the lease")
-	}
+	return a
 }
 
 // runFirstLook runs the governor until it has read the queue once (or

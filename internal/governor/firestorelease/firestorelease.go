@@ -5,8 +5,17 @@
 // state (the ceiling, the last rate it set, the hold after ops took over) so
 // that the next holder goes on from there after a scale-in or a crash.
 //
-// The document, <collection>/<queue>:
+// A queue is named by its full resource name,
+// projects/P/locations/L/queues/Q: every region's stack has a queue of the
+// same short name (ADR 0006), and all of them share one Firestore database,
+// so a short name would give two regions one lease. A document ID cannot
+// contain '/', so the ID is the name path-escaped (DocumentID: '/' becomes
+// %2F, '%' %25), which url.PathUnescape reverses; the name is also stored
+// in the document.
 //
+// The document, <collection>/<DocumentID(queue)>:
+//
+//	queue          string     the queue's full name
 //	holder         string     the holding instance ("" once released)
 //	expires        timestamp  the holder's clock + the lease's TTL
 //	ceiling        number     the rate ops gave the queue (0: unknown)
@@ -19,6 +28,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -48,7 +59,10 @@ type Options struct {
 	Database string
 	// Collection holds the lease documents (default DefaultCollection).
 	Collection string
-	// Queue names the governed queue: the lease document's id. Required.
+	// Queue names the governed queue uniquely among every queue whose
+	// governor uses the database: on Cloud Tasks its full resource name,
+	// projects/P/locations/L/queues/Q. Required; DocumentID makes the
+	// lease document's ID from it.
 	Queue string
 	// ClientOptions are passed to the Firestore client (tests).
 	ClientOptions []option.ClientOption
@@ -58,11 +72,13 @@ type Options struct {
 // concurrent use.
 type Lease struct {
 	client *firestore.Client
+	queue  string // the queue's full name, stored in the document
 	doc    *firestore.DocumentRef
 }
 
 // doc is the lease document.
 type doc struct {
+	Queue       string    `firestore:"queue"`
 	Holder      string    `firestore:"holder"`
 	Expires     time.Time `firestore:"expires"`
 	Ceiling     float64   `firestore:"ceiling"`
@@ -71,10 +87,37 @@ type doc struct {
 	UpdatedAt   time.Time `firestore:"updated_at"`
 }
 
+// maxDocumentID is Firestore's limit on a document ID, in bytes.
+const maxDocumentID = 1500
+
+// reservedID matches the document IDs Firestore reserves.
+var reservedID = regexp.MustCompile(`^__.*__$`)
+
+// DocumentID returns the ID of queue's lease document: queue path-escaped
+// (url.PathEscape: '/' becomes %2F and '%' %25, so url.PathUnescape gives
+// the name back and two names never share an ID). It fails for a name whose
+// ID Firestore would refuse: an ID must be valid UTF-8 (escaping makes it
+// ASCII), at most 1,500 bytes, without '/', not "." or "..", and must not
+// match __.*__ (https://cloud.google.com/firestore/quotas#collections_documents_and_fields).
+func DocumentID(queue string) (string, error) {
+	if queue == "" {
+		return "", errors.New("firestorelease: the queue name is required")
+	}
+	id := url.PathEscape(queue)
+	switch {
+	case len(id) > maxDocumentID:
+		return "", fmt.Errorf("firestorelease: a queue name of %d bytes makes a document ID longer than %d bytes", len(queue), maxDocumentID)
+	case id == "." || id == ".." || reservedID.MatchString(id):
+		return "", fmt.Errorf("firestorelease: queue name %q makes a document ID Firestore reserves", queue)
+	}
+	return id, nil
+}
+
 // New connects to Firestore.
 func New(ctx context.Context, o Options) (*Lease, error) {
-	if o.Queue == "" {
-		return nil, errors.New("firestorelease: the queue name is required")
+	id, err := DocumentID(o.Queue)
+	if err != nil {
+		return nil, err
 	}
 	if o.Project == "" {
 		o.Project = firestore.DetectProjectID
@@ -89,7 +132,7 @@ func New(ctx context.Context, o Options) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("firestorelease: connect to database %s: %w", o.Database, err)
 	}
-	return &Lease{client: client, doc: client.Collection(o.Collection).Doc(o.Queue)}, nil
+	return &Lease{client: client, queue: o.Queue, doc: client.Collection(o.Collection).Doc(id)}, nil
 }
 
 // Close closes the Firestore client.
@@ -129,7 +172,7 @@ func (l *Lease) Acquire(ctx context.Context, holder string, now time.Time, ttl t
 			return nil
 		}
 		held = true
-		d.Holder, d.Expires, d.UpdatedAt = holder, now.Add(ttl), now
+		d.Queue, d.Holder, d.Expires, d.UpdatedAt = l.queue, holder, now.Add(ttl), now
 		return tx.Set(l.doc, d)
 	}, firestore.MaxAttempts(txAttempts))
 	if err != nil {

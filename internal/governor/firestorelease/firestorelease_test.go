@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/firestore"
 	"github.com/google/go-cmp/cmp"
 
 	"eventrelay/internal/governor"
@@ -78,6 +81,101 @@ func TestLease(t *testing.T) {
 	}
 	if st, held, err := a.Acquire(ctx, "a", now.Add(42*time.Second), ttl); err != nil || !held || !sameState(st, want) {
 		t.Errorf("a's Acquire after b's release = %+v, %t, %v", st, held, err)
+	}
+}
+
+// TestLeaseIsPerQueue takes the leases of two regions' queues, which share
+// a short name (ADR 0006): each is held at once by its own region, while a
+// second holder of the same full name still waits.
+func TestLeaseIsPerQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	short := "q-" + rand.Text()
+	primary := "projects/" + testProject + "/locations/us-central1/queues/" + short
+	secondary := "projects/" + testProject + "/locations/europe-west1/queues/" + short
+	now := time.Now()
+	ttl := 30 * time.Second
+
+	a, b := newLease(t, primary), newLease(t, secondary)
+	if _, held, err := a.Acquire(ctx, "a", now, ttl); err != nil || !held {
+		t.Fatalf("primary's Acquire = %t, %v; want held", held, err)
+	}
+	if _, held, err := b.Acquire(ctx, "b", now, ttl); err != nil || !held {
+		t.Errorf("secondary's Acquire while the primary's lease runs = %t, %v; want held: one lease per queue", held, err)
+	}
+	// State saved for one region's queue is not the other's.
+	if err := a.Save(ctx, "a", governor.State{Ceiling: 5, LastRate: 2}); err != nil {
+		t.Fatalf("primary's Save: %v", err)
+	}
+	if st, _, err := b.Acquire(ctx, "b", now.Add(time.Second), ttl); err != nil || st != (governor.State{}) {
+		t.Errorf("secondary's state = %+v, %v; want none (the primary's is its own)", st, err)
+	}
+	// Another instance of the primary region still waits for a's lease.
+	if _, held, err := newLease(t, primary).Acquire(ctx, "a2", now.Add(time.Second), ttl); err != nil || held {
+		t.Errorf("a second holder of the primary's lease = %t, %v; want not held", held, err)
+	}
+
+	// The document is found by the escaped name and carries the name.
+	client, err := firestore.NewClient(ctx, testProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	id, err := firestorelease.DocumentID(primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := client.Collection("governor-test").Doc(id).Get(ctx)
+	if err != nil {
+		t.Fatalf("read the primary's lease document %s: %v", id, err)
+	}
+	if got, _ := snap.DataAt("queue"); got != primary {
+		t.Errorf("the document's queue = %v, want %s", got, primary)
+	}
+	if got, _ := snap.DataAt("holder"); got != "a" {
+		t.Errorf("the document's holder = %v, want a", got)
+	}
+}
+
+func TestDocumentID(t *testing.T) {
+	t.Parallel()
+	const name = "projects/p/locations/us-central1/queues/events"
+	id, err := firestorelease.DocumentID(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "projects%2Fp%2Flocations%2Fus-central1%2Fqueues%2Fevents"; id != want {
+		t.Errorf("DocumentID = %s, want %s", id, want)
+	}
+	if back, err := url.PathUnescape(id); err != nil || back != name {
+		t.Errorf("PathUnescape(%s) = %q, %v; want %s", id, back, err, name)
+	}
+	// Names that differ only where escaping happens keep distinct IDs.
+	ids := map[string]string{}
+	for _, n := range []string{
+		name,
+		"projects/p/locations/europe-west1/queues/events",
+		"events",
+		"projects%2Fp%2Flocations%2Fus-central1%2Fqueues%2Fevents",
+		"projects/example.com:p/locations/us-central1/queues/events",
+	} {
+		id, err := firestorelease.DocumentID(n)
+		if err != nil {
+			t.Errorf("DocumentID(%q): %v", n, err)
+			continue
+		}
+		if strings.Contains(id, "/") {
+			t.Errorf("DocumentID(%q) = %s contains '/'", n, id)
+		}
+		if other, ok := ids[id]; ok {
+			t.Errorf("DocumentID(%q) = DocumentID(%q) = %s", n, other, id)
+		}
+		ids[id] = n
+	}
+	for _, bad := range []string{"", ".", "..", "__events__", strings.Repeat("q", 1501), strings.Repeat("/", 501)} {
+		if id, err := firestorelease.DocumentID(bad); err == nil {
+			t.Errorf("DocumentID(%.20q) = %.20s, want an error", bad, id)
+		}
 	}
 }
 
