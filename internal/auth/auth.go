@@ -19,8 +19,10 @@
 // RequireBearer (and Middleware, its func(http.Handler) http.Handler form) is
 // the HTTP middleware: it answers 401 problem+json for a missing or invalid
 // token, 403 for a caller not allowed, and otherwise passes the request on
-// with the Claims in its context (ClaimsFromContext). Tokens are never
-// logged.
+// with the Claims in its context (ClaimsFromContext). The token it verifies
+// is the one Cloud Run checked: X-Serverless-Authorization's when the
+// request carries that header (Authorization is then not read), else
+// Authorization's (CallerToken). Tokens are never logged.
 package auth
 
 import (

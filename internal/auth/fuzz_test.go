@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,38 @@ func FuzzBearerToken(f *testing.F) {
 		scheme, _, _ := strings.Cut(strings.TrimSpace(header), " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			t.Fatalf("header %q with scheme %q gave a token", header, scheme)
+		}
+	})
+}
+
+// FuzzCallerToken: whatever Authorization holds, a request carrying
+// X-Serverless-Authorization gets its token from that header alone: the
+// answer is the same without Authorization, and a token returned is in
+// X-Serverless-Authorization.
+func FuzzCallerToken(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"Bearer a.b.c", "Bearer x.y.z"}, {"Bearer a.b.c", ""}, {"Bearer a.b.c", "Basic eA=="},
+		{"Bearer a.b." + auth.SignatureRemovedByGoogle, "Bearer"}, {"", "Bearer x"}, {"Bearer a", " bearer  x "},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, authz, xsa string) {
+		with := httptest.NewRequest(http.MethodPost, "/", nil)
+		with.Header["Authorization"] = []string{authz}
+		with.Header[auth.ServerlessAuthorization] = []string{xsa}
+		without := httptest.NewRequest(http.MethodPost, "/", nil)
+		without.Header[auth.ServerlessAuthorization] = []string{xsa}
+
+		tok, header, ok := auth.CallerToken(with)
+		tok2, header2, ok2 := auth.CallerToken(without)
+		if tok != tok2 || header != header2 || ok != ok2 {
+			t.Fatalf("Authorization %q changed the answer for X-Serverless-Authorization %q: %q %q %v, alone %q %q %v", authz, xsa, tok, header, ok, tok2, header2, ok2)
+		}
+		if header != auth.ServerlessAuthorization {
+			t.Fatalf("token read from %q, want %s", header, auth.ServerlessAuthorization)
+		}
+		if ok && (tok == "" || !strings.Contains(xsa, tok)) {
+			t.Fatalf("token %q is not X-Serverless-Authorization's %q", tok, xsa)
 		}
 	})
 }

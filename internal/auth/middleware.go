@@ -26,24 +26,37 @@ const (
 // Realm is the realm named in WWW-Authenticate challenges.
 const Realm = "eventrelay"
 
+// ServerlessAuthorization is the header Cloud Run checks instead of
+// Authorization when a request carries it: Cloud Run verifies the ID token
+// there (and removes its signature) and forwards Authorization as the caller
+// sent it. When it is present, it is the caller's credential and
+// Authorization is not read.
+const ServerlessAuthorization = "X-Serverless-Authorization"
+
 // RequireBearer passes a request to next only with a bearer token v accepts,
-// with the token's Claims in the request context (ClaimsFromContext).
-// Otherwise it answers problem+json: 401 with a WWW-Authenticate: Bearer
-// challenge for a missing, non-Bearer or invalid token, 403 for a caller a
-// Check refused, 503 with Retry-After when the keys are unavailable. The
-// token itself is never echoed nor logged.
+// with the token's Claims in the request context (ClaimsFromContext). The
+// token is the one CallerToken picks: X-Serverless-Authorization's when the
+// request carries that header, else Authorization's. Otherwise it answers
+// problem+json: 401 with a WWW-Authenticate: Bearer challenge for a missing,
+// non-Bearer or invalid token, 403 for a caller not allowed, 503 with
+// Retry-After when the keys are unavailable. The token itself is never
+// echoed nor logged.
 func RequireBearer(v Verifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		logger := logging.FromContext(ctx)
-		raw, ok := BearerToken(r)
+		raw, header, ok := CallerToken(r)
 		if !ok {
-			logger.WarnContext(ctx, "request refused: no bearer token", "path", r.URL.Path)
+			logger.WarnContext(ctx, "request refused: no bearer token", "path", r.URL.Path, "header", header)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
-			serving.WriteProblem(w, http.StatusUnauthorized, SlugUnauthenticated, "Authentication required",
-				"Send an ID token in an 'Authorization: Bearer <token>' header.", nil)
+			detail := "Send an ID token in an 'Authorization: Bearer <token>' header."
+			if header != "Authorization" {
+				detail = "The request carries " + ServerlessAuthorization + ": it must be a single header 'Bearer <token>', and it alone identifies the caller."
+			}
+			serving.WriteProblem(w, http.StatusUnauthorized, SlugUnauthenticated, "Authentication required", detail, nil)
 			return
 		}
+		logger = logger.With("header", header)
 		claims, err := v.Verify(ctx, raw)
 		switch {
 		case err == nil:
@@ -70,10 +83,58 @@ func RequireBearer(v Verifier, next http.Handler) http.Handler {
 	})
 }
 
+// CallerToken returns the bearer token that identifies the caller and the
+// name of the header it was read from.
+//
+// When the request carries X-Serverless-Authorization, Cloud Run checked the
+// token in that header, not the one in Authorization (which it forwards
+// untouched, so anyone may have written it): the token is that header's, and
+// Authorization is not read. The header must then be a single
+// "Bearer <token>"; anything else (empty, another scheme, repeated) is no
+// token, never a fall back to Authorization. A header whose name differs
+// from X-Serverless-Authorization only in case or in '_' for '-' (which a
+// proxy might treat as the same header) counts as present and yields no
+// token. Otherwise the token is the single "Authorization: Bearer <token>"
+// header's (BearerToken).
+func CallerToken(r *http.Request) (token, header string, ok bool) {
+	values, present, aliased := serverlessValues(r.Header)
+	switch {
+	case aliased:
+		return "", ServerlessAuthorization, false
+	case present:
+		token, ok = bearer(values)
+		return token, ServerlessAuthorization, ok
+	}
+	token, ok = BearerToken(r)
+	return token, "Authorization", ok
+}
+
+// serverlessValues returns the X-Serverless-Authorization values of h,
+// whether the header is present (even empty), and whether a spelling of it
+// other than the canonical one is present.
+func serverlessValues(h http.Header) (values []string, present, aliased bool) {
+	for k, vs := range h {
+		if k == ServerlessAuthorization {
+			values, present = vs, true
+			continue
+		}
+		if len(k) == len(ServerlessAuthorization) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), ServerlessAuthorization) {
+			aliased = true
+		}
+	}
+	return values, present, aliased
+}
+
 // BearerToken returns the token of the request's single
 // "Authorization: Bearer <token>" header (the scheme is case-insensitive).
+// It does not look at X-Serverless-Authorization: use CallerToken to learn
+// who called.
 func BearerToken(r *http.Request) (string, bool) {
-	values := r.Header.Values("Authorization")
+	return bearer(r.Header.Values("Authorization"))
+}
+
+// bearer returns the token of a single "Bearer <token>" header value.
+func bearer(values []string) (string, bool) {
 	if len(values) != 1 {
 		return "", false
 	}

@@ -162,3 +162,136 @@ func TestErrorsWrap(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireBearerServerlessAuthorization: when a request carries
+// X-Serverless-Authorization, Cloud Run checked that header's token and
+// forwarded Authorization as the caller wrote it, so the caller is who
+// X-Serverless-Authorization names, and Authorization is never read.
+func TestRequireBearerServerlessAuthorization(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	jwks := newJWKSServer(t, "RS256", googleKey())
+	strict := newGoogleVerifier(t, googleSettings(false), jwks)
+	trusting := newGoogleVerifier(t, googleSettings(true), jwks)
+	const second = "second@proj.iam.gserviceaccount.com" // allowed too (googleSettings)
+	const intruder = "intruder@attacker.example"
+	signed := func(email string) string {
+		return sign(t, googleKey(), googleClaims(now, map[string]any{"email": email, "sub": "sub-" + email}))
+	}
+	unsigned := func(email string) string { return stripSignature(signed(email)) }
+	bearer := func(tok string) []string { return []string{"Bearer " + tok} }
+
+	cases := []struct {
+		name       string
+		v          auth.Verifier
+		authz      []string            // Authorization values
+		xsa        []string            // X-Serverless-Authorization values; nil: none
+		extra      map[string][]string // more headers, by exact map key
+		wantStatus int
+		wantSlug   string
+		wantEmail  string // who next sees, for a 204
+	}{
+		{name: "trusting: unsigned Authorization alone (plain Cloud Run)", v: trusting, authz: bearer(unsigned(sourceSA)), wantStatus: 204, wantEmail: sourceSA},
+		{name: "trusting: unsigned X-Serverless-Authorization alone", v: trusting, xsa: bearer(unsigned(second)), wantStatus: 204, wantEmail: second},
+		{name: "trusting: the same unsigned token in both", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: bearer(unsigned(sourceSA)), wantStatus: 204, wantEmail: sourceSA},
+		{name: "trusting: two allowed identities, X-Serverless-Authorization's wins", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: bearer(unsigned(second)), wantStatus: 204, wantEmail: second},
+		{name: "trusting: X-Serverless-Authorization decides, Authorization is the application's", v: trusting, authz: []string{"Bearer not-a-jwt"}, xsa: bearer(unsigned(second)), wantStatus: 204, wantEmail: second},
+		{name: "trusting: forged Authorization beside X-Serverless-Authorization naming an intruder", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: bearer(unsigned(intruder)), wantStatus: 403, wantSlug: "forbidden"},
+		{name: "trusting: forged Authorization beside a signed intruder", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: bearer(signed(intruder)), wantStatus: 403, wantSlug: "forbidden"},
+		{name: "trusting: signed Authorization beside a signed intruder", v: trusting, authz: bearer(signed(sourceSA)), xsa: bearer(signed(intruder)), wantStatus: 403, wantSlug: "forbidden"},
+		{name: "trusting: forged Authorization beside an empty X-Serverless-Authorization", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{""}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: forged Authorization beside a Basic X-Serverless-Authorization", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{"Basic dXNlcjpwYXNz"}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: forged Authorization beside X-Serverless-Authorization without a scheme", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{unsigned(second)}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: forged Authorization beside a garbage X-Serverless-Authorization", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{"Bearer garbage"}, wantStatus: 401, wantSlug: "invalid-token"},
+		{name: "trusting: forged Authorization beside two X-Serverless-Authorization headers", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{"Bearer " + unsigned(second), "Bearer " + unsigned(second)}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: an X-Serverless-Authorization header with no value", v: trusting, authz: bearer(unsigned(sourceSA)), xsa: []string{}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: forged Authorization beside x_serverless_authorization", v: trusting, authz: bearer(unsigned(sourceSA)), extra: map[string][]string{"X_serverless_authorization": bearer(unsigned(intruder))}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "trusting: forged Authorization beside a lower-case key", v: trusting, authz: bearer(unsigned(sourceSA)), extra: map[string][]string{"x-serverless-authorization": bearer(unsigned(intruder))}, wantStatus: 401, wantSlug: "unauthenticated"},
+		{name: "strict: signed X-Serverless-Authorization alone", v: strict, xsa: bearer(signed(second)), wantStatus: 204, wantEmail: second},
+		{name: "strict: signed X-Serverless-Authorization, unsigned intruder in Authorization", v: strict, authz: bearer(unsigned(intruder)), xsa: bearer(signed(sourceSA)), wantStatus: 204, wantEmail: sourceSA},
+		{name: "strict: unsigned X-Serverless-Authorization beside a signed Authorization", v: strict, authz: bearer(signed(sourceSA)), xsa: bearer(unsigned(sourceSA)), wantStatus: 401, wantSlug: "invalid-token"},
+		{name: "strict: signed Authorization beside a signed intruder", v: strict, authz: bearer(signed(sourceSA)), xsa: bearer(signed(intruder)), wantStatus: 403, wantSlug: "forbidden"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			ctx := logging.WithLogger(t.Context(), logging.New(&logs, logging.Options{Level: "debug"}))
+			var got *auth.Claims
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, _ = auth.ClaimsFromContext(r.Context())
+				w.WriteHeader(http.StatusNoContent)
+			})
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/events", nil)
+			for _, v := range tc.authz {
+				req.Header.Add("Authorization", v)
+			}
+			if tc.xsa != nil {
+				req.Header[auth.ServerlessAuthorization] = tc.xsa
+			}
+			for k, vs := range tc.extra {
+				req.Header[k] = vs
+			}
+			rec := httptest.NewRecorder()
+			auth.RequireBearer(tc.v, next).ServeHTTP(rec, req)
+
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if tc.wantSlug == "" {
+				if got == nil || got.Email != tc.wantEmail {
+					t.Fatalf("next saw claims %+v, want email %s", got, tc.wantEmail)
+				}
+				return
+			}
+			if got != nil {
+				t.Error("next handler called for a refused request")
+			}
+			if slug := problemType(t, rec); slug != tc.wantSlug {
+				t.Errorf("problem type = %q, want %q", slug, tc.wantSlug)
+			}
+			for _, vs := range [][]string{tc.authz, tc.xsa} {
+				for _, v := range vs {
+					if tok := strings.TrimPrefix(v, "Bearer "); len(tok) > 16 && (strings.Contains(logs.String(), tok) || strings.Contains(rec.Body.String(), tok)) {
+						t.Error("a token was logged or echoed")
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCallerToken(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		header     map[string][]string
+		wantToken  string
+		wantHeader string
+		wantOK     bool
+	}{
+		{name: "Authorization alone", header: map[string][]string{"Authorization": {"Bearer a"}}, wantToken: "a", wantHeader: "Authorization", wantOK: true},
+		{name: "nothing", header: map[string][]string{}, wantHeader: "Authorization"},
+		{name: "X-Serverless-Authorization alone", header: map[string][]string{auth.ServerlessAuthorization: {"Bearer x"}}, wantToken: "x", wantHeader: auth.ServerlessAuthorization, wantOK: true},
+		{name: "both: X-Serverless-Authorization's", header: map[string][]string{"Authorization": {"Bearer a"}, auth.ServerlessAuthorization: {"bearer x"}}, wantToken: "x", wantHeader: auth.ServerlessAuthorization, wantOK: true},
+		{name: "empty X-Serverless-Authorization: no fall back", header: map[string][]string{"Authorization": {"Bearer a"}, auth.ServerlessAuthorization: {""}}, wantHeader: auth.ServerlessAuthorization},
+		{name: "repeated X-Serverless-Authorization", header: map[string][]string{"Authorization": {"Bearer a"}, auth.ServerlessAuthorization: {"Bearer x", "Bearer x"}}, wantHeader: auth.ServerlessAuthorization},
+		{name: "non-Bearer X-Serverless-Authorization", header: map[string][]string{"Authorization": {"Bearer a"}, auth.ServerlessAuthorization: {"Basic x"}}, wantHeader: auth.ServerlessAuthorization},
+		{name: "underscore spelling", header: map[string][]string{"Authorization": {"Bearer a"}, "X_serverless_authorization": {"Bearer x"}}, wantHeader: auth.ServerlessAuthorization},
+		{name: "underscore spelling beside the real one", header: map[string][]string{auth.ServerlessAuthorization: {"Bearer x"}, "X_serverless_authorization": {"Bearer y"}}, wantHeader: auth.ServerlessAuthorization},
+		{name: "a longer name is another header", header: map[string][]string{"Authorization": {"Bearer a"}, "X-Serverless-Authorization-Extra": {"Bearer x"}}, wantToken: "a", wantHeader: "Authorization", wantOK: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			for k, vs := range tc.header {
+				r.Header[k] = vs
+			}
+			tok, header, ok := auth.CallerToken(r)
+			if tok != tc.wantToken || header != tc.wantHeader || ok != tc.wantOK {
+				t.Errorf("CallerToken = %q, %q, %v; want %q, %q, %v", tok, header, ok, tc.wantToken, tc.wantHeader, tc.wantOK)
+			}
+		})
+	}
+}

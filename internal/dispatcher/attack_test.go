@@ -195,6 +195,44 @@ func TestAttackTaskTokens(t *testing.T) {
 	}
 }
 
+// TestAttackTaskTokensAccepted: the ways the queue's token may arrive, in
+// each mode, all get a delivery: the attack table refuses forgeries, not
+// the queue. Behind Cloud Run the token in X-Serverless-Authorization
+// decides, whatever Authorization holds.
+func TestAttackTaskTokensAccepted(t *testing.T) {
+	t.Parallel()
+	for _, mode := range authtest.Modes(attackDispatcherAudience, tasksSA) {
+		t.Run(mode.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, a := range mode.Accepts(t) {
+				t.Run(a.Name, func(t *testing.T) {
+					t.Parallel()
+					h := newSecureHarness(t, mode)
+					req := taskRequest(eventJSON("ev-1"), "")
+					for k, vs := range a.Header {
+						req.Header[k] = vs
+					}
+					rec := httptest.NewRecorder()
+					h.handler.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"delivered"`) {
+						t.Fatalf("delivery: %d %s", rec.Code, rec.Body)
+					}
+					if n := len(h.target.seen()); n != 1 {
+						t.Errorf("target called %d times, want 1", n)
+					}
+					for _, vs := range a.Header {
+						for _, v := range vs {
+							if tok := strings.TrimPrefix(v, "Bearer "); len(tok) >= 16 && strings.Contains(h.logs.String(), tok) {
+								t.Error("a token is in the logs")
+							}
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
 // TestAttackTaskRequests: requests refused before authentication (method,
 // content type, encoding, path), and bodies sent without a token, which
 // are refused before they are read.

@@ -39,3 +39,47 @@ func FuzzTaskAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTaskServerlessAuthorization: a delivery carrying
+// X-Serverless-Authorization is answered as if Authorization were absent,
+// whatever Authorization holds; only an accepted one reaches the target.
+func FuzzTaskServerlessAuthorization(f *testing.F) {
+	mode := authtest.Modes(attackDispatcherAudience, tasksSA)[1]
+	h := newSecureHarness(f, mode)
+	for _, a := range mode.Attacks(f, attackIngestAudience) {
+		if xsa := a.Header.Values(authtest.ServerlessAuthorization); len(a.Authorization) == 1 && len(xsa) == 1 {
+			f.Add(a.Authorization[0], xsa[0])
+		}
+	}
+	for _, a := range mode.Accepts(f) {
+		if xsa := a.Header.Values(authtest.ServerlessAuthorization); len(xsa) == 1 {
+			f.Add(a.Header.Get("Authorization"), xsa[0])
+		}
+	}
+	f.Fuzz(func(t *testing.T, authz, xsa string) {
+		h.logs.Reset()
+		answer := func(withAuthz bool) int {
+			before := len(h.target.seen())
+			req := taskRequest(eventJSON("ev-1"), "")
+			if withAuthz {
+				req.Header["Authorization"] = []string{authz}
+			}
+			req.Header[authtest.ServerlessAuthorization] = []string{xsa}
+			rec := httptest.NewRecorder()
+			h.handler.ServeHTTP(rec, req)
+			switch rec.Code {
+			case http.StatusOK:
+			case http.StatusUnauthorized, http.StatusForbidden:
+				if len(h.target.seen()) != before {
+					t.Fatal("a refused delivery called the target")
+				}
+			default:
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			return rec.Code
+		}
+		if with, without := answer(true), answer(false); with != without {
+			t.Fatalf("Authorization %q turned %d into %d beside X-Serverless-Authorization %q", authz, without, with, xsa)
+		}
+	})
+}

@@ -134,6 +134,44 @@ func TestAttackTokens(t *testing.T) {
 	}
 }
 
+// TestAttackTokensAccepted: the ways the source may present its token, in
+// each mode, all get in: the attack table refuses forgeries, not the
+// source. Behind Cloud Run the token in X-Serverless-Authorization decides,
+// whatever Authorization holds.
+func TestAttackTokensAccepted(t *testing.T) {
+	t.Parallel()
+	for _, mode := range authtest.Modes(ingestAudience, sourceSA) {
+		t.Run(mode.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, a := range mode.Accepts(t) {
+				t.Run(a.Name, func(t *testing.T) {
+					t.Parallel()
+					h := newModeHarness(t, mode)
+					rec := h.do(newRequest(t, eventJSON("accepted-1"), func(r *http.Request) {
+						r.Header.Del("Authorization")
+						for k, vs := range a.Header {
+							r.Header[k] = vs
+						}
+					}))
+					if rec.Code != http.StatusAccepted {
+						t.Fatalf("status %d, want 202: %s", rec.Code, rec.Body)
+					}
+					if n := len(h.queue.Tasks()); n != 1 {
+						t.Errorf("%d tasks, want 1", n)
+					}
+					for _, vs := range a.Header {
+						for _, v := range vs {
+							if tok := strings.TrimPrefix(v, "Bearer "); len(tok) >= 16 && strings.Contains(h.logs.String(), tok) {
+								t.Error("a token is in the logs")
+							}
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
 // gzipBomb is 10 MiB of zeros, gzipped to about 10 KiB.
 func gzipBomb(tb testing.TB) []byte {
 	tb.Helper()

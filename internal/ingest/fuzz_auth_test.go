@@ -1,8 +1,10 @@
 package ingest_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"eventrelay/internal/auth/authtest"
@@ -38,6 +40,52 @@ func FuzzAuthorization(f *testing.F) {
 		}
 		if tok := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(authz), "Bearer")); len(tok) >= 24 && strings.Contains(h.logs.String(), tok) {
 			t.Fatal("a refused token is in the logs")
+		}
+	})
+}
+
+// FuzzServerlessAuthorization: a request carrying X-Serverless-Authorization
+// is answered as if Authorization were absent, whatever Authorization holds
+// (behind Cloud Run anyone may write it); a refused request leaves no task.
+func FuzzServerlessAuthorization(f *testing.F) {
+	mode := authtest.Modes(ingestAudience, sourceSA)[1] // google, trusting Cloud Run IAM
+	h := newModeHarness(f, mode)
+	for _, a := range mode.Attacks(f, dispatcherAudience) {
+		if xsa := a.Header.Values(authtest.ServerlessAuthorization); len(a.Authorization) == 1 && len(xsa) == 1 {
+			f.Add(a.Authorization[0], xsa[0])
+		}
+	}
+	for _, a := range mode.Accepts(f) {
+		if xsa := a.Header.Values(authtest.ServerlessAuthorization); len(xsa) == 1 {
+			f.Add(a.Header.Get("Authorization"), xsa[0])
+		}
+	}
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, authz, xsa string) {
+		h.logs.Reset()
+		answer := func(withAuthz bool) int {
+			before := len(h.queue.Tasks())
+			req := newRequest(t, eventJSON(fmt.Sprintf("fuzz-xsa-%d", n.Add(1))), func(r *http.Request) {
+				r.Header.Del("Authorization")
+				if withAuthz {
+					r.Header["Authorization"] = []string{authz}
+				}
+				r.Header[authtest.ServerlessAuthorization] = []string{xsa}
+			})
+			rec := h.do(req)
+			switch rec.Code {
+			case http.StatusAccepted:
+			case http.StatusUnauthorized, http.StatusForbidden:
+				if len(h.queue.Tasks()) != before {
+					t.Fatal("a refused request left a task")
+				}
+			default:
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			return rec.Code
+		}
+		if with, without := answer(true), answer(false); with != without {
+			t.Fatalf("Authorization %q turned %d into %d beside X-Serverless-Authorization %q", authz, without, with, xsa)
 		}
 	})
 }

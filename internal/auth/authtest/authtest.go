@@ -216,13 +216,18 @@ func PublicPEM(tb testing.TB, k Key) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
+// ServerlessAuthorization is the header Cloud Run checks instead of
+// Authorization when a request carries it (auth.ServerlessAuthorization).
+const ServerlessAuthorization = "X-Serverless-Authorization"
+
 // Attack is one request a stranger may send, and the answer it must get.
 type Attack struct {
 	Name string
 	// Authorization holds the Authorization header values to send; nil
 	// sends none.
 	Authorization []string
-	// Header holds more headers to send.
+	// Header holds more headers to send (X-Serverless-Authorization among
+	// them), by canonical name.
 	Header http.Header
 	// WantStatus and WantSlug are the answer: 401 or 403 and its problem
 	// slug (auth.Slug*).
@@ -274,7 +279,6 @@ func (i *Issuer) Attacks(tb testing.TB, otherAudience string) []Attack {
 			Header: http.Header{
 				"X-Cloudtasks-Queuename": {"events"}, "X-Cloudtasks-Taskname": {"ev-1"},
 				"X-Cloudtasks-Taskretrycount": {"0"}, "X-Cloudtasks-Taskexecutioncount": {"0"},
-				"X-Serverless-Authorization": {"Bearer " + valid},
 			},
 		},
 		invalid("garbage token", "garbage"),
@@ -301,6 +305,7 @@ func (i *Issuer) Attacks(tb testing.TB, otherAudience string) []Attack {
 		forbidden("no email claim", i.Token(tb, map[string]any{"email": nil})),
 		forbidden("another service account, with X-CloudTasks-* headers", i.Token(tb, map[string]any{"email": "other-sa@attacker.example"})),
 	}
+	attacks = append(attacks, i.serverlessAttacks(tb, valid, otherAudience)...)
 	if i.Settings.TrustCloudRunIAM {
 		attacks = append(attacks,
 			forbidden("signature removed, email not allowed", StripSignature(i.Token(tb, map[string]any{"email": "intruder@attacker.example"}))),
@@ -321,7 +326,13 @@ func (i *Issuer) Attacks(tb testing.TB, otherAudience string) []Attack {
 			a.Header.Set("X-Cloudtasks-Queuename", "events")
 			a.Header.Set("X-Cloudtasks-Taskname", "ev-1")
 		}
-		for _, v := range a.Authorization {
+		values := append([]string(nil), a.Authorization...)
+		for k, vs := range a.Header {
+			if strings.Contains(strings.ToLower(k), "authorization") {
+				values = append(values, vs...)
+			}
+		}
+		for _, v := range values {
 			tok := strings.TrimSpace(strings.TrimPrefix(v, "Bearer "))
 			if len(tok) < 16 {
 				continue
@@ -335,6 +346,116 @@ func (i *Issuer) Attacks(tb testing.TB, otherAudience string) []Attack {
 		}
 	}
 	return attacks
+}
+
+// serverlessAttacks are the requests that carry X-Serverless-Authorization.
+// Behind Cloud Run, that header, when present, is the one whose token Cloud
+// Run checked (and whose signature it removed); Authorization is forwarded
+// as the caller sent it. So each attack puts a token that would pass on its
+// own in Authorization (unsigned and allowed, or signed and allowed) beside
+// an X-Serverless-Authorization that must not pass; valid is a signed,
+// allowed token.
+func (i *Issuer) serverlessAttacks(tb testing.TB, valid, otherAudience string) []Attack {
+	tb.Helper()
+	unsigned := StripSignature(valid) // what Cloud Run would forward for the allowed caller
+	intruder := map[string]any{"sub": "200000000000000000002", "email": "intruder@attacker.example"}
+	unsignedIntruder := StripSignature(i.Token(tb, intruder))
+	signedIntruder := i.Token(tb, intruder)
+	otherService := StripSignature(i.Token(tb, map[string]any{"aud": otherAudience}))
+
+	// A token without a signature is read by its claims only when Cloud Run's
+	// IAM check is trusted; otherwise it is refused as invalid.
+	unsignedStatus, unsignedSlug := 401, auth.SlugInvalidToken
+	if i.Settings.TrustCloudRunIAM {
+		unsignedStatus, unsignedSlug = 403, auth.SlugForbidden
+	}
+	attack := func(name, authz string, xsa []string, status int, slug string) Attack {
+		return Attack{
+			Name:          name,
+			Authorization: []string{"Bearer " + authz},
+			Header:        http.Header{ServerlessAuthorization: xsa},
+			WantStatus:    status,
+			WantSlug:      slug,
+		}
+	}
+	aliased := attack("unsigned allowed Authorization beside X_Serverless_Authorization (underscores)", unsigned, nil, 401, auth.SlugUnauthenticated)
+	aliased.Header = http.Header{"X_serverless_authorization": {"Bearer " + unsignedIntruder}}
+	return []Attack{
+		attack("unsigned allowed Authorization beside X-Serverless-Authorization naming someone else",
+			unsigned, []string{"Bearer " + unsignedIntruder}, unsignedStatus, unsignedSlug),
+		attack("unsigned allowed Authorization beside a signed X-Serverless-Authorization of an account not allowed",
+			unsigned, []string{"Bearer " + signedIntruder}, 403, auth.SlugForbidden),
+		attack("signed allowed Authorization beside a signed X-Serverless-Authorization of an account not allowed",
+			valid, []string{"Bearer " + signedIntruder}, 403, auth.SlugForbidden),
+		attack("unsigned allowed Authorization beside X-Serverless-Authorization for the other service",
+			unsigned, []string{"Bearer " + otherService}, 401, auth.SlugInvalidToken),
+		attack("unsigned allowed Authorization beside an empty X-Serverless-Authorization",
+			unsigned, []string{""}, 401, auth.SlugUnauthenticated),
+		attack("unsigned allowed Authorization beside a Basic X-Serverless-Authorization",
+			unsigned, []string{"Basic dXNlcjpwYXNzd29yZA=="}, 401, auth.SlugUnauthenticated),
+		attack("unsigned allowed Authorization beside X-Serverless-Authorization without a scheme",
+			unsigned, []string{unsigned}, 401, auth.SlugUnauthenticated),
+		attack("unsigned allowed Authorization beside an empty bearer X-Serverless-Authorization",
+			unsigned, []string{"Bearer "}, 401, auth.SlugUnauthenticated),
+		attack("unsigned allowed Authorization beside a garbage X-Serverless-Authorization",
+			unsigned, []string{"Bearer garbage"}, 401, auth.SlugInvalidToken),
+		attack("signed allowed Authorization beside a garbage X-Serverless-Authorization",
+			valid, []string{"Bearer a.b.c"}, 401, auth.SlugInvalidToken),
+		attack("unsigned allowed Authorization beside two X-Serverless-Authorization headers",
+			unsigned, []string{"Bearer " + unsigned, "Bearer " + unsigned}, 401, auth.SlugUnauthenticated),
+		attack("unsigned allowed Authorization beside two tokens in one X-Serverless-Authorization",
+			unsigned, []string{"Bearer " + unsigned + " " + unsigned}, 401, auth.SlugUnauthenticated),
+		aliased,
+	}
+}
+
+// Accept is a request a service configured as an Issuer must let in.
+type Accept struct {
+	Name string
+	// Header holds the credential headers to send (Authorization,
+	// X-Serverless-Authorization), by canonical name.
+	Header http.Header
+}
+
+// Accepts returns the ways the allowed caller may present itself, in this
+// mode: a signed token in Authorization or X-Serverless-Authorization (the
+// latter decides, whatever Authorization holds), and, trusting Cloud Run's
+// IAM check, the token as Cloud Run forwards it (signature removed) in
+// either header.
+func (i *Issuer) Accepts(tb testing.TB) []Accept {
+	tb.Helper()
+	valid := i.Token(tb, nil)
+	accepts := []Accept{
+		{Name: "signed token in Authorization", Header: http.Header{"Authorization": {"Bearer " + valid}}},
+		{Name: "signed token in X-Serverless-Authorization", Header: http.Header{ServerlessAuthorization: {"Bearer " + valid}}},
+		{Name: "signed token in X-Serverless-Authorization, the application's own credential in Authorization", Header: http.Header{
+			ServerlessAuthorization: {"Bearer " + valid}, "Authorization": {"Bearer not-a-jwt"},
+		}},
+		{Name: "signed token in X-Serverless-Authorization, Basic Authorization", Header: http.Header{
+			ServerlessAuthorization: {"Bearer " + valid}, "Authorization": {"Basic dXNlcjpwYXNzd29yZA=="},
+		}},
+		{Name: "the same signed token in both headers", Header: http.Header{
+			ServerlessAuthorization: {"Bearer " + valid}, "Authorization": {"Bearer " + valid},
+		}},
+	}
+	if i.Settings.TrustCloudRunIAM {
+		unsigned := StripSignature(valid)
+		accepts = append(accepts,
+			Accept{Name: "signature removed, in Authorization (plain Cloud Run)", Header: http.Header{"Authorization": {"Bearer " + unsigned}}},
+			Accept{Name: "signature removed, in X-Serverless-Authorization", Header: http.Header{ServerlessAuthorization: {"Bearer " + unsigned}}},
+			Accept{Name: "signature removed, the same token in both headers", Header: http.Header{
+				ServerlessAuthorization: {"Bearer " + unsigned}, "Authorization": {"Bearer " + unsigned},
+			}},
+			Accept{Name: "signature removed in X-Serverless-Authorization, the application's own credential in Authorization", Header: http.Header{
+				ServerlessAuthorization: {"Bearer " + unsigned}, "Authorization": {"Bearer not-a-jwt"},
+			}},
+			Accept{Name: "signature removed in X-Serverless-Authorization, someone else's unsigned token in Authorization", Header: http.Header{
+				ServerlessAuthorization: {"Bearer " + unsigned},
+				"Authorization":         {"Bearer " + StripSignature(i.Token(tb, map[string]any{"email": "intruder@attacker.example"}))},
+			}},
+		)
+	}
+	return accepts
 }
 
 // ValidAuthorization is the Authorization header of a request the service
