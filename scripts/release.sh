@@ -2,7 +2,7 @@
 # The release steps of cloudbuild.yaml, behind Make targets (make tf-plan,
 # tf-apply, deploy, smoke, promote, rollback, function-upload,
 # function-deploy). Configuration comes from the environment Make passes on;
-# see docs/deployment.md ("The pipeline") and docs/adr/0011. Every command is
+# see docs/deployment.md ("The pipeline") and docs/adr/0012. Every command is
 # a no-op unless DEPLOY=true, so a pull-request build runs the same file and
 # deploys nothing.
 #
@@ -228,7 +228,7 @@ deploy)
   ;;
 
 smoke)
-  # SMOKE_MODE (docs/adr/0011):
+  # SMOKE_MODE (docs/adr/0012):
   #   no-target  (the default, prod) only what cannot reach the target: each
   #              region's tagged ingest refuses a request without a token,
   #              answers /health, refuses an invalid event; and the services
