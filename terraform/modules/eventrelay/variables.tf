@@ -289,9 +289,9 @@ variable "dispatcher_scaling" {
     cpu           = string
     memory        = string
   })
-  description = "dispatcher capacity. Each request waits on the target for up to target_timeout_seconds, so instances x concurrency must cover target_max_concurrency."
+  description = "dispatcher capacity. Each request waits on the target for up to target_timeout_seconds, so instances x concurrency must cover target_max_concurrency. The rate governor runs in the dispatcher (ADR 0010), so min_instances >= 1 while it is on."
   default = {
-    min_instances = 0
+    min_instances = 1
     max_instances = 10
     concurrency   = 80
     cpu           = "1"
@@ -301,6 +301,11 @@ variable "dispatcher_scaling" {
   validation {
     condition     = var.dispatcher_scaling.min_instances >= 0 && var.dispatcher_scaling.max_instances >= 1 && var.dispatcher_scaling.concurrency >= 1
     error_message = "dispatcher_scaling needs min_instances >= 0, max_instances >= 1 and concurrency >= 1."
+  }
+
+  validation {
+    condition     = !var.governor_enabled || var.dispatcher_scaling.min_instances >= 1
+    error_message = "dispatcher_scaling.min_instances must be at least 1 while governor_enabled is true: the rate governor runs in the dispatcher (ADR 0010)."
   }
 }
 

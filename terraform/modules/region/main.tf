@@ -239,9 +239,15 @@ module "dispatcher" {
   # Run) decides when an attempt has taken too long.
   request_timeout = "${var.queue.dispatch_deadline_seconds + 30}s"
   scaling         = var.dispatcher_scaling
-  # CPU only while a delivery is in flight: the dispatcher has no work of
-  # its own between requests (ADR 0009 on what that means for telemetry).
-  cpu_idle  = true
+  # Instance-based billing: CPU stays allocated between requests. The rate
+  # governor (ADR 0010) ticks, renews its Firestore lease and restores the
+  # queue's rate in the background, most of all while the queue is idle or
+  # paused and no request arrives; with request-based billing "the
+  # instance's access to CPU will be disabled or severely limited" after a
+  # request (https://cloud.google.com/run/docs/tips/general#background-activity,
+  # https://cloud.google.com/run/docs/configuring/billing-settings). The
+  # telemetry exporters flush outside requests too (ADR 0009).
+  cpu_idle  = false
   env       = local.dispatcher_env
   collector = var.otel_collector
 }

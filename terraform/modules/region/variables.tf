@@ -108,7 +108,14 @@ variable "dispatcher_scaling" {
     cpu           = string
     memory        = string
   })
-  description = "dispatcher capacity."
+  description = "dispatcher capacity (min_instances >= 1 while the governor is on)."
+
+  # The governor runs in the dispatcher's instances (ADR 0010): with none
+  # warm, nothing watches the queue while it is idle or paused.
+  validation {
+    condition     = !var.governor_enabled || var.dispatcher_scaling.min_instances >= 1
+    error_message = "dispatcher_scaling.min_instances must be at least 1 while governor_enabled is true: the rate governor runs in the dispatcher."
+  }
 }
 
 variable "governor_enabled" {
