@@ -1,0 +1,205 @@
+# terraform test for one regional stack: the queue, ingest and the
+# dispatcher, planned against the real google provider schema with a mocked
+# provider (no cloud). Run from this module's directory:
+#   terraform init -backend=false && terraform test
+#
+# Every run plans. An applied queue could not be torn down by the test
+# (prevent_destroy), so that Terraform ignores later changes to the queue's
+# rate (ADR 0005) is checked in Go (internal/infra, queue-rate-ignored).
+
+mock_provider "google" {}
+
+variables {
+  project_id          = "eventrelay-test"
+  region              = "europe-west1"
+  labels              = { app = "eventrelay", env = "test" }
+  image               = "us-docker.pkg.dev/cloudrun/container/hello:latest"
+  deletion_protection = false
+
+  queue = {
+    name                       = "events"
+    max_dispatches_per_second  = 25
+    max_concurrent_dispatches  = 40
+    max_attempts               = 10
+    min_backoff_seconds        = 1
+    max_backoff_seconds        = 60
+    max_doublings              = 16
+    max_retry_duration_seconds = 0
+    dispatch_deadline_seconds  = 30
+    log_sampling_ratio         = 1
+  }
+
+  ingest_service_account        = "eventrelay-ingest@eventrelay-test.iam.gserviceaccount.com"
+  dispatcher_service_account    = "eventrelay-dispatcher@eventrelay-test.iam.gserviceaccount.com"
+  tasks_invoker_service_account = "eventrelay-tasks-invoker@eventrelay-test.iam.gserviceaccount.com"
+  deployer_service_account      = "eventrelay-build@eventrelay-test.iam.gserviceaccount.com"
+  project_number                = "123456789012"
+
+  ingest_invokers = {
+    "source@partner.iam.gserviceaccount.com" = "serviceAccount:source@partner.iam.gserviceaccount.com"
+    smoke                                    = "serviceAccount:eventrelay-smoke@eventrelay-test.iam.gserviceaccount.com"
+  }
+  ingest_audience     = "eventrelay-ingest"
+  dispatcher_audience = "eventrelay-dispatcher"
+  ingest_scaling      = { min_instances = 1, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi" }
+  dispatcher_scaling  = { min_instances = 1, max_instances = 5, concurrency = 80, cpu = "1", memory = "512Mi" }
+
+  governor_enabled       = true
+  firestore_database     = "(default)"
+  target_url             = "https://target.example.com/graphql"
+  target_timeout_seconds = 10
+  brand                  = "testBrand"
+  log_level              = "info"
+  trace_sample_ratio     = 0.1
+  extra_env              = { ingest = {}, dispatcher = {} }
+  otel_collector = {
+    image  = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.143.0"
+    cpu    = "1"
+    memory = "512Mi"
+  }
+}
+
+run "queue_rate_from_variables" {
+  command = plan
+
+  assert {
+    condition     = google_cloud_tasks_queue.events.rate_limits[0].max_dispatches_per_second == var.queue.max_dispatches_per_second
+    error_message = "the queue's max_dispatches_per_second must come from var.queue (the target's limit)"
+  }
+  assert {
+    condition     = google_cloud_tasks_queue.events.rate_limits[0].max_concurrent_dispatches == var.queue.max_concurrent_dispatches
+    error_message = "the queue's max_concurrent_dispatches must come from var.queue"
+  }
+  assert {
+    condition     = google_cloud_tasks_queue.events.retry_config[0].max_attempts == var.queue.max_attempts && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts)
+    error_message = "the queue and the dispatcher must share one retry policy (the dispatcher recognises the last attempt from it)"
+  }
+}
+
+run "dispatcher_is_private" {
+  command = plan
+
+  assert {
+    condition     = module.dispatcher.ingress == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    error_message = "the dispatcher must admit internal traffic only"
+  }
+  assert {
+    condition     = module.dispatcher.invoker_iam_disabled == false
+    error_message = "the dispatcher must keep Cloud Run's invoker IAM check"
+  }
+  assert {
+    condition     = google_cloud_run_v2_service_iam_member.tasks_invoke_dispatcher.role == "roles/run.invoker" && google_cloud_run_v2_service_iam_member.tasks_invoke_dispatcher.member == "serviceAccount:${var.tasks_invoker_service_account}"
+    error_message = "only the Cloud Tasks token identity may invoke the dispatcher"
+  }
+  assert {
+    condition     = alltrue([for m in google_cloud_run_v2_service_iam_member.ingest_invokers : m.name == "ingest"])
+    error_message = "the source invoker grants must be on ingest, never on the dispatcher"
+  }
+  assert {
+    condition     = module.dispatcher.env["AUTH_ALLOWED_EMAILS"] == var.tasks_invoker_service_account
+    error_message = "the dispatcher must accept tokens of the Cloud Tasks identity only"
+  }
+}
+
+run "only_sources_invoke_ingest" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(google_cloud_run_v2_service_iam_member.ingest_invokers)) == toset(keys(var.ingest_invokers))
+    error_message = "ingest must have exactly one invoker grant per ingest_invokers entry"
+  }
+  assert {
+    condition     = alltrue([for k, m in google_cloud_run_v2_service_iam_member.ingest_invokers : m.member == var.ingest_invokers[k] && m.role == "roles/run.invoker"])
+    error_message = "each ingest invoker grant must be run.invoker for the listed service account"
+  }
+  assert {
+    condition     = module.ingest.invoker_iam_disabled == false
+    error_message = "ingest must keep Cloud Run's invoker IAM check"
+  }
+  assert {
+    condition     = toset(split(",", module.ingest.env["AUTH_ALLOWED_EMAILS"])) == toset([for m in values(var.ingest_invokers) : trimprefix(m, "serviceAccount:")])
+    error_message = "ingest's allow-list must be exactly the invokers"
+  }
+}
+
+run "warm_instances_and_cpu" {
+  command = plan
+
+  assert {
+    condition     = module.ingest.min_instances >= 1
+    error_message = "ingest must keep a warm instance: a cold start eats the source's 500 ms"
+  }
+  assert {
+    condition     = !anytrue(values(module.ingest.cpu_idle))
+    error_message = "ingest's containers must have CPU between requests (the status write after the 202, the exporters)"
+  }
+  assert {
+    condition     = !anytrue(values(module.dispatcher.cpu_idle))
+    error_message = "the dispatcher's containers must have CPU between requests: the rate governor runs in the background (ADR 0010)"
+  }
+  assert {
+    condition     = module.dispatcher.min_instances >= 1
+    error_message = "the dispatcher keeps an instance for the governor"
+  }
+}
+
+run "governor_grants_queue_admin_on_its_queue_only" {
+  command = plan
+
+  assert {
+    condition     = length(google_cloud_tasks_queue_iam_member.dispatcher_governs_queue) == 1
+    error_message = "the governor needs queueAdmin on its queue"
+  }
+  assert {
+    condition     = google_cloud_tasks_queue_iam_member.dispatcher_governs_queue[0].member == "serviceAccount:${var.dispatcher_service_account}" && google_cloud_tasks_queue_iam_member.dispatcher_governs_queue[0].name == var.queue.name
+    error_message = "queueAdmin goes to the dispatcher's account on this region's queue only"
+  }
+}
+
+run "no_governor_no_queue_admin" {
+  command = plan
+
+  variables {
+    governor_enabled   = false
+    dispatcher_scaling = merge(var.dispatcher_scaling, { min_instances = 0 })
+  }
+
+  assert {
+    condition     = length(google_cloud_tasks_queue_iam_member.dispatcher_governs_queue) == 0
+    error_message = "without the governor the dispatcher must not administer the queue"
+  }
+  assert {
+    condition     = module.dispatcher.env["QUEUE_GOVERNOR"] == "off"
+    error_message = "QUEUE_GOVERNOR must follow governor_enabled"
+  }
+}
+
+run "ingest_must_stay_warm" {
+  command = plan
+
+  variables {
+    ingest_scaling = merge(var.ingest_scaling, { min_instances = 0 })
+  }
+
+  expect_failures = [var.ingest_scaling]
+}
+
+run "governor_needs_a_dispatcher_instance" {
+  command = plan
+
+  variables {
+    dispatcher_scaling = merge(var.dispatcher_scaling, { min_instances = 0 })
+  }
+
+  expect_failures = [var.dispatcher_scaling]
+}
+
+run "ingest_invokers_are_service_accounts" {
+  command = plan
+
+  variables {
+    ingest_invokers = { someone = "user:someone@example.com" }
+  }
+
+  expect_failures = [var.ingest_invokers]
+}
