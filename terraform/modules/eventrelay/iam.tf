@@ -37,21 +37,27 @@ locals {
     }
   }
 
-  firestore_grants = {
-    "ingest/roles/datastore.user" = {
-      member = "serviceAccount:${google_service_account.runtime["ingest"].email}"
-      role   = "roles/datastore.user"
-    }
-    "dispatcher/roles/datastore.user" = {
-      member = "serviceAccount:${google_service_account.runtime["dispatcher"].email}"
-      role   = "roles/datastore.user"
-    }
-    # The pipeline's smoke test reads the status of the events it sent.
-    "build/roles/datastore.viewer" = {
-      member = "serviceAccount:${google_service_account.build.email}"
-      role   = "roles/datastore.viewer"
-    }
-  }
+  firestore_grants = merge(
+    {
+      "ingest/roles/datastore.user" = {
+        member = "serviceAccount:${google_service_account.runtime["ingest"].email}"
+        role   = "roles/datastore.user"
+      }
+      "dispatcher/roles/datastore.user" = {
+        member = "serviceAccount:${google_service_account.runtime["dispatcher"].email}"
+        role   = "roles/datastore.user"
+      }
+    },
+    # The delivery smoke test (dev, targetmock) reads the status of the
+    # events it sent; the no-target smoke reads none, so prod's pipeline
+    # cannot read the status store (ADR 0012).
+    local.smoke_delivers ? {
+      "build/roles/datastore.viewer" = {
+        member = "serviceAccount:${google_service_account.build.email}"
+        role   = "roles/datastore.viewer"
+      }
+    } : {},
+  )
 
   build_grants = {
     # A build that runs as a user-managed service account writes its own logs

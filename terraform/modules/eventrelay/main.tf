@@ -21,6 +21,11 @@ locals {
     env = var.environment
   }
 
+  # The release's smoke test sends events all the way to the target only
+  # when the target is targetmock; against a real target it sends nothing
+  # that could reach it (ADR 0012, SMOKE_MODE).
+  smoke_delivers = var.targetmock_enabled && var.target_url == null
+
   apis = toset([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -326,6 +331,7 @@ module "cicd" {
     _SOURCES_BUCKET     = google_storage_bucket.sources.name
     _TF_SA              = google_service_account.terraform.email
     _SMOKE_SA           = google_service_account.smoke.email
+    _SMOKE_MODE         = local.smoke_delivers ? "delivery" : "no-target"
     _INGEST_AUDIENCE    = var.ingest_audience
     _FIRESTORE_DATABASE = module.firestore.database_name
     _TARGETMOCK         = var.targetmock_enabled ? "true" : "false"
