@@ -23,6 +23,11 @@ output "queues" {
   value       = { for r, m in module.region : r => m.queue_id }
 }
 
+output "queue_initial_rate_limits" {
+  description = "Each region's queue rate limits as Terraform created them: together they make the target's limit (ADR 0006). Ops and the governor own the live values (ADR 0005)."
+  value       = { for r, m in module.region : r => m.queue_initial_rate_limits }
+}
+
 output "target_url" {
   description = "The GraphQL endpoint the dispatcher calls."
   value       = local.target_url
