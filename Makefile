@@ -23,8 +23,8 @@ run:
 # checks need. internal/chaos runs its reduced set here (about 3 minutes).
 E2E_PKGS = ./internal/devstack/... ./internal/chaos/...
 
-## test: vet, gofmt, terraform fmt, every unit test with the race detector, then the end-to-end tests
-test: vet fmt-check tf-fmt-check
+## test: vet, gofmt, terraform fmt, validate and test, every unit test with the race detector, then the end-to-end tests
+test: vet fmt-check tf-fmt-check tf-test
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/internal/devstack' -e '/internal/chaos')
 	$(GO) test -p 1 -count=1 -timeout 20m $(E2E_PKGS)
 
@@ -109,7 +109,7 @@ RELEASE_ENV  = DEPLOY=$(DEPLOY) PROJECT=$(PROJECT) ENV=$(ENV) REGION=$(REGION) R
 	FIRESTORE_DATABASE='$(FIRESTORE_DATABASE)' TARGETMOCK=$(TARGETMOCK) SOURCEMOCK=$(SOURCEMOCK) \
 	SOURCEMOCK_RUNTIME=$(SOURCEMOCK_RUNTIME) SMOKE_MODE=$(SMOKE_MODE) SMOKE_ROLLBACK='$(SMOKE_ROLLBACK)'
 
-.PHONY: ci images tf-fmt tf-fmt-check tf-check function-zip tf-plan tf-apply deploy smoke promote rollback function-upload function-deploy
+.PHONY: ci images tf-fmt tf-fmt-check tf-check tf-test function-zip tf-plan tf-apply deploy smoke promote rollback function-upload function-deploy
 
 ## ci: what CI runs (.ci/run): modules, generated code, emulators, make test
 ci:
@@ -143,6 +143,40 @@ tf-check: tf-fmt-check
 		echo "== terraform/environments/$$e"; \
 		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e init -backend=false -input=false -no-color >/dev/null; \
 		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e validate -no-color; \
+	done
+
+# Where `terraform init` finds a provider without a network: the implicit
+# local mirror directories (../shared/tools/tf-google-provider installs
+# there). A machine that can reach the Terraform registry runs the tests
+# with REQUIRE_TERRAFORM_PROVIDER=1, and init downloads the provider.
+TF_PROVIDER_DIRS = $$HOME/.terraform.d/plugins $$HOME/.local/share/terraform/plugins /usr/local/share/terraform/plugins /usr/share/terraform/plugins
+# Every directory with Terraform tests (tests/*.tftest.hcl or *.tftest.hcl).
+TF_TEST_DIRS = $$(git ls-files 'terraform/*.tftest.hcl' | xargs -r -n1 dirname | sed 's,/tests$$,,' | sort -u)
+
+## tf-test: validate both environments and run terraform test (mocked google provider, real schema) in every directory that has tests
+tf-test:
+	@if ! command -v $(TERRAFORM) >/dev/null 2>&1; then \
+		if [ "$$REQUIRE_TERRAFORM_PROVIDER" = 1 ]; then echo "tf-test: $(TERRAFORM) not found and REQUIRE_TERRAFORM_PROVIDER=1"; exit 1; fi; \
+		echo "tf-test: SKIPPED, $(TERRAFORM) not found"; exit 0; \
+	fi; \
+	found=; for d in $(TF_PROVIDER_DIRS); do \
+		ls -d "$$d"/registry.terraform.io/hashicorp/google/*/* >/dev/null 2>&1 && found=$$d; \
+	done; \
+	if [ -z "$$found" ] && [ "$$REQUIRE_TERRAFORM_PROVIDER" != 1 ]; then \
+		echo "tf-test: SKIPPED terraform validate and terraform test: the hashicorp/google provider is not installed in a local plugin directory."; \
+		echo "tf-test: build it with ../shared/tools/tf-google-provider, or set REQUIRE_TERRAFORM_PROVIDER=1 where init can download it."; \
+		exit 0; \
+	fi; \
+	set -e; \
+	for e in $(TF_ENVS); do \
+		echo "== terraform validate terraform/environments/$$e"; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e init -backend=false -input=false -no-color >/dev/null; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=terraform/environments/$$e validate -no-color; \
+	done; \
+	for d in $(TF_TEST_DIRS); do \
+		echo "== terraform test $$d"; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=$$d init -backend=false -input=false -no-color >/dev/null; \
+		env $(TF_ENV) $(TERRAFORM) -chdir=$$d test -no-color; \
 	done
 
 ## function-zip: the sourcemock Cloud Function's source (wrapper module, ADR 0007)
