@@ -4,13 +4,16 @@
 module "eventrelay" {
   source = "../../modules/eventrelay"
 
-  project_id          = var.project_id
-  environment         = "prod"
-  primary_region      = var.primary_region
-  secondary_region    = var.secondary_region
-  ingest_domain       = var.ingest_domain
-  firestore_location  = var.firestore_location
-  deletion_protection = true
+  project_id       = var.project_id
+  environment      = "prod"
+  primary_region   = var.primary_region
+  secondary_region = var.secondary_region
+  # true only after the pipeline released into secondary_region
+  # (docs/deployment.md, "Adding a region").
+  secondary_region_serving = var.secondary_region_serving
+  ingest_domain            = var.ingest_domain
+  firestore_location       = var.firestore_location
+  deletion_protection      = true
 
   target_url                   = var.target_url
   target_rate_limit_per_second = var.target_rate_limit_per_second

@@ -15,6 +15,12 @@ variable "secondary_region" {
   default     = null
 }
 
+variable "secondary_region_serving" {
+  type        = bool
+  description = "HA option: the secondary region's ingest serves behind the load balancer. Set it to true only after a pipeline run has released into secondary_region."
+  default     = false
+}
+
 variable "ingest_domain" {
   type        = string
   description = "HA option: DNS name of the load balancer (required with secondary_region)."

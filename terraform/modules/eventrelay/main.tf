@@ -257,8 +257,12 @@ module "ingest_lb" {
   project_id = var.project_id
   domain     = var.ingest_domain
   labels     = local.labels
+  # A region's ingest joins the load balancer only once it runs a real
+  # release: a new region starts on initial_image, which answers 2xx to
+  # anything, and an event acked there would be lost.
   backends = {
     for r in local.regions : r => module.region[r].ingest_service_name
+    if r == var.primary_region || var.secondary_region_serving
   }
 
   depends_on = [google_project_service.apis]

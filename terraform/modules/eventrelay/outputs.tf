@@ -13,6 +13,11 @@ output "ingest_lb_ip" {
   value       = var.secondary_region == null ? null : module.ingest_lb[0].ip_address
 }
 
+output "ingest_lb_regions" {
+  description = "HA option: regions whose ingest serves behind the load balancer (empty without it)."
+  value       = var.secondary_region == null ? [] : module.ingest_lb[0].backend_regions
+}
+
 output "dispatcher_urls" {
   description = "run.app URL of the dispatcher in each region (reachable only from Cloud Tasks)."
   value       = { for r, m in module.region : r => m.dispatcher_uri }

@@ -45,6 +45,12 @@ variable "secondary_region" {
   }
 }
 
+variable "secondary_region_serving" {
+  type        = bool
+  description = "HA option: put the secondary region's ingest behind the load balancer. Leave false until the pipeline has released into the secondary region: until then its ingest runs initial_image, which would answer 2xx to events it cannot relay (docs/deployment.md, \"Adding a region\")."
+  default     = false
+}
+
 variable "ingest_domain" {
   type        = string
   description = "HA option: DNS name the source calls when secondary_region is set; the load balancer gets a Google-managed certificate for it. Ignored without secondary_region."

@@ -20,10 +20,10 @@ variable "labels" {
 
 variable "backends" {
   type        = map(string)
-  description = "Cloud Run ingest service name by region: one serverless NEG each."
+  description = "Cloud Run ingest service name by region: one serverless NEG each. One region while a new region waits for its first release, two once it serves."
 
   validation {
-    condition     = length(var.backends) >= 2
-    error_message = "The load balancer only makes sense with two or more regions."
+    condition     = length(var.backends) >= 1
+    error_message = "The load balancer needs at least one region's ingest."
   }
 }

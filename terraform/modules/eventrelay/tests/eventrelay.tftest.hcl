@@ -73,6 +73,25 @@ run "ha_option_splits_the_limit" {
     condition     = output.ingest_endpoint == "https://ingest.example.com"
     error_message = "with the HA option the source calls the load balancer's domain"
   }
+  assert {
+    condition     = output.ingest_lb_regions == tolist(["europe-west1"])
+    error_message = "a new secondary region must not serve behind the load balancer before it runs a release: its placeholder image would ack events and lose them"
+  }
+}
+
+run "released_secondary_region_joins_the_load_balancer" {
+  command = plan
+
+  variables {
+    secondary_region         = "europe-west4"
+    ingest_domain            = "ingest.example.com"
+    secondary_region_serving = true
+  }
+
+  assert {
+    condition     = output.ingest_lb_regions == tolist(["europe-west1", "europe-west4"])
+    error_message = "once released, both regions serve behind the load balancer"
+  }
 }
 
 # Project-level grants only for roles whose resources offer no narrower
