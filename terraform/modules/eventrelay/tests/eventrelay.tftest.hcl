@@ -17,6 +17,34 @@ mock_provider "google" {
   }
 }
 
+# Known at plan, so assertions can tell the accounts apart.
+override_resource {
+  target          = google_service_account.tasks_invoker
+  override_during = plan
+  values = {
+    email = "eventrelay-tasks-invoker@eventrelay-test.iam.gserviceaccount.com"
+    name  = "projects/eventrelay-test/serviceAccounts/eventrelay-tasks-invoker@eventrelay-test.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_service_account.runtime["ingest"]
+  override_during = plan
+  values = {
+    email = "eventrelay-ingest@eventrelay-test.iam.gserviceaccount.com"
+    name  = "projects/eventrelay-test/serviceAccounts/eventrelay-ingest@eventrelay-test.iam.gserviceaccount.com"
+  }
+}
+
+override_resource {
+  target          = google_service_account.runtime["dispatcher"]
+  override_during = plan
+  values = {
+    email = "eventrelay-dispatcher@eventrelay-test.iam.gserviceaccount.com"
+    name  = "projects/eventrelay-test/serviceAccounts/eventrelay-dispatcher@eventrelay-test.iam.gserviceaccount.com"
+  }
+}
+
 variables {
   project_id                   = "eventrelay-test"
   environment                  = "prod"
@@ -129,6 +157,34 @@ run "project_grants_are_allow_listed" {
   assert {
     condition     = !anytrue([for g in google_project_iam_member.project : g.role == "roles/iam.serviceAccountUser"])
     error_message = "no account may act as every service account of the project"
+  }
+}
+
+# ingest creates tasks whose OIDC token is signed as the tasks identity,
+# and so does the dispatcher when it requeues an event (ADR 0008, ADR
+# 0010): both must be allowed to act as that account, on that account.
+run "services_act_as_the_tasks_identity" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for k, g in {
+        ingest     = google_service_account_iam_member.ingest_acts_as_tasks_invoker,
+        dispatcher = google_service_account_iam_member.dispatcher_acts_as_tasks_invoker,
+      } : g.service_account_id == google_service_account.tasks_invoker.name && g.role == "roles/iam.serviceAccountUser" && g.member == "serviceAccount:${google_service_account.runtime[k].email}"
+    ])
+    error_message = "ingest and the dispatcher must be able to act as the tasks identity, and only on it: their tasks carry its OIDC token"
+  }
+}
+
+# Destroying this configuration must never switch an API off under other
+# workloads in the project.
+run "apis_stay_on_after_destroy" {
+  command = plan
+
+  assert {
+    condition     = length(google_project_service.apis) > 0 && alltrue([for s in google_project_service.apis : s.disable_on_destroy == false])
+    error_message = "every google_project_service must set disable_on_destroy = false"
   }
 }
 
@@ -252,4 +308,44 @@ run "alert_latency_below_the_source_budget" {
   }
 
   expect_failures = [var.alert_thresholds]
+}
+
+# The sourcemock function's image is rebuilt under the same tag by every
+# Cloud Functions build, which a repository with immutable tags refuses:
+# it goes to its own repository, and the release images keep theirs.
+run "function_images_can_be_rebuilt" {
+  command = plan
+
+  variables {
+    environment        = "dev"
+    target_url         = null
+    targetmock_enabled = true
+    sourcemock_enabled = true
+  }
+
+  assert {
+    condition     = google_artifact_registry_repository.function_images.docker_config[0].immutable_tags == false
+    error_message = "the function image repository must allow a rebuild to reuse its tag"
+  }
+  assert {
+    condition     = google_artifact_registry_repository.images.docker_config[0].immutable_tags == true
+    error_message = "release images stay immutable: a tag is a commit"
+  }
+  assert {
+    condition     = google_storage_bucket.sources.versioning[0].enabled
+    error_message = "the function sources bucket keeps versions"
+  }
+  assert {
+    condition     = toset(keys(google_service_account_iam_member.terraform_acts_as)) == toset(["ingest", "dispatcher", "targetmock", "sourcemock", "function_builder", "scheduler"])
+    error_message = "the Terraform account acts only as the accounts it attaches to what it creates"
+  }
+}
+
+run "terraform_acts_only_as_prod_runtime_accounts" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(google_service_account_iam_member.terraform_acts_as)) == toset(["ingest", "dispatcher"])
+    error_message = "in prod (no mocks, no triggers) the Terraform account acts only as ingest's and the dispatcher's accounts"
+  }
 }
