@@ -76,7 +76,7 @@ func realMain(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, q.Close()) }()
 	if stats, ok := q.Queue.(queue.StatsReader); ok { // backlog gauges, exported with the other metrics
-		stopGauges, gerr := telemetry.ObserveQueue(ctx, nil, stats)
+		stopGauges, gerr := queue.ObserveGauges(ctx, nil, stats)
 		if gerr != nil {
 			return gerr
 		}
