@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"eventrelay/internal/logging"
 )
 
 // Google's issuer and key set, the ones ModeGoogle trusts.
@@ -19,6 +21,22 @@ const (
 	// token's signature after its IAM invoker check verified it.
 	SignatureRemovedByGoogle = "SIGNATURE_REMOVED_BY_GOOGLE"
 )
+
+// DevIssuer is the "iss" of the local development issuer
+// (internal/auth/devissuer), which relayctl dev runs and a service may be
+// pointed at in oidc mode on a developer's machine. The .invalid top-level
+// domain never resolves, so it cannot be mistaken for a real issuer.
+// NewVerifier warns (WarnDevIssuer) when it is the configured issuer.
+const DevIssuer = "https://dev-issuer.eventrelay.invalid"
+
+// WarnDevIssuer logs, at WARN with the logger of ctx, that the dev issuer
+// is trusted: anyone who can read its key file can mint tokens a verifier
+// configured with it accepts.
+func WarnDevIssuer(ctx context.Context) {
+	logging.FromContext(ctx).WarnContext(ctx,
+		"dev OIDC issuer in use: NOT FOR PRODUCTION; anyone who can read its key file can mint accepted tokens",
+		"issuer", DevIssuer)
+}
 
 // Mode selects who issues the tokens a service accepts.
 type Mode string
@@ -116,10 +134,19 @@ func (s Settings) OIDCConfig() OIDCConfig {
 	return c
 }
 
-// NewVerifier validates s and builds its verifier.
+// NewVerifier validates s and builds its verifier. A verifier that trusts
+// the dev issuer (AUTH_ISSUER=DevIssuer) says so once, at WARN, with the
+// logger of ctx.
 func NewVerifier(ctx context.Context, s Settings) (*OIDCVerifier, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("auth settings: %w", err)
 	}
-	return NewOIDCVerifier(ctx, s.OIDCConfig())
+	v, err := NewOIDCVerifier(ctx, s.OIDCConfig())
+	if err != nil {
+		return nil, err
+	}
+	if s.Issuer == DevIssuer {
+		WarnDevIssuer(ctx)
+	}
+	return v, nil
 }

@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher/target"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
@@ -128,9 +127,6 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, client *http
 	m, err := newMetrics(providers.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher metrics: %w", err)
-	}
-	if cfg.Auth.Issuer == devissuer.IssuerID {
-		devissuer.LogNotForProduction(ctx)
 	}
 	logging.FromContext(ctx).DebugContext(ctx, "dispatcher configured",
 		"target_url", cfg.TargetURL, "target_timeout", cfg.TargetTimeout.String(),

@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +9,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"eventrelay/internal/auth"
-	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/ingest"
-	"eventrelay/internal/logging"
 )
 
 func TestNewConfig(t *testing.T) {
@@ -147,33 +144,6 @@ func TestNewConfig(t *testing.T) {
 			}
 			if _, err := auth.NewVerifier(t.Context(), got.Auth); err != nil {
 				t.Errorf("NewVerifier(valid settings): %v", err)
-			}
-		})
-	}
-}
-
-func TestDevIssuerWarning(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name     string
-		issuer   string
-		wantWarn bool
-	}{
-		{name: "dev issuer", issuer: devissuer.IssuerID, wantWarn: true},
-		{name: "google", issuer: "https://accounts.google.com"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			logs := &syncBuffer{}
-			ctx := logging.WithLogger(context.Background(), logging.New(logs, logging.Options{}))
-			cfg := testConfig()
-			cfg.Auth.Issuer = tc.issuer
-			if _, err := ingest.NewServer(ctx, cfg, &fakeQueue{}, &fakeStore{}, stubVerifier{}); err != nil {
-				t.Fatal(err)
-			}
-			if got := strings.Contains(logs.String(), "NOT FOR PRODUCTION"); got != tc.wantWarn {
-				t.Errorf("warned = %v, want %v; logs: %s", got, tc.wantWarn, logs)
 			}
 		})
 	}

@@ -30,7 +30,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/auth"
-	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/event"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
@@ -153,9 +152,6 @@ func NewServer(ctx context.Context, cfg Config, q queue.Queue, store status.Stor
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	if cfg.Auth.Issuer == devissuer.IssuerID {
-		devissuer.LogNotForProduction(ctx)
 	}
 	return &Server{
 		cfg:      cfg,

@@ -36,14 +36,14 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"eventrelay/internal/logging"
+	"eventrelay/internal/auth"
 	"eventrelay/internal/serving"
 )
 
 const (
-	// IssuerID is the dev issuer's "iss". The .invalid top-level domain never
-	// resolves, so the name cannot be mistaken for a real issuer.
-	IssuerID = "https://dev-issuer.eventrelay.invalid"
+	// IssuerID is the dev issuer's "iss" (auth.DevIssuer, which verifiers
+	// configured with it warn about).
+	IssuerID = auth.DevIssuer
 	// DefaultAudience is the audience dev tokens are minted for and the
 	// audience ingest expects locally.
 	DefaultAudience = "eventrelay-ingest"
@@ -299,10 +299,7 @@ func (i *Issuer) Handler() http.Handler {
 	return mux
 }
 
-// LogNotForProduction logs, at WARN, that the dev issuer is in use. Call it
-// once when starting anything that serves or trusts dev tokens.
-func LogNotForProduction(ctx context.Context) {
-	logging.FromContext(ctx).WarnContext(ctx,
-		"dev OIDC issuer in use: NOT FOR PRODUCTION; anyone who can read its key file can mint accepted tokens",
-		"issuer", IssuerID)
-}
+// LogNotForProduction logs, at WARN, that the dev issuer is in use
+// (auth.WarnDevIssuer). Call it once when starting anything that serves or
+// trusts dev tokens without auth.NewVerifier, which warns by itself.
+func LogNotForProduction(ctx context.Context) { auth.WarnDevIssuer(ctx) }
