@@ -74,6 +74,10 @@ run "queue_rate_from_variables" {
     condition     = google_cloud_tasks_queue.events.retry_config[0].max_attempts == var.queue.max_attempts && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts)
     error_message = "the queue and the dispatcher must share one retry policy (the dispatcher recognises the last attempt from it)"
   }
+  assert {
+    condition     = google_cloud_tasks_queue.events.stackdriver_logging_config[0].sampling_ratio == var.queue.log_sampling_ratio
+    error_message = "the queue must log task operations at the configured sampling ratio"
+  }
 }
 
 run "dispatcher_is_private" {
@@ -120,6 +124,10 @@ run "only_sources_invoke_ingest" {
     condition     = toset(split(",", module.ingest.env["AUTH_ALLOWED_EMAILS"])) == toset([for m in values(var.ingest_invokers) : trimprefix(m, "serviceAccount:")])
     error_message = "ingest's allow-list must be exactly the invokers"
   }
+  assert {
+    condition     = module.ingest.env["AUTH_AUDIENCE"] == var.ingest_audience
+    error_message = "ingest must check the audience sourcemock mints its tokens for (var.ingest_audience)"
+  }
 }
 
 run "warm_instances_and_cpu" {
@@ -140,6 +148,29 @@ run "warm_instances_and_cpu" {
   assert {
     condition     = module.dispatcher.min_instances >= 1
     error_message = "the dispatcher keeps an instance for the governor"
+  }
+}
+
+# The dispatcher enqueues an event again on its last attempt (rate
+# limited, or the status store down; ADR 0008, ADR 0010). Without its own
+# task URL, the tasks identity and audience, and the enqueuer role on its
+# region's queue, the requeue fails at run time and the event is
+# dead-lettered, or, with the store down, dropped by the queue. (actAs on
+# the tasks identity: eventrelay.tftest.hcl.)
+run "dispatcher_can_requeue" {
+  command = plan
+
+  assert {
+    condition     = module.dispatcher.name == "dispatcher" && module.dispatcher.env["DISPATCH_URL"] == "https://dispatcher-${var.project_number}.${var.region}.run.app/tasks/events"
+    error_message = "the dispatcher's DISPATCH_URL must be its own run.app task URL"
+  }
+  assert {
+    condition     = module.dispatcher.env["DISPATCH_AUDIENCE"] == var.dispatcher_audience && module.dispatcher.env["TASKS_SERVICE_ACCOUNT"] == var.tasks_invoker_service_account
+    error_message = "requeued tasks must carry the tasks identity's token for the dispatcher's audience"
+  }
+  assert {
+    condition     = google_cloud_tasks_queue_iam_member.dispatcher_requeues.role == "roles/cloudtasks.enqueuer" && google_cloud_tasks_queue_iam_member.dispatcher_requeues.member == "serviceAccount:${var.dispatcher_service_account}" && google_cloud_tasks_queue_iam_member.dispatcher_requeues.name == google_cloud_tasks_queue.events.name
+    error_message = "the dispatcher's account must be an enqueuer on its region's queue"
   }
 }
 
