@@ -23,6 +23,7 @@ import (
 	"eventrelay/internal/auth"
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/event"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/ingest"
@@ -50,11 +51,11 @@ const (
 const (
 	// EngineEmbedded keeps the queue and the status store in SQLite files
 	// in the data dir: only Go needed.
-	EngineEmbedded = "embedded"
+	EngineEmbedded = engines.Embedded
 	// EngineGCP uses the Cloud Tasks queue and the Firestore status store,
 	// here against their emulators (FIRESTORE_EMULATOR_HOST and the
 	// Cloud Tasks emulator's address): the production engines, locally.
-	EngineGCP = "gcp"
+	EngineGCP = engines.GCP
 )
 
 // GCPOptions point the stack's GCP engines at Cloud Tasks and Firestore

@@ -28,6 +28,17 @@ const (
 	Firestore  = "firestore"
 )
 
+// Engine pairs, as relayctl's --engine takes them: one name for the queue
+// and the status store together.
+const (
+	// Embedded is SQLite for both (QUEUE_ENGINE and STATUS_ENGINE
+	// SQLite), in files of a data directory: only Go needed.
+	Embedded = "embedded"
+	// GCP is Cloud Tasks and Firestore (CloudTasks and Firestore), in
+	// production or on their emulators.
+	GCP = "gcp"
+)
+
 // Config selects and configures the engines. Terraform sets the GCP values
 // (terraform/modules/region); the defaults run locally on SQLite files.
 type Config struct {

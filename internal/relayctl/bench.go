@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"eventrelay/internal/bench"
-	"eventrelay/internal/devstack"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
 )
 
@@ -27,7 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&o.DrainLimit, "limit", 100, "drain and latency scenarios: the target's limit in events/s")
 	fs.IntVar(&o.LatencyRate, "latency-rate", 50, "latency scenario: events/s (below the limit)")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", 20*time.Second, "latency scenario: how long")
-	fs.StringVar(&o.Engine, "engine", devstack.EngineEmbedded, "engines to measure: embedded or gcp (the emulators)")
+	fs.StringVar(&o.Engine, "engine", engines.Embedded, "engines to measure: embedded or gcp (the emulators)")
 	gcpFlags(fs, &o.GCP)
 	scenarios := fs.String("scenarios", "", "comma-separated subset of ingest,drain,latency (default all)")
 	pos, err := parseInterspersed(fs, args)

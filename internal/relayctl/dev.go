@@ -15,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"eventrelay/internal/devstack"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/opspage"
 	"eventrelay/internal/queue"
@@ -40,7 +41,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address of its own (empty: on the ops page's listener)")
 	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
-	fs.StringVar(&o.Engine, "engine", devstack.EngineEmbedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
+	fs.StringVar(&o.Engine, "engine", engines.Embedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
 	gcpFlags(fs, &o.GCP)
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
 	pos, err := parseInterspersed(fs, args)

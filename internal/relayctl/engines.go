@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"eventrelay/internal/devstack"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/queue/sqlitequeue"
@@ -30,7 +31,7 @@ type engineFlags struct {
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.engine, "engine", devstack.EngineEmbedded, "engines to read: embedded (the local stack's --data) or gcp (Firestore and Cloud Tasks, or their emulators)")
+	fs.StringVar(&e.engine, "engine", engines.Embedded, "engines to read: embedded (the local stack's --data) or gcp (Firestore and Cloud Tasks, or their emulators)")
 	fs.StringVar(&e.data, "data", DefaultDataDir, "embedded engine: the local stack's data directory")
 	gcpFlags(fs, &e.gcp)
 }
@@ -49,16 +50,16 @@ type closableStore interface {
 // papered over.
 func (e *engineFlags) openStatus(ctx context.Context) (closableStore, error) {
 	switch e.engine {
-	case devstack.EngineEmbedded:
+	case engines.Embedded:
 		path := filepath.Join(e.data, devstack.StatusFile)
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("no status store at %s (is --data right? start the stack with relayctl dev): %w", path, err)
 		}
 		return sqlitestatus.Open(ctx, path)
-	case devstack.EngineGCP:
+	case engines.GCP:
 		return firestorestatus.New(ctx, firestorestatus.Options{Project: e.gcp.Project, Collection: e.gcp.Collection, TTL: firestorestatus.DefaultTTL})
 	default:
-		return nil, fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, devstack.EngineEmbedded, devstack.EngineGCP)
+		return nil, fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, engines.Embedded, engines.GCP)
 	}
 }
 
@@ -72,7 +73,7 @@ type enqueuer interface {
 // handle only adds tasks to the same file, so its target is never used.
 func (e *engineFlags) openQueue(ctx context.Context) (enqueuer, error) {
 	switch e.engine {
-	case devstack.EngineEmbedded:
+	case engines.Embedded:
 		path := filepath.Join(e.data, devstack.QueueFile)
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("no queue at %s (is --data right?): %w", path, err)
@@ -80,7 +81,7 @@ func (e *engineFlags) openQueue(ctx context.Context) (enqueuer, error) {
 		cfg := queue.Config{Name: "events", MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1,
 			DispatchDeadline: 30 * time.Second, Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second}}
 		return sqlitequeue.New(ctx, sqlitequeue.Options{Path: path, Config: cfg, Target: "http://enqueue-only.invalid/"})
-	case devstack.EngineGCP:
+	case engines.GCP:
 		if e.dispatcherURL == "" {
 			return nil, fmt.Errorf("%w: --dispatcher-url is required with --engine gcp", errUsage)
 		}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"eventrelay/internal/auth/devissuer"
-	"eventrelay/internal/devstack"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/status"
 )
 
@@ -78,7 +78,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return enc.Encode(rec)
 	}
 	traceURL := ""
-	if eng.engine == devstack.EngineGCP && rec.TraceID != "" {
+	if eng.engine == engines.GCP && rec.TraceID != "" {
 		traceURL = CloudTraceURL(eng.gcp.Project, rec.TraceID)
 	}
 	return printTimeline(stdout, rec, traceURL)

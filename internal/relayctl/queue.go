@@ -56,7 +56,7 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx = logging.WithLogger(ctx, slog.New(slog.DiscardHandler))
 	ctl, err := engines.OpenController(ctx, c, qname)
 	if err != nil {
-		if eng.engine == devstack.EngineEmbedded {
+		if eng.engine == engines.Embedded {
 			return fmt.Errorf("%w (is --data right? start the stack with relayctl dev)", err)
 		}
 		return err
@@ -81,7 +81,7 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := printControl(stdout, qname, eng.engine, where, got); err != nil {
 		return err
 	}
-	if act.do != nil && eng.engine == devstack.EngineEmbedded {
+	if act.do != nil && eng.engine == engines.Embedded {
 		fmt.Fprintln(stderr, "The running queue (relayctl dev) applies this within about a second; a stopped one at its next start.")
 	}
 	return nil
@@ -127,10 +127,10 @@ func parseQueueAction(pos []string) (queueAction, error) {
 // queue's name and a description of where it is.
 func (e *engineFlags) controllerConfig() (engines.Config, string, string, error) {
 	switch e.engine {
-	case devstack.EngineEmbedded:
+	case engines.Embedded:
 		path := filepath.Join(e.data, devstack.QueueFile)
 		return engines.Config{QueueEngine: engines.SQLite, QueueDB: path}, "events", path, nil
-	case devstack.EngineGCP:
+	case engines.GCP:
 		c := engines.Config{QueueEngine: engines.CloudTasks, Project: e.gcp.Project, QueueLocation: e.gcp.Location, TasksEndpoint: e.gcp.TasksEndpoint}
 		where := "projects/" + e.gcp.Project + "/locations/" + e.gcp.Location + "/queues/" + e.gcp.Queue
 		if e.gcp.TasksEndpoint != "" {
@@ -138,7 +138,7 @@ func (e *engineFlags) controllerConfig() (engines.Config, string, string, error)
 		}
 		return c, e.gcp.Queue, where, nil
 	default:
-		return engines.Config{}, "", "", fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, devstack.EngineEmbedded, devstack.EngineGCP)
+		return engines.Config{}, "", "", fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, engines.Embedded, engines.GCP)
 	}
 }
 
@@ -167,7 +167,7 @@ func printControl(w io.Writer, name, engine, where string, c queue.Control) erro
 	switch {
 	case !c.At.IsZero():
 		fmt.Fprintf(tw, "changed\t%s by %s\n", c.At.UTC().Format(time.RFC3339), c.By)
-	case engine == devstack.EngineGCP:
+	case engine == engines.GCP:
 		fmt.Fprintf(tw, "changed\tunknown: Cloud Tasks keeps no record (Cloud Audit Logs do)\n")
 	default:
 		fmt.Fprintf(tw, "changed\tnever: the configured rate applies\n")
