@@ -10,7 +10,7 @@ import (
 	"eventrelay/internal/queue"
 )
 
-// startGovernor arms the dispatcher against 429 storms (issue 7, ADR 0010)
+// startGovernor arms the dispatcher against 429 storms (ADR 0010)
 // and returns the governor, or nil when the queue engine cannot be governed:
 //
 //   - disp.Requeue is the stack's queue (the engine itself, not WrapQueue's

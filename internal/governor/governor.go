@@ -1,5 +1,5 @@
 // Package governor adapts the queue's dispatch rate to a target that keeps
-// rate limiting (issue 7, ADR 0010). The dispatcher tells it the verdict of
+// rate limiting (ADR 0010). The dispatcher tells it the verdict of
 // every target call (Observe); once a window (QUEUE_GOVERNOR_WINDOW, 10 s)
 // it judges the calls seen and acts on the queue through queue.Controller:
 //

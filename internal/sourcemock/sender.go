@@ -32,7 +32,8 @@ import (
 // may mint on every call; an hour-long token is then fetched once a minute.
 const tokenTTL = time.Minute
 
-// Event values the source application sends, as the brief shows them.
+// Event values the source application sends: the name and body of the
+// source's example event (docs/hld.md, Context).
 const (
 	EventName = "test event"
 	EventBody = "test body"
@@ -403,7 +404,7 @@ func round(d time.Duration) time.Duration {
 }
 
 // NewEvent returns a fresh event as the source sends it: a random UUID
-// (version 4) id, the brief's name and body, and now as an RFC 3339
+// (version 4) id, the example's name and body, and now as an RFC 3339
 // timestamp with milliseconds (as JavaScript's toISOString writes it).
 func NewEvent(now time.Time) (id string, body []byte) {
 	id = newID()

@@ -197,7 +197,7 @@ func TestRequests(t *testing.T) {
 		}
 		seen[e.ID] = true
 		if e.Name != "test event" || e.Body != "test body" {
-			t.Errorf("event name %q body %q, want the brief's", e.Name, e.Body)
+			t.Errorf("event name %q body %q, want the example event's", e.Name, e.Body)
 		}
 		if e.Timestamp.Before(before) || e.Timestamp.After(after) {
 			t.Errorf("timestamp %v not within the run [%v, %v]", e.Timestamp, before, after)
