@@ -37,7 +37,7 @@ CHAOS_OUT ?= chaos-results
 
 .PHONY: chaos
 
-## chaos: the full fault-test set (about 30 minutes); the reduced set runs in make test
+## chaos: the full fault-test set (about 45 minutes on 2 cores with the emulators); the reduced set runs in make test
 chaos:
 	CHAOS_OUT=$(CHAOS_OUT) $(GO) test -tags chaos -count=1 -timeout 90m -v -run '^TestScenarios$$' ./internal/chaos
 
