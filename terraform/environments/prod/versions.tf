@@ -9,7 +9,7 @@ terraform {
   }
 
   # Partial configuration: the bucket is given at init time, because it is
-  # named after the project (docs/deployment.md, "Bootstrap"):
+  # named after the project (docs/deployment.md, "From an empty project"):
   #   terraform init -backend-config="bucket=${PROJECT_ID}-tfstate"
   backend "gcs" {
     prefix = "eventrelay/prod"
