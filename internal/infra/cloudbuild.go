@@ -3,16 +3,17 @@ package infra
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/goccy/go-yaml"
 )
 
-// CloudBuild is the part of a Cloud Build config file the policy reads.
+// cloudBuild is the part of a Cloud Build config file the policy reads.
 // Unknown fields are refused, so a misspelt key (waitfor) fails the test
 // instead of being silently ignored by the checks.
-type CloudBuild struct {
-	Steps            []Step            `yaml:"steps"`
+type cloudBuild struct {
+	Steps            []step            `yaml:"steps"`
 	Substitutions    map[string]string `yaml:"substitutions"`
 	Options          map[string]any    `yaml:"options"`
 	Images           []string          `yaml:"images"`
@@ -23,8 +24,8 @@ type CloudBuild struct {
 	ServiceAccount   string            `yaml:"serviceAccount"`
 }
 
-// Step is one build step.
-type Step struct {
+// step is one build step.
+type step struct {
 	ID           string   `yaml:"id"`
 	Name         string   `yaml:"name"`
 	Entrypoint   string   `yaml:"entrypoint"`
@@ -38,9 +39,9 @@ type Step struct {
 	AllowFailure bool     `yaml:"allowFailure"`
 }
 
-// ParseCloudBuild decodes a cloudbuild.yaml strictly.
-func ParseCloudBuild(src []byte) (*CloudBuild, error) {
-	var cb CloudBuild
+// parseCloudBuild decodes a cloudbuild.yaml strictly.
+func parseCloudBuild(src []byte) (*cloudBuild, error) {
+	var cb cloudBuild
 	if err := yaml.UnmarshalWithOptions(src, &cb, yaml.Strict()); err != nil {
 		return nil, fmt.Errorf("parse cloudbuild.yaml: %w", err)
 	}
@@ -59,20 +60,20 @@ var builtinSubstitutions = map[string]bool{
 
 var substitutionRe = regexp.MustCompile(`\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))`)
 
-// BootstrapImage is the one step image that may run something other than
+// bootstrapImage is the one step image that may run something other than
 // make: it builds the CI image (make, Go, gcloud, Terraform, Docker CLI)
 // the other steps run in.
-const BootstrapImage = "gcr.io/cloud-builders/docker"
+const bootstrapImage = "gcr.io/cloud-builders/docker"
 
-// CheckCloudBuild asserts the pipeline's rules: steps have unique ids and
+// checkCloudBuild asserts the pipeline's rules: steps have unique ids and
 // wait only for earlier steps; user substitutions start with _ and every
 // one used is declared; built-ins are real; logging is set; images are
 // tagged by commit, never latest; every step but the bootstrap is a thin
-// `make <target>` whose target exists in makeTargets.
-func CheckCloudBuild(cb *CloudBuild, makeTargets map[string]bool) []Finding {
+// `make <target>` whose target exists in targets.
+func checkCloudBuild(cb *cloudBuild, targets map[string]bool) []finding {
 	const file = "cloudbuild.yaml"
-	var out []Finding
-	add := func(rule, msg string) { out = append(out, Finding{rule, file, msg}) }
+	var out []finding
+	add := func(rule, msg string) { out = append(out, finding{rule, file, msg}) }
 
 	if len(cb.Steps) == 0 {
 		add("cloudbuild-steps", "no steps")
@@ -93,13 +94,13 @@ func CheckCloudBuild(cb *CloudBuild, makeTargets map[string]bool) []Finding {
 		seen[s.ID] = true
 
 		switch {
-		case s.Name == BootstrapImage && i == 0:
+		case s.Name == bootstrapImage && i == 0:
 		case s.Entrypoint == "make" && len(s.Args) > 0:
 			for _, a := range s.Args {
 				if strings.Contains(a, "=") || strings.HasPrefix(a, "-") {
 					continue
 				}
-				if !makeTargets[a] {
+				if !targets[a] {
 					add("cloudbuild-thin", fmt.Sprintf("%s calls make %s, which the Makefile does not define", label, a))
 				}
 			}
@@ -167,7 +168,7 @@ func CheckCloudBuild(cb *CloudBuild, makeTargets map[string]bool) []Finding {
 		for _, a := range append(append([]string{}, s.Args...), s.Env...) {
 			check("step "+s.ID, a)
 		}
-		if s.Entrypoint == "make" && containsString(s.Args, "images") && !argHas(s.Args, "TAG=") {
+		if s.Entrypoint == "make" && slices.Contains(s.Args, "images") && !argHas(s.Args, "TAG=") {
 			add("cloudbuild-images", "step "+s.ID+" builds images without TAG=$COMMIT_SHA")
 		}
 	}
@@ -182,15 +183,6 @@ func CheckCloudBuild(cb *CloudBuild, makeTargets map[string]bool) []Finding {
 	return out
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func argHas(list []string, prefix string) bool {
 	for _, v := range list {
 		if strings.HasPrefix(v, prefix) {
@@ -202,9 +194,9 @@ func argHas(list []string, prefix string) bool {
 
 var makeTargetRe = regexp.MustCompile(`(?m)^([A-Za-z0-9][A-Za-z0-9_. -]*?)\s*:([^=]|$)`)
 
-// MakeTargets returns the explicit targets a Makefile defines, including
+// makeTargets returns the explicit targets a Makefile defines, including
 // every target of a rule that names several.
-func MakeTargets(makefile []byte) map[string]bool {
+func makeTargets(makefile []byte) map[string]bool {
 	out := map[string]bool{}
 	for _, m := range makeTargetRe.FindAllStringSubmatch(string(makefile), -1) {
 		for _, t := range strings.Fields(m[1]) {
@@ -214,29 +206,28 @@ func MakeTargets(makefile []byte) map[string]bool {
 	return out
 }
 
-// TriggerSubstitutions returns the substitution keys the Terraform passes
+// triggerSubstitutions returns the substitution keys the Terraform passes
 // to the Cloud Build triggers: the keys of the cicd module call's
 // substitutions and those the cicd module merges in itself.
-func TriggerSubstitutions(c *Config) []string {
+func triggerSubstitutions(c *config) []string {
 	var keys []string
-	for _, dir := range c.ModuleDirs() {
-		m := c.Modules[dir]
-		for _, call := range m.Find("module") {
-			child := c.child(m, call)
-			if child == nil || len(child.Find("resource", "google_cloudbuild_trigger")) == 0 {
-				continue
+	for _, m := range c.sorted() {
+		for _, call := range m.find("module") {
+			if child := c.child(m, call); child != nil && len(child.find("resource", "google_cloudbuild_trigger")) > 0 {
+				keys = append(keys, objectKeys(attrExpr(call.Body, "substitutions"))...)
 			}
-			keys = append(keys, objectKeys(attrExpr(call.Body, "substitutions"))...)
 		}
-		for _, t := range m.Find("resource", "google_cloudbuild_trigger") {
-			e := attrExpr(t.Body, "substitutions")
-			if e == nil {
-				continue
-			}
-			for _, k := range regexp.MustCompile(`\b(_[A-Z0-9_]+)\s*=`).FindAllStringSubmatch(t.Text(e.Range()), -1) {
-				keys = append(keys, k[1])
+		for _, t := range m.find("resource", "google_cloudbuild_trigger") {
+			if e := attrExpr(t.Body, "substitutions"); e != nil {
+				for _, k := range mergedKey.FindAllStringSubmatch(t.text(e.Range()), -1) {
+					keys = append(keys, k[1])
+				}
 			}
 		}
 	}
 	return keys
 }
+
+// mergedKey finds the keys a trigger merges into its substitutions itself
+// (merge(var.substitutions, { _DEPLOY = "true" })).
+var mergedKey = regexp.MustCompile(`\b(_[A-Z0-9_]+)\s*=`)

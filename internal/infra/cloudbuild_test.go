@@ -1,4 +1,4 @@
-package infra_test
+package infra
 
 import (
 	"os"
@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"eventrelay/internal/infra"
 )
 
 func readRepo(t testing.TB, name string) []byte {
@@ -22,11 +20,11 @@ func readRepo(t testing.TB, name string) []byte {
 // TestRepositoryCloudBuild checks cloudbuild.yaml against the Makefile.
 func TestRepositoryCloudBuild(t *testing.T) {
 	t.Parallel()
-	cb, err := infra.ParseCloudBuild(readRepo(t, "cloudbuild.yaml"))
+	cb, err := parseCloudBuild(readRepo(t, "cloudbuild.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range infra.CheckCloudBuild(cb, infra.MakeTargets(readRepo(t, "Makefile"))) {
+	for _, f := range checkCloudBuild(cb, makeTargets(readRepo(t, "Makefile"))) {
 		t.Error(f)
 	}
 	// The pipeline's shape: deploy without traffic, smoke test, then shift.
@@ -54,11 +52,11 @@ func TestRepositoryCloudBuild(t *testing.T) {
 // ones), and the file declares none the triggers do not set.
 func TestTriggerSubstitutionsDeclared(t *testing.T) {
 	t.Parallel()
-	cb, err := infra.ParseCloudBuild(readRepo(t, "cloudbuild.yaml"))
+	cb, err := parseCloudBuild(readRepo(t, "cloudbuild.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := infra.TriggerSubstitutions(loadRepo(t))
+	keys := triggerSubstitutions(loadRepo(t))
 	if !slices.Contains(keys, "_DEPLOY") || !slices.Contains(keys, "_REPOSITORY") {
 		t.Fatalf("trigger substitutions %v lack _DEPLOY or _REPOSITORY: the parser lost them", keys)
 	}
@@ -133,14 +131,14 @@ func TestCloudBuildRules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cb, err := infra.ParseCloudBuild([]byte(tc.edit(goodBuild)))
+			cb, err := parseCloudBuild([]byte(tc.edit(goodBuild)))
 			if err != nil {
 				if tc.wantMsg == "parse" {
 					return
 				}
 				t.Fatal(err)
 			}
-			findings := infra.CheckCloudBuild(cb, targets)
+			findings := checkCloudBuild(cb, targets)
 			if tc.wantMsg == "" {
 				for _, f := range findings {
 					t.Errorf("unexpected finding: %v", f)
@@ -148,7 +146,7 @@ func TestCloudBuildRules(t *testing.T) {
 				return
 			}
 			for _, f := range findings {
-				if strings.Contains(f.Msg, tc.wantMsg) {
+				if strings.Contains(f.msg, tc.wantMsg) {
 					return
 				}
 			}
@@ -159,7 +157,7 @@ func TestCloudBuildRules(t *testing.T) {
 
 func TestMakeTargets(t *testing.T) {
 	t.Parallel()
-	got := infra.MakeTargets([]byte("A ?= 1\nB := 2\n.PHONY: x\nx: y\n\techo\ny:\ntf-plan tf-apply: z\n"))
+	got := makeTargets([]byte("A ?= 1\nB := 2\n.PHONY: x\nx: y\n\techo\ny:\ntf-plan tf-apply: z\n"))
 	for _, want := range []string{"x", "y", "tf-plan", "tf-apply"} {
 		if !got[want] {
 			t.Errorf("target %q not found in %v", want, got)

@@ -1,4 +1,4 @@
-package infra_test
+package infra
 
 import (
 	"os"
@@ -30,8 +30,7 @@ var exporterLabels = []string{"instrumentation_source", "instrumentation_version
 // see the Go side, so this check lives here.
 func TestMetricDescriptorsMatchTheExporter(t *testing.T) {
 	t.Parallel()
-	cfg := loadRepo(t)
-	mon := cfg.Modules["modules/monitoring"]
+	mon := loadRepo(t).modules["modules/monitoring"]
 	if mon == nil {
 		t.Fatal("modules/monitoring not found")
 	}
@@ -58,8 +57,8 @@ func TestMetricDescriptorsMatchTheExporter(t *testing.T) {
 	}
 
 	got := map[string]telemetry.Descriptor{}
-	for _, b := range mon.Find("resource", "google_monitoring_metric_descriptor") {
-		attr := func(name string) string { return literal(t, b.Addr(), b.Body, name) }
+	for _, b := range mon.find("resource", "google_monitoring_metric_descriptor") {
+		attr := func(name string) string { return literalAttr(t, b.addr(), b.Body, name) }
 		d := telemetry.Descriptor{
 			Name:        attr("display_name"),
 			Description: attr("description"),
@@ -69,19 +68,19 @@ func TestMetricDescriptorsMatchTheExporter(t *testing.T) {
 		}
 		typ := attr("type")
 		if want := "workload.googleapis.com/" + d.Name; typ != want {
-			t.Errorf("%s: type = %q, want %q (the exporter's prefix and the display name)", b.Addr(), typ, want)
+			t.Errorf("%s: type = %q, want %q (the exporter's prefix and the display name)", b.addr(), typ, want)
 		}
 		if p := attr("deletion_policy"); p != "ABANDON" {
-			t.Errorf("%s: deletion_policy = %q, want ABANDON: a replaced or destroyed descriptor takes the metric's history with it", b.Addr(), p)
+			t.Errorf("%s: deletion_policy = %q, want ABANDON: a replaced or destroyed descriptor takes the metric's history with it", b.addr(), p)
 		}
 		var labels []string
 		for _, lb := range b.Body.Blocks {
 			if lb.Type != "labels" {
 				continue
 			}
-			labels = append(labels, literal(t, b.Addr(), lb.Body, "key"))
-			if v := literal(t, b.Addr(), lb.Body, "value_type"); v != "STRING" {
-				t.Errorf("%s: label value_type %q, want STRING (the exporter writes every label as a string)", b.Addr(), v)
+			labels = append(labels, literalAttr(t, b.addr(), lb.Body, "key"))
+			if v := literalAttr(t, b.addr(), lb.Body, "value_type"); v != "STRING" {
+				t.Errorf("%s: label value_type %q, want STRING (the exporter writes every label as a string)", b.addr(), v)
 			}
 		}
 		slices.Sort(labels)
@@ -99,7 +98,7 @@ func TestMetricDescriptorsMatchTheExporter(t *testing.T) {
 	}
 }
 
-func literal(t *testing.T, where string, body *hclsyntax.Body, name string) string {
+func literalAttr(t *testing.T, where string, body *hclsyntax.Body, name string) string {
 	t.Helper()
 	a, ok := body.Attributes[name]
 	if !ok {

@@ -1,4 +1,4 @@
-package infra_test
+package infra
 
 import (
 	"os"
@@ -41,7 +41,8 @@ var backendBlock = regexp.MustCompile(`(?s)\n\s*backend "gcs" \{.*?\n\s*\}\n`)
 // whole module tree: every file parses as the Terraform language (blocks,
 // meta-arguments, lifecycle paths) and the provider requirements agree.
 // The backend is stripped from a copy, because initialising it needs the
-// network; the provider schemas (terraform validate) cannot be had here.
+// network. It needs no provider, so it runs where `make tf-test` (terraform
+// validate and terraform test, which need the google provider) skips.
 func TestTerraformLoads(t *testing.T) {
 	t.Parallel()
 	bin := terraformBinary(t)
