@@ -2,6 +2,7 @@ package devstack_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/testutil"
 )
 
 func startStack(t *testing.T, o devstack.Options) *devstack.Stack {
@@ -39,20 +41,20 @@ func startStack(t *testing.T, o devstack.Options) *devstack.Stack {
 // waitDistinct waits until the target stored want distinct events.
 func waitDistinct(t *testing.T, stack *devstack.Stack, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	got := 0
+	defer func() {
+		if t.Failed() {
+			t.Logf("the target stored %d of %d events", got, want)
+		}
+	}()
+	testutil.WaitFor(t, timeout, fmt.Sprintf("the target to store %d distinct events", want), func() bool {
 		st, err := stack.Target.Stats(t.Context())
 		if err != nil {
 			t.Fatalf("target stats: %v", err)
 		}
-		if st.DistinctEvents >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("target stored %d of %d events after %v", st.DistinctEvents, want, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		got = st.DistinctEvents
+		return got >= want
+	})
 }
 
 // TestEndToEnd is the pipeline's acceptance test: 2,000 events sent at 4x

@@ -10,6 +10,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
+	"eventrelay/internal/testutil"
 )
 
 // TestGovernorUnderA429Storm cuts the target's limit far below the queue's
@@ -50,7 +51,7 @@ func TestGovernorUnderA429Storm(t *testing.T) {
 
 	// The storm goes on until the governor has slowed the queue and some
 	// event has met a rate limit on its last attempt.
-	waitFor(t, 60*time.Second, "the governor to slow the queue", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the governor to slow the queue", func() bool {
 		s := stack.Governor.Snapshot()
 		return s.Holding && s.Live.Rate < ceiling
 	})
@@ -59,7 +60,7 @@ func TestGovernorUnderA429Storm(t *testing.T) {
 	if err != nil || live.By != queue.ByGovernor || live.Rate >= ceiling {
 		t.Errorf("queue control = %+v, %v; want slowed by the governor", live, err)
 	}
-	waitFor(t, 60*time.Second, "an event requeued after a rate-limited last attempt", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "an event requeued after a rate-limited last attempt", func() bool {
 		recs, err := stack.Status.List(t.Context(), status.Query{Limit: n})
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func TestGovernorUnderA429Storm(t *testing.T) {
 	}
 	t.Logf("%d of %d events requeued after a rate-limited last attempt; target %+v; counts %v", requeued, n, st, counts)
 
-	waitFor(t, 60*time.Second, "the governor to raise the queue back to its ceiling", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the governor to raise the queue back to its ceiling", func() bool {
 		s := stack.Governor.Snapshot()
 		return !s.Holding && s.Live.Rate == ceiling
 	})

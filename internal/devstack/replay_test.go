@@ -113,22 +113,23 @@ func deadLetterThenReplay(t *testing.T, o devstack.Options, engineArgs func(*dev
 	}
 }
 
+// waitCount waits until want status records are st.
 func waitCount(t *testing.T, stack *devstack.Stack, st status.Status, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var counts map[status.Status]int64
+	defer func() {
+		if t.Failed() {
+			t.Logf("status counts: %v", counts)
+		}
+	}()
+	testutil.WaitFor(t, 60*time.Second, fmt.Sprintf("%d records %s", want, st), func() bool {
 		c, err := stack.Status.Counts(t.Context())
 		if err != nil {
 			t.Fatalf("counts: %v", err)
 		}
-		if c[st] >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records %s after 60s (counts %v)", c[st], want, st, c)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		counts = c
+		return c[st] >= want
+	})
 }
 
 func TestDeadLetterAndReplay(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"eventrelay/internal/status"
 	"eventrelay/internal/targetmock"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/testutil"
 )
 
 // post sends one POST /events with body, a valid token unless token is
@@ -53,18 +54,6 @@ func eventBody(id string) string {
 	return fmt.Sprintf(`{"id":%q,"name":"test event","body":"test body","timestamp":"2026-11-27T12:00:00Z"}`, id)
 }
 
-// waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestOneTracePerEvent sends an event with a known traceparent into a
 // target that fails its first calls, and checks the whole delivery is one
 // trace: the source's span → ingest's server span → queue.enqueue → one
@@ -91,7 +80,7 @@ func TestOneTracePerEvent(t *testing.T) {
 	if code := post(t, stack, eventBody(id), map[string]string{"traceparent": "00-" + traceID + "-" + sourceID + "-01"}); code != http.StatusAccepted {
 		t.Fatalf("POST /events = %d, want 202", code)
 	}
-	waitFor(t, 10*time.Second, "two failed calls at the target", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "two failed calls at the target", func() bool {
 		calls, err := stack.Target.Calls(t.Context(), targetmock.CallFilter{EventID: id})
 		return err == nil && len(calls) >= 2
 	})
@@ -99,7 +88,7 @@ func TestOneTracePerEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec status.Record
-	waitFor(t, 10*time.Second, "the event delivered", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the event delivered", func() bool {
 		var err error
 		rec, err = stack.Status.Get(t.Context(), id)
 		return err == nil && rec.Status == status.Delivered
@@ -141,7 +130,7 @@ func TestOneTracePerEvent(t *testing.T) {
 		return out
 	}
 	var got map[string][]telemetry.RecordedSpan
-	waitFor(t, 5*time.Second, "the spans of every attempt", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the spans of every attempt", func() bool {
 		got = byName()
 		return len(got["dispatcher.deliver"]) == attempts && len(got["receiveEvent"]) == attempts
 	})
@@ -249,13 +238,13 @@ func TestMetricsMatchLoad(t *testing.T) {
 			t.Fatalf("POST %s with %v: %d, want %d", c.body, c.header, code, c.want)
 		}
 	}
-	waitFor(t, 15*time.Second, "10 delivered", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "10 delivered", func() bool {
 		c, err := stack.Status.Counts(t.Context())
 		return err == nil && c[status.Delivered] == 10
 	})
 
 	var got map[string]float64
-	waitFor(t, 5*time.Second, "the backlog gauge at 0 and every attempt counted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the backlog gauge at 0 and every attempt counted", func() bool {
 		got = scrape(t, metrics.URL)
 		return got["eventrelay_queue_backlog"] == 0 && got[`eventrelay_dispatch_attempts_total{outcome="delivered"}`] == 10
 	})

@@ -23,6 +23,7 @@ import (
 	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
+	"eventrelay/internal/testutil"
 )
 
 // Browser test settings.
@@ -230,17 +231,19 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 // its predicate with new Function, which the page's CSP forbids.
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return
+	var (
+		ok  bool
+		err error
+	)
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s: last result %v, error %v", what, ok, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 45s for %s: last result %v, error %v", what, ok, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	}()
+	testutil.WaitFor(t, 45*time.Second, what, func() bool {
+		ok, err = chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		return err == nil && ok
+	})
 }
 
 func jsString(s string) string {

@@ -219,16 +219,9 @@ func (rc *recorder) requests() []recorded {
 	return out
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait for the emulator: a guard against a hang,
+// not a speed assertion.
+const waitTimeout = 30 * time.Second
 
 func enqueue(t testing.TB, q queue.Queue, task queue.Task) {
 	t.Helper()
@@ -387,7 +380,7 @@ func TestEnqueue_namesTheTaskAfterTheEvent(t *testing.T) {
 	q := ensured(t, options(host, queueID(t), rc.URL()), queuetest.Config())
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
 	enqueue(t, q, queue.Task{Name: queue.TaskName(id), Body: []byte(`{}`)})
-	waitFor(t, "the delivery", func() bool { return len(rc.requests()) == 1 })
+	testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return len(rc.requests()) == 1 })
 
 	got, err := q.GetTask(context.Background(), queue.TaskName(id))
 	close(hold)
@@ -420,7 +413,7 @@ func TestEnqueue_alreadyExists(t *testing.T) {
 	// Names are per queue: another queue takes the same one.
 	other := ensured(t, options(host, queueID(t)+"-b", rc.URL()), queuetest.Config())
 	enqueue(t, other, task)
-	waitFor(t, "both deliveries", func() bool { return len(rc.requests()) == 2 })
+	testutil.WaitFor(t, waitTimeout, "both deliveries", func() bool { return len(rc.requests()) == 2 })
 }
 
 // deadEndpoint returns a loopback address nothing listens on.
@@ -608,7 +601,7 @@ func TestDelivery_tokenAndHeaders(t *testing.T) {
 				"Tracestate":            {"vendor=1"},
 				"X-Cloudtasks-Taskname": {"forged"},
 			}})
-			waitFor(t, "the delivery", func() bool { return len(rc.requests()) == 1 })
+			testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return len(rc.requests()) == 1 })
 			got := rc.requests()[0]
 
 			if diff := cmp.Diff(string(body), string(got.body)); diff != "" {
@@ -771,7 +764,7 @@ func TestEnsureQueue_rateLimitObserved(t *testing.T) {
 				wg.Go(func() { enqueue(t, q, queue.Task{Name: fmt.Sprintf("t-%03d", i), Body: []byte(`{}`)}) })
 			}
 			wg.Wait()
-			waitFor(t, "every delivery", func() bool { return len(rc.requests()) >= tc.n })
+			testutil.WaitFor(t, waitTimeout, "every delivery", func() bool { return len(rc.requests()) >= tc.n })
 			reqs := rc.requests()
 			if len(reqs) != tc.n {
 				t.Errorf("%d deliveries, want %d", len(reqs), tc.n)
@@ -827,7 +820,7 @@ func TestPurge(t *testing.T) {
 		rc := newRecorder(t, hold)
 		q := ensured(t, options(host, queueID(t), rc.URL()), queuetest.Config())
 		enqueue(t, q, queue.Task{Name: "in-flight", Body: []byte(`{}`)})
-		waitFor(t, "the delivery", func() bool { return len(rc.requests()) == 1 })
+		testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return len(rc.requests()) == 1 })
 		err := q.Purge(ctx)
 		close(hold)
 		if err == nil {
@@ -844,7 +837,7 @@ func TestPurge(t *testing.T) {
 		q := ensured(t, options(host, queueID(t), rc.URL()), queuetest.Config())
 		task := queue.Task{Name: queue.TaskName("evt-1"), Body: []byte(`{}`)}
 		enqueue(t, q, task)
-		waitFor(t, "the task to finish", func() bool {
+		testutil.WaitFor(t, waitTimeout, "the task to finish", func() bool {
 			_, err := q.GetTask(ctx, task.Name)
 			return status.Code(err) == codes.FailedPrecondition // "existed recently"
 		})
@@ -855,6 +848,6 @@ func TestPurge(t *testing.T) {
 			t.Fatalf("Purge: %v", err)
 		}
 		enqueue(t, q, task)
-		waitFor(t, "the second delivery", func() bool { return len(rc.requests()) == 2 })
+		testutil.WaitFor(t, waitTimeout, "the second delivery", func() bool { return len(rc.requests()) == 2 })
 	})
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"eventrelay/internal/queue"
+	"eventrelay/internal/testutil"
 )
 
 // Capabilities are the behaviours an engine implements beyond delivering
@@ -187,18 +188,6 @@ func enqueue(t testing.TB, q queue.Queue, task queue.Task) {
 
 func body(n string) []byte { return []byte(`{"id":"` + n + `"}`) }
 
-// waitFor polls until cond holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // succeeded returns the names answered 2xx at least once.
 func succeeded(ds []Delivery) map[string]bool {
 	ok := make(map[string]bool)
@@ -231,7 +220,7 @@ func testDelivers(t *testing.T, h Harness) {
 		"Traceparent": {tp},
 		"Tracestate":  {"vendor=1"},
 	}})
-	waitFor(t, "the delivery", func() bool { return len(tg.deliveries()) == 1 })
+	testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return len(tg.deliveries()) == 1 })
 	d := tg.deliveries()[0]
 
 	if diff := cmp.Diff(string(body(n)), string(d.Body)); diff != "" {
@@ -262,7 +251,7 @@ func testDelivers(t *testing.T, h Harness) {
 	}
 
 	if sr, ok := q.(queue.StatsReader); ok {
-		waitFor(t, "Stats() to report an empty queue", func() bool {
+		testutil.WaitFor(t, waitTimeout, "Stats() to report an empty queue", func() bool {
 			s, err := sr.Stats(context.Background())
 			if err != nil {
 				t.Fatalf("Stats: %v", err)
@@ -281,7 +270,7 @@ func testDedup(t *testing.T, h Harness) {
 	if err := q.Enqueue(ctx, queue.Task{Name: n, Body: body(n)}); !errors.Is(err, queue.ErrAlreadyExists) {
 		t.Errorf("second Enqueue(%s) = %v, want ErrAlreadyExists", n, err)
 	}
-	waitFor(t, "the delivery", func() bool { return succeeded(tg.deliveries())[n] })
+	testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return succeeded(tg.deliveries())[n] })
 	if h.Capabilities.DedupAfterDelivery {
 		if err := q.Enqueue(ctx, queue.Task{Name: n, Body: body(n)}); !errors.Is(err, queue.ErrAlreadyExists) {
 			t.Errorf("Enqueue(%s) after delivery = %v, want ErrAlreadyExists", n, err)
@@ -289,7 +278,7 @@ func testDedup(t *testing.T, h Harness) {
 	}
 	// A later task's delivery shows the queue moved on past any duplicate.
 	enqueue(t, q, queue.Task{Name: other, Body: body(other)})
-	waitFor(t, "the later delivery", func() bool { return succeeded(tg.deliveries())[other] })
+	testutil.WaitFor(t, waitTimeout, "the later delivery", func() bool { return succeeded(tg.deliveries())[other] })
 	time.Sleep(100 * time.Millisecond)
 	if got := len(byName(tg.deliveries(), n)); got != 1 {
 		t.Errorf("%s delivered %d times, want 1", n, got)
@@ -307,7 +296,7 @@ func testNotBefore(t *testing.T, h Harness) {
 	notBefore := time.Now().Add(notBeforeDelay).Truncate(time.Microsecond)
 	enqueue(t, q, queue.Task{Name: later, Body: body(later), NotBefore: notBefore})
 	enqueue(t, q, queue.Task{Name: now, Body: body(now), NotBefore: time.Now().Add(-time.Hour)})
-	waitFor(t, "both deliveries", func() bool {
+	testutil.WaitFor(t, waitTimeout, "both deliveries", func() bool {
 		ok := succeeded(tg.deliveries())
 		return ok[later] && ok[now]
 	})
@@ -345,7 +334,7 @@ func testFIFO(t *testing.T, h Harness) {
 		enqueue(t, q, queue.Task{Name: want[i], Body: body(want[i])})
 	}
 	close(gate)
-	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	testutil.WaitFor(t, waitTimeout, "every delivery", func() bool { return len(tg.deliveries()) >= n })
 	var got []string
 	for _, d := range tg.deliveries() {
 		got = append(got, d.Name)
@@ -384,12 +373,12 @@ func testRetries(t *testing.T, h Harness) {
 			q := h.New(t, cfg, tg.URL())
 			n := name(t, 0)
 			enqueue(t, q, queue.Task{Name: n, Body: body(n)})
-			waitFor(t, "the successful attempt", func() bool { return succeeded(tg.deliveries())[n] })
+			testutil.WaitFor(t, waitTimeout, "the successful attempt", func() bool { return succeeded(tg.deliveries())[n] })
 			// A timed-out attempt's handler returns only once the server
 			// notices the queue hung up, which can come after the next
 			// attempt succeeded: wait until every attempt that arrived is
 			// answered, or it would be missing from the list.
-			waitFor(t, "every attempt answered", func() bool { return len(tg.deliveries()) == tg.arrived() })
+			testutil.WaitFor(t, waitTimeout, "every attempt answered", func() bool { return len(tg.deliveries()) == tg.arrived() })
 			ds := byName(tg.deliveries(), n)
 			var retries, execs []string
 			for _, d := range ds {
@@ -427,12 +416,12 @@ func testMaxAttempts(t *testing.T, h Harness) {
 	q := h.New(t, cfg, tg.URL())
 	n, later := name(t, 0), name(t, 1)
 	enqueue(t, q, queue.Task{Name: n, Body: body(n)})
-	waitFor(t, "the attempts", func() bool { return len(byName(tg.deliveries(), n)) >= cfg.Retry.MaxAttempts })
+	testutil.WaitFor(t, waitTimeout, "the attempts", func() bool { return len(byName(tg.deliveries(), n)) >= cfg.Retry.MaxAttempts })
 	// Give a fourth attempt every chance: ten max backoffs, and a later task
 	// delivered (and failed) after them.
 	time.Sleep(10 * cfg.Retry.MaxBackoff)
 	enqueue(t, q, queue.Task{Name: later, Body: body(later)})
-	waitFor(t, "the later task", func() bool { return len(byName(tg.deliveries(), later)) >= 1 })
+	testutil.WaitFor(t, waitTimeout, "the later task", func() bool { return len(byName(tg.deliveries(), later)) >= 1 })
 	if got := len(byName(tg.deliveries(), n)); got != cfg.Retry.MaxAttempts {
 		t.Errorf("%s attempted %d times, want MaxAttempts = %d", n, got, cfg.Retry.MaxAttempts)
 	}
@@ -463,7 +452,7 @@ func testRetryAfter(t *testing.T, h Harness) {
 			second := name(t, 1)
 			enqueue(t, q, queue.Task{Name: first, Body: body(first)})
 			enqueue(t, q, queue.Task{Name: second, Body: body(second)})
-			waitFor(t, "both deliveries", func() bool {
+			testutil.WaitFor(t, waitTimeout, "both deliveries", func() bool {
 				ok := succeeded(tg.deliveries())
 				return ok[first] && ok[second]
 			})
@@ -494,7 +483,7 @@ func testRateLimit(t *testing.T, h Harness) {
 	for i := range n {
 		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
 	}
-	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	testutil.WaitFor(t, waitTimeout, "every delivery", func() bool { return len(tg.deliveries()) >= n })
 	ds := tg.deliveries()
 	if got := len(ds); got != n {
 		t.Errorf("%d deliveries, want %d", got, n)
@@ -531,7 +520,7 @@ func testMaxConcurrent(t *testing.T, h Harness) {
 	for i := range n {
 		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
 	}
-	waitFor(t, "every delivery", func() bool { return len(tg.deliveries()) >= n })
+	testutil.WaitFor(t, waitTimeout, "every delivery", func() bool { return len(tg.deliveries()) >= n })
 	if got := tg.peak(); got > cfg.MaxConcurrentDispatches {
 		t.Errorf("%d deliveries in flight at once, want <= MaxConcurrentDispatches = %d", got, cfg.MaxConcurrentDispatches)
 	}
@@ -567,13 +556,13 @@ func testRestart(t *testing.T, h Harness) {
 		names = append(names, name(t, i))
 		enqueue(t, q, queue.Task{Name: names[i], Body: body(names[i])})
 	}
-	waitFor(t, "deliveries in flight", func() bool { return tg.arrived() >= cfg.MaxConcurrentDispatches })
+	testutil.WaitFor(t, waitTimeout, "deliveries in flight", func() bool { return tg.arrived() >= cfg.MaxConcurrentDispatches })
 	q = h.Restart(t, q)
 	mu.Lock()
 	released = true
 	mu.Unlock()
 	close(gate)
-	waitFor(t, "every task delivered after the restart", func() bool { return len(succeeded(tg.deliveries())) >= n })
+	testutil.WaitFor(t, waitTimeout, "every task delivered after the restart", func() bool { return len(succeeded(tg.deliveries())) >= n })
 	ok := succeeded(tg.deliveries())
 	for _, n := range names {
 		if !ok[n] {
@@ -636,7 +625,7 @@ func testPause(t *testing.T, h Harness) {
 		t.Errorf("Control() on a new queue = %+v, want not paused, rate %v", got, cfg.MaxDispatchesPerSecond)
 	}
 	enqueue(t, q, queue.Task{Name: first, Body: body(first)})
-	waitFor(t, "the delivery before the pause", func() bool { return succeeded(tg.deliveries())[first] })
+	testutil.WaitFor(t, waitTimeout, "the delivery before the pause", func() bool { return succeeded(tg.deliveries())[first] })
 
 	before := time.Now()
 	if err := c.Pause(ctx, queue.ByOperator); err != nil {
@@ -664,7 +653,7 @@ func testPause(t *testing.T, h Harness) {
 	}
 	checkBy(t, got, queue.ByOperator, before)
 	if h.Capabilities.Resume {
-		waitFor(t, "the held task's delivery after Resume", func() bool { return succeeded(tg.deliveries())[held] })
+		testutil.WaitFor(t, waitTimeout, "the held task's delivery after Resume", func() bool { return succeeded(tg.deliveries())[held] })
 	}
 }
 
@@ -707,7 +696,7 @@ func testSetRate(t *testing.T, h Harness) {
 	c := controller(t, q)
 	warm := name(t, 0)
 	enqueue(t, q, queue.Task{Name: warm, Body: body(warm)})
-	waitFor(t, "the delivery at the configured rate", func() bool { return succeeded(tg.deliveries())[warm] })
+	testutil.WaitFor(t, waitTimeout, "the delivery at the configured rate", func() bool { return succeeded(tg.deliveries())[warm] })
 
 	const slow = 10
 	before := time.Now()
@@ -725,7 +714,7 @@ func testSetRate(t *testing.T, h Harness) {
 	for i := 1; i <= n; i++ {
 		enqueue(t, q, queue.Task{Name: name(t, i), Body: body(name(t, i))})
 	}
-	waitFor(t, "every delivery at the new rate", func() bool { return len(succeeded(tg.deliveries())) >= n+1 })
+	testutil.WaitFor(t, waitTimeout, "every delivery at the new rate", func() bool { return len(succeeded(tg.deliveries())) >= n+1 })
 	var ds []Delivery
 	for _, d := range tg.deliveries() {
 		if d.Name != warm {

@@ -12,6 +12,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/testutil"
 )
 
 // runLogged opens a Queue on o and runs it until the test ends, logging as
@@ -130,7 +131,7 @@ func TestControl_persistsAcrossReopen(t *testing.T) {
 	if err := q.Resume(ctx, queue.ByOperator); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	waitFor(t, "every delivery after Resume", func() bool { return tg.delivered() == n })
+	testutil.WaitFor(t, waitTimeout, "every delivery after Resume", func() bool { return tg.delivered() == n })
 	// At the persisted 20/s with a burst of 1 this takes at least 0.5s; at
 	// the configured 1000/s, 10ms.
 	if took, min := time.Since(resumed), time.Duration(float64(n-1)/persisted*float64(time.Second)); took < min {
@@ -165,14 +166,14 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 
 	// It reports the running queue's configured rate, not its placeholder
 	// (Run records it as it starts).
-	waitFor(t, "the running queue's rate in the other handle's Control", func() bool {
+	testutil.WaitFor(t, waitTimeout, "the running queue's rate in the other handle's Control", func() bool {
 		return controlOf(t, other) == queue.Control{Rate: cfg.MaxDispatchesPerSecond}
 	})
 
 	if err := other.Pause(ctx, queue.ByOperator); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	waitFor(t, "the running queue to apply the pause", func() bool {
+	testutil.WaitFor(t, waitTimeout, "the running queue to apply the pause", func() bool {
 		return logged(t, logs, "queue: dispatching paused; it stays paused, across restarts, until resumed",
 			map[string]any{"severity": "WARNING", "by": queue.ByOperator})
 	})
@@ -190,7 +191,7 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 	if err := other.Resume(ctx, queue.ByOperator); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	waitFor(t, "the delivery after another handle resumed the queue", func() bool { return tg.delivered() == 1 })
+	testutil.WaitFor(t, waitTimeout, "the delivery after another handle resumed the queue", func() bool { return tg.delivered() == 1 })
 	if !logged(t, logs, "queue: dispatch rate changed", map[string]any{"rate": float64(50), "previous_rate": cfg.MaxDispatchesPerSecond, "by": queue.ByOperator}) {
 		t.Errorf("the running queue did not log the rate change; logs:\n%v", logs.lines(t))
 	}
@@ -242,7 +243,7 @@ func TestControl_configuredRateCapsTheGovernors(t *testing.T) {
 
 			o.Config.MaxDispatchesPerSecond = 10 // this start's configured rate
 			q, _ = runLogged(t, o)
-			waitFor(t, "Run to apply the start-up settings", func() bool {
+			testutil.WaitFor(t, waitTimeout, "Run to apply the start-up settings", func() bool {
 				c := controlOf(t, q)
 				return c.Rate == tc.wantRate && c.By == tc.wantBy
 			})

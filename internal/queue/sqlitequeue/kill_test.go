@@ -21,6 +21,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/testutil"
 )
 
 const (
@@ -120,7 +121,7 @@ func TestKill9(t *testing.T) {
 			t.Fatalf("Enqueue(%s) after kill -9 = %v, want ErrAlreadyExists (the task was accepted before)", n, err)
 		}
 	}
-	waitFor(t, "every accepted task delivered", func() bool {
+	testutil.WaitFor(t, waitTimeout, "every accepted task delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, n := range acked {

@@ -18,6 +18,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/queuetest"
 	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/testutil"
 )
 
 // running is a Queue with its Run loop, for the harness.
@@ -151,16 +152,9 @@ func (tg *okTarget) delivered() int {
 	return len(tg.count)
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait for the queue: a guard against a hang, not
+// a speed assertion.
+const waitTimeout = 30 * time.Second
 
 func config() queue.Config {
 	c := queuetest.Config()
@@ -260,7 +254,7 @@ func TestStats(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	var s queue.Stats
-	waitFor(t, "two tasks in flight", func() bool {
+	testutil.WaitFor(t, waitTimeout, "two tasks in flight", func() bool {
 		var err error
 		if s, err = r.q.Stats(ctx); err != nil {
 			t.Fatalf("Stats: %v", err)
@@ -274,7 +268,7 @@ func TestStats(t *testing.T) {
 		t.Errorf("Stats().OldestAge = %v, want >= 20ms", s.OldestAge)
 	}
 	close(hold)
-	waitFor(t, "an empty queue", func() bool {
+	testutil.WaitFor(t, waitTimeout, "an empty queue", func() bool {
 		s, err := r.q.Stats(ctx)
 		if err != nil {
 			t.Fatalf("Stats: %v", err)
@@ -305,7 +299,7 @@ func TestRun_authorizationAndHeaderOverride(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
-	waitFor(t, "the delivery", func() bool { return tg.delivered() == 1 })
+	testutil.WaitFor(t, waitTimeout, "the delivery", func() bool { return tg.delivered() == 1 })
 	tg.mu.Lock()
 	h := tg.header
 	tg.mu.Unlock()
@@ -365,7 +359,7 @@ func TestRun_crashKeepsBackoff(t *testing.T) {
 			t.Fatalf("Enqueue(%s): %v", n, err)
 		}
 	}
-	waitFor(t, "both first attempts", func() bool {
+	testutil.WaitFor(t, waitTimeout, "both first attempts", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(attempts["retrying"]) == 1 && len(attempts["inflight"]) == 1
@@ -377,7 +371,7 @@ func TestRun_crashKeepsBackoff(t *testing.T) {
 	mu.Unlock()
 
 	start(t, path, o)
-	waitFor(t, "both redeliveries", func() bool {
+	testutil.WaitFor(t, waitTimeout, "both redeliveries", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(attempts["retrying"]) == 2 && len(attempts["inflight"]) == 2
