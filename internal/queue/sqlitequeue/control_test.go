@@ -59,6 +59,22 @@ next:
 	return false
 }
 
+// twinDelivers runs a queue configured as o, but on a fresh file, never
+// paused and with a target of its own, enqueues one task and waits for its
+// delivery. A check that a paused queue delivered nothing calls it after
+// enqueueing there: once the twin, started and fed later, has delivered,
+// the paused queue had every chance to deliver too.
+func twinDelivers(t *testing.T, o sqlitequeue.Options) {
+	t.Helper()
+	tg := newOKTarget(t, nil)
+	o.Path, o.Target = filepath.Join(t.TempDir(), "twin.db"), tg.srv.URL
+	twin, _ := runLogged(t, o)
+	if err := twin.Enqueue(testContext(t), queue.Task{Name: "twin", Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("Enqueue (twin): %v", err)
+	}
+	testutil.WaitFor(t, waitTimeout, "the twin queue's delivery", func() bool { return tg.delivered() == 1 })
+}
+
 func controlOf(t *testing.T, q *sqlitequeue.Queue) queue.Control {
 	t.Helper()
 	got, err := q.Control(context.Background())
@@ -123,7 +139,7 @@ func TestControl_persistsAcrossReopen(t *testing.T) {
 			t.Fatalf("Enqueue: %v", err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	twinDelivers(t, o)
 	if got := tg.delivered(); got != 0 {
 		t.Errorf("%d tasks delivered by a queue paused before its restart, want 0", got)
 	}
@@ -180,7 +196,7 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 	if err := running.Enqueue(ctx, queue.Task{Name: name(0), Body: []byte(`{}`)}); err != nil {
 		t.Fatalf("Enqueue: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	twinDelivers(t, o)
 	if got := tg.delivered(); got != 0 {
 		t.Errorf("%d tasks delivered after another handle paused the queue, want 0", got)
 	}

@@ -15,6 +15,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/sqlitequeue"
+	"eventrelay/internal/testutil"
 )
 
 // lockedBuffer is a log sink safe for the dispatch loop's goroutines.
@@ -73,25 +74,26 @@ func TestFailureLogsNameTheEvent(t *testing.T) {
 	if err := q.Enqueue(ctx, queue.Task{Name: queue.TaskName("log-1"), Body: []byte(`{"id":"log-1"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	want := map[string]bool{"queue: task attempt failed; will retry": false, "queue: task dropped after its last attempt failed": false}
-	for {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("target called %d times", calls.Load())
+		}
+	})
+	want := map[string]bool{"queue: task attempt failed; will retry": true, "queue: task dropped after its last attempt failed": true}
+	var found []map[string]any
+	testutil.WaitFor(t, waitTimeout, "the retry and the give-up lines", func() bool {
+		found = found[:0]
+		seen := map[string]bool{}
 		for _, l := range logs.lines(t) {
-			msg, _ := l["message"].(string)
-			if _, ok := want[msg]; !ok {
-				continue
-			}
-			want[msg] = true
-			if l["event_id"] != "log-1" || l["reason"] != "the dispatcher answered HTTP 500" {
-				t.Errorf("%q: event_id %v, reason %v; want log-1 and the dispatcher's answer", msg, l["event_id"], l["reason"])
+			if msg, _ := l["message"].(string); want[msg] {
+				found, seen[msg] = append(found, l), true
 			}
 		}
-		if want["queue: task attempt failed; will retry"] && want["queue: task dropped after its last attempt failed"] {
-			break
+		return len(seen) == len(want)
+	})
+	for _, l := range found {
+		if l["event_id"] != "log-1" || l["reason"] != "the dispatcher answered HTTP 500" {
+			t.Errorf("%q: event_id %v, reason %v; want log-1 and the dispatcher's answer", l["message"], l["event_id"], l["reason"])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lines seen after 10s: %v (target called %d times)", want, calls.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -364,7 +364,15 @@ func TestRun_crashKeepsBackoff(t *testing.T) {
 		defer mu.Unlock()
 		return len(attempts["retrying"]) == 1 && len(attempts["inflight"]) == 1
 	})
-	time.Sleep(50 * time.Millisecond) // let the 500 be recorded
+	// "inflight" hangs, so one task in flight means the 500 of "retrying"
+	// is recorded: the crash must not catch it still leased.
+	testutil.WaitFor(t, waitTimeout, "the retry of the task answered 500 recorded", func() bool {
+		s, err := r.q.Stats(ctx)
+		if err != nil {
+			t.Fatalf("Stats: %v", err)
+		}
+		return s.InFlight == 1
+	})
 	r.crash(t)
 	mu.Lock()
 	crashed = true
@@ -420,15 +428,11 @@ func TestOneFailingTaskDoesNotStallTheQueue(t *testing.T) {
 		t.Fatalf("enqueue a: %v", err)
 	}
 	// After 8 failed attempts a's next backoff is Backoff(8) = 20ms * 2^7 = 2.56s.
-	for {
+	testutil.WaitFor(t, waitTimeout, "8 failed attempts of a", func() bool {
 		mu.Lock()
-		n := attemptsA
-		mu.Unlock()
-		if n >= 8 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return attemptsA >= 8
+	})
 	enqueuedB := time.Now()
 	if err := r.q.Enqueue(ctx, queue.Task{Name: "b", Body: []byte(`"b"`)}); err != nil {
 		t.Fatalf("enqueue b: %v", err)
