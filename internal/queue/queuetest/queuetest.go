@@ -261,6 +261,11 @@ func testDelivers(t *testing.T, h Harness) {
 	}
 }
 
+// dedupLater is how long after a delivery testDedup makes a later task
+// ready: that task's delivery shows the queue went past any duplicate, with
+// this much room for the order in which concurrent deliveries arrive.
+const dedupLater = 100 * time.Millisecond
+
 func testDedup(t *testing.T, h Harness) {
 	tg := newTarget(t, nil)
 	q := h.New(t, config(t), tg.URL())
@@ -276,11 +281,12 @@ func testDedup(t *testing.T, h Harness) {
 			t.Errorf("Enqueue(%s) after delivery = %v, want ErrAlreadyExists", n, err)
 		}
 	}
-	// A later task's delivery shows the queue moved on past any duplicate.
-	enqueue(t, q, queue.Task{Name: other, Body: body(other)})
+	// A later task shows the queue moved on past any duplicate: it becomes
+	// ready only a moment after n was delivered, when a duplicate would have
+	// been ready since the second Enqueue.
+	enqueue(t, q, queue.Task{Name: other, Body: body(other), NotBefore: time.Now().Add(dedupLater)})
 	testutil.WaitFor(t, waitTimeout, "the later delivery", func() bool { return succeeded(tg.deliveries())[other] })
-	time.Sleep(100 * time.Millisecond)
-	if got := len(byName(tg.deliveries(), n)); got != 1 {
+	if got := tg.arrivedFor(n); got != 1 {
 		t.Errorf("%s delivered %d times, want 1", n, got)
 	}
 }
@@ -417,12 +423,12 @@ func testMaxAttempts(t *testing.T, h Harness) {
 	n, later := name(t, 0), name(t, 1)
 	enqueue(t, q, queue.Task{Name: n, Body: body(n)})
 	testutil.WaitFor(t, waitTimeout, "the attempts", func() bool { return len(byName(tg.deliveries(), n)) >= cfg.Retry.MaxAttempts })
-	// Give a fourth attempt every chance: ten max backoffs, and a later task
-	// delivered (and failed) after them.
-	time.Sleep(10 * cfg.Retry.MaxBackoff)
-	enqueue(t, q, queue.Task{Name: later, Body: body(later)})
-	testutil.WaitFor(t, waitTimeout, "the later task", func() bool { return len(byName(tg.deliveries(), later)) >= 1 })
-	if got := len(byName(tg.deliveries(), n)); got != cfg.Retry.MaxAttempts {
+	// A fourth attempt would be due at most MaxBackoff after the third was
+	// answered: a later task that becomes ready ten max backoffs after it
+	// shows the queue went past that point.
+	enqueue(t, q, queue.Task{Name: later, Body: body(later), NotBefore: time.Now().Add(10 * cfg.Retry.MaxBackoff)})
+	testutil.WaitFor(t, waitTimeout, "the later task", func() bool { return tg.arrivedFor(later) >= 1 })
+	if got := tg.arrivedFor(n); got != cfg.Retry.MaxAttempts {
 		t.Errorf("%s attempted %d times, want MaxAttempts = %d", n, got, cfg.Retry.MaxAttempts)
 	}
 }
@@ -572,11 +578,6 @@ func testRestart(t *testing.T, h Harness) {
 	_ = q
 }
 
-// pauseWindow is how long testPause watches a paused queue for a delivery.
-// A longer window only makes the check stricter; a loaded machine cannot
-// make it fail.
-const pauseWindow = time.Second
-
 // controller returns q's queue.Controller, failing the check when the
 // engine declares a control capability without implementing it.
 func controller(t testing.TB, q queue.Queue) queue.Controller {
@@ -638,9 +639,16 @@ func testPause(t *testing.T, h Harness) {
 	checkBy(t, got, queue.ByOperator, before)
 
 	enqueue(t, q, queue.Task{Name: held, Body: body(held)})
-	time.Sleep(pauseWindow)
+	// A queue like q that is not paused delivers a task enqueued after
+	// held: by then q had every chance to deliver held too.
+	twinTarget := newTarget(t, nil)
+	twin, twinTask := h.New(t, config(t), twinTarget.URL()), name(t, 2)
+	enqueue(t, twin, queue.Task{Name: twinTask, Body: body(twinTask)})
+	testutil.WaitFor(t, waitTimeout, "the delivery of a task enqueued on a queue that is not paused", func() bool {
+		return twinTarget.arrivedFor(twinTask) >= 1
+	})
 	if n := tg.arrivedFor(held); n != 0 {
-		t.Errorf("%s delivered %d times within %v of its enqueue on a paused queue, want 0", held, n, pauseWindow)
+		t.Errorf("%s delivered %d times on a paused queue, want 0", held, n)
 	}
 
 	before = time.Now()
