@@ -25,6 +25,7 @@ import (
 	"eventrelay/internal/auth"
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/testutil"
 )
 
 func load(tb testing.TB, dir string) *devissuer.Issuer {
@@ -408,20 +409,40 @@ func TestTokenSource(t *testing.T) {
 	})
 	t.Run("mints again when little time is left", func(t *testing.T) {
 		t.Parallel()
-		// With a 2 s lifetime, a token is stale after 1.5 s; waiting past a
-		// whole-second boundary makes the next token differ (new iat/jti).
-		src := iss.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, 2*time.Second)
+		// The source hands a token out again while more than a quarter of
+		// its life is left, and mints a new one after that: with a 2 s
+		// lifetime (exp in whole seconds), within 1.5 s.
+		const ttl = 2 * time.Second
+		src := iss.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, ttl)
 		first, err := src(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1600 * time.Millisecond)
-		second, err := src(t.Context())
+		c, err := v.Verify(t.Context(), first)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("first token refused: %v", err)
 		}
-		if first == second {
-			t.Error("a token with a quarter of its life left was handed out again")
+		exp := c.Expiry
+		var second string
+		testutil.WaitFor(t, 10*time.Second, "a new token", func() bool {
+			asked := time.Now()
+			tok, err := src(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok != first {
+				second = tok
+				return true
+			}
+			// The source decided after asked: it saw at most this much left.
+			if left := exp.Sub(asked); left <= ttl/4 {
+				t.Fatalf("the token was handed out again with %v of its %v left, want a new one from %v left", left, ttl, ttl/4)
+			}
+			return false
+		})
+		// The source decided before now: it saw at least this much left.
+		if left := exp.Sub(time.Now()); left > ttl/4 {
+			t.Errorf("a new token was minted with %v of the last one's %v left, want the last one handed out until %v left", left, ttl, ttl/4)
 		}
 		if _, err := v.Verify(t.Context(), second); err != nil {
 			t.Errorf("new token refused: %v", err)
