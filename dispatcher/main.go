@@ -17,10 +17,10 @@ import (
 	"eventrelay/internal/auth"
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
-	"eventrelay/internal/governor/dispatchgov"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/wiring"
 )
 
 func main() {
@@ -41,7 +41,7 @@ func realMain(ctx context.Context) (err error) {
 		dispatcher.Config
 		Telemetry telemetry.Config
 		Engines   engines.Config
-		Guard     dispatchgov.Config // requeue and rate governor (ADR 0010)
+		Guard     wiring.GuardConfig // requeue and rate governor (ADR 0010)
 	}
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
@@ -66,17 +66,16 @@ func realMain(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, store.Close(), shutdown(context.WithoutCancel(ctx))) }()
 
-	srv, err := dispatcher.NewServer(ctx, cfg.Config, store, nil)
+	d, err := wiring.OpenDispatcher(ctx, cfg.Engines, cfg.Guard, wiring.DispatcherParts{
+		Config: cfg.Config,
+		Store:  store,
+		// Only the queue's token service account may deliver tasks.
+		Authenticate: auth.Middleware(verifier),
+	})
 	if err != nil {
 		return err
 	}
-	// Only the queue's token service account may deliver tasks.
-	srv.Authenticate = auth.Middleware(verifier)
-	armed, err := dispatchgov.Arm(ctx, cfg.Engines, cfg.Guard, srv, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, armed.Close()) }()
+	defer func() { err = errors.Join(err, d.Close()) }()
 	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
@@ -84,7 +83,7 @@ func realMain(ctx context.Context) (err error) {
 	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL,
 		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return armed.Run(ctx) })
-	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })
+	g.Go(func() error { return d.Run(ctx) })
+	g.Go(func() error { return server.Serve(ctx, d.Server.Routes(ctx)) })
 	return g.Wait()
 }

@@ -150,7 +150,7 @@ func bearer(values []string) (string, bool) {
 }
 
 // Middleware is RequireBearer as a func(http.Handler) http.Handler, the form
-// of dispatcher.Server.Authenticate.
+// of dispatcher.Options.Authenticate.
 func Middleware(v Verifier) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler { return RequireBearer(v, next) }
 }

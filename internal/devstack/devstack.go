@@ -38,6 +38,7 @@ import (
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/wiring"
 )
 
 // Files in the data directory.
@@ -363,11 +364,21 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.WrapStatus != nil {
 		services = o.WrapStatus(services)
 	}
-	disp, err := dispatcher.NewServer(ctx, dispatchCfg, services, nil, instrument...)
+	// The same wiring as the dispatcher binary's: the queue engine is the
+	// requeue queue and the governor's control.
+	disp, err := wiring.NewDispatcher(ctx, wiring.DispatcherParts{
+		Config:       dispatchCfg,
+		Store:        services,
+		Authenticate: auth.Middleware(dispatchVerifier),
+		Requeue:      s.Queue,
+		Governor:     s.governorOptions(ctx, o.Governor),
+		Telemetry:    instrument,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	disp.Authenticate = auth.Middleware(dispatchVerifier)
+	closers = append(closers, disp.Close)
+	s.Governor = disp.Governor
 
 	ing, err := ingest.NewServer(ctx, ingest.Config{
 		EnqueueTimeout: 250 * time.Millisecond,
@@ -394,8 +405,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if targetSrv != nil {
 		s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
 	}
-	s.Governor = s.startGovernor(ctx, disp, o.Governor) // before Routes: it arms the dispatcher
-	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Routes(ctx)) })
+	if disp.Governor != nil {
+		s.run(func() error { return disp.Run(ctx) })
+	}
+	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Server.Routes(ctx)) })
 	if r, ok := s.Queue.(interface{ Run(context.Context) error }); ok {
 		s.run(func() error { return r.Run(ctx) }) // the embedded engine dispatches in-process
 	}

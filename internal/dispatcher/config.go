@@ -34,7 +34,7 @@ type Config struct {
 	// Google-signed tokens for the dispatcher's audience whose email is the
 	// Cloud Tasks token service account. The X-CloudTasks-* headers are
 	// never identity. NewServer does not read it: main builds the verifier
-	// (auth.NewVerifier) and sets Server.Authenticate.
+	// (auth.NewVerifier) and passes it as Options.Authenticate.
 	Auth auth.Settings
 }
 

@@ -64,10 +64,10 @@ func (o *recordingObserver) seen() []observed {
 }
 
 // withRequeue sets the dispatcher's requeue queue and observer.
-func withRequeue(q queue.Queue, obs Observer) func(*Config, *Server) {
-	return func(_ *Config, s *Server) {
-		if s != nil {
-			s.Requeue, s.Observer = q, obs
+func withRequeue(q queue.Queue, obs Observer) harnessOption {
+	return func(_ *Config, o *Options, s *Server) {
+		if s == nil {
+			o.Requeue, o.Observer = q, obs
 		}
 	}
 }

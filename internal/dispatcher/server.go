@@ -39,25 +39,12 @@ const (
 // tracerName names the dispatcher's tracer.
 const tracerName = "eventrelay/internal/dispatcher"
 
-// Server is the dispatcher's HTTP service.
+// Server is the dispatcher's HTTP service. It is built complete by
+// NewServer; nothing is set on it afterwards.
 type Server struct {
-	// Authenticate, when set before Routes is called, wraps the task handler
-	// (never /health). It is the seam for verifying the queue's OIDC token:
-	// it must answer 401/403 itself and call the next handler only for an
-	// authenticated request. Nil means no authentication.
-	Authenticate func(next http.Handler) http.Handler
-	// Requeue, when set before Routes is called, is the queue an event is
-	// enqueued into again when the target rate limited its last allowed
-	// attempt: under a new task name (queue.RequeueTaskName), not before
-	// the target's Retry-After, and the record stays retrying. A rate limit
-	// is the target asking us to wait, not a failure, so it must not
-	// dead-letter the event. Nil: such an event is dead-lettered like any
-	// other failure of the last attempt.
-	Requeue queue.Queue
-	// Observer, when set before Routes is called, is told the verdict of
-	// every target call (the rate governor). Its Observe must be cheap and
-	// safe for concurrent use.
-	Observer Observer
+	authenticate func(next http.Handler) http.Handler
+	requeueInto  queue.Queue
+	observer     Observer
 
 	cfg     Config
 	store   status.Store
@@ -65,6 +52,30 @@ type Server struct {
 	tracer  trace.Tracer
 	metrics metrics
 	now     func() time.Time
+}
+
+// Options are what a Server uses beside its Config and status store. The
+// zero value is a server that calls the target with a default client, does
+// not authenticate deliveries, never requeues and tells no one its verdicts.
+type Options struct {
+	// Client calls the target (nil: a default client). It is not modified:
+	// its transport is wrapped by a target.Transport in a copy.
+	Client *http.Client
+	// Authenticate wraps the task handler (never /health). It is the seam
+	// for verifying the queue's OIDC token: it must answer 401/403 itself
+	// and call the next handler only for an authenticated request. Nil
+	// means no authentication (Routes logs a WARN).
+	Authenticate func(next http.Handler) http.Handler
+	// Requeue is the queue an event is enqueued into again when the target
+	// rate limited its last allowed attempt: under a new task name
+	// (queue.RequeueTaskName), not before the target's Retry-After, and the
+	// record stays retrying. A rate limit is the target asking us to wait,
+	// not a failure, so it must not dead-letter the event. Nil: such an
+	// event is dead-lettered like any other failure of the last attempt.
+	Requeue queue.Queue
+	// Observer is told the verdict of every target call (the rate
+	// governor). Its Observe must be cheap and safe for concurrent use.
+	Observer Observer
 }
 
 // Observer is told the verdict of every target call: Classify's kind
@@ -112,11 +123,10 @@ func (m metrics) attempt(ctx context.Context, o status.Outcome) {
 	m.attempts.Add(ctx, 1, m.outcomes[o])
 }
 
-// NewServer validates cfg and builds a Server recording status in store and
-// calling the target with client (nil means a default client). client is not
-// modified: its transport is wrapped by a target.Transport in a copy. Spans
-// and metrics go to the global providers unless opts choose others.
-func NewServer(ctx context.Context, cfg Config, store status.Store, client *http.Client, opts ...telemetry.Option) (*Server, error) {
+// NewServer validates cfg and builds a Server recording status in store,
+// with what o gives it (see Options). Spans and metrics go to the global
+// providers unless opts choose others.
+func NewServer(ctx context.Context, cfg Config, store status.Store, o Options, opts ...telemetry.Option) (*Server, error) {
 	if err := cfg.validateServer(); err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
 	}
@@ -132,12 +142,15 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, client *http
 		"target_url", cfg.TargetURL, "target_timeout", cfg.TargetTimeout.String(),
 		"brand", cfg.Brand, "max_attempts", cfg.Retry.MaxAttempts)
 	return &Server{
-		cfg:     cfg,
-		store:   store,
-		target:  target.New(cfg.TargetURL, client, cfg.TargetTimeout),
-		tracer:  providers.Tracer.Tracer(tracerName),
-		metrics: m,
-		now:     time.Now,
+		authenticate: o.Authenticate,
+		requeueInto:  o.Requeue,
+		observer:     o.Observer,
+		cfg:          cfg,
+		store:        store,
+		target:       target.New(cfg.TargetURL, o.Client, cfg.TargetTimeout),
+		tracer:       providers.Tracer.Tracer(tracerName),
+		metrics:      m,
+		now:          time.Now,
 	}, nil
 }
 
@@ -150,13 +163,13 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, client *http
 func (s *Server) Routes(ctx context.Context) http.Handler {
 	logger := logging.FromContext(ctx)
 	task := s.handleTask()
-	if s.Authenticate != nil {
-		task = s.Authenticate(task)
+	if s.authenticate != nil {
+		task = s.authenticate(task)
 	} else {
-		logger.WarnContext(ctx, "the task endpoint is NOT authenticated (Server.Authenticate is nil): anyone can trigger deliveries")
+		logger.WarnContext(ctx, "the task endpoint is NOT authenticated (Options.Authenticate is nil): anyone can trigger deliveries")
 	}
-	if s.Requeue == nil {
-		logger.WarnContext(ctx, "no queue to requeue into (Server.Requeue is nil): an event the target rate limits on its last attempt is dead-lettered")
+	if s.requeueInto == nil {
+		logger.WarnContext(ctx, "no queue to requeue into (Options.Requeue is nil): an event the target rate limits on its last attempt is dead-lettered")
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+TaskPath, requireJSON(task))

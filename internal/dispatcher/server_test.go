@@ -221,19 +221,24 @@ func testConfig(targetURL string) Config {
 	}
 }
 
-func newHarness(t testing.TB, reply func(int, http.ResponseWriter, *http.Request), opts ...func(*Config, *Server)) *harness {
+// harnessOption changes the configuration and options a harness builds its
+// server with (s nil), then the server built (s set).
+type harnessOption func(c *Config, o *Options, s *Server)
+
+func newHarness(t testing.TB, reply func(int, http.ResponseWriter, *http.Request), opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{store: newFakeStore(), target: newFakeTarget(t, reply)}
 	cfg := testConfig(h.target.srv.URL)
-	for _, o := range opts {
-		o(&cfg, nil)
+	o := Options{Client: h.target.srv.Client()}
+	for _, opt := range opts {
+		opt(&cfg, &o, nil)
 	}
-	s, err := NewServer(context.Background(), cfg, h.store, h.target.srv.Client())
+	s, err := NewServer(context.Background(), cfg, h.store, o)
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
-	for _, o := range opts {
-		o(&cfg, s)
+	for _, opt := range opts {
+		opt(&cfg, &o, s)
 	}
 	srv := httptest.NewServer(s.Routes(context.Background()))
 	t.Cleanup(srv.Close)
@@ -583,7 +588,7 @@ func TestTargetTimeoutIsRetried(t *testing.T) {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}, func(c *Config, _ *Server) { c.TargetTimeout = 50 * time.Millisecond })
+	}, func(c *Config, _ *Options, _ *Server) { c.TargetTimeout = 50 * time.Millisecond })
 	t.Cleanup(func() { close(release) })
 
 	got := h.deliver(t, task{body: eventJSON("ev-1")})
@@ -782,11 +787,11 @@ func TestAttemptSpan(t *testing.T) {
 
 func TestAuthenticateSeam(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, respond(200, nil, receiptBody("ev-1", false)), func(_ *Config, s *Server) {
-		if s == nil {
+	h := newHarness(t, respond(200, nil, receiptBody("ev-1", false)), func(_ *Config, o *Options, s *Server) {
+		if s != nil {
 			return
 		}
-		s.Authenticate = func(http.Handler) http.Handler {
+		o.Authenticate = func(http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/problem+json")
 				w.WriteHeader(http.StatusUnauthorized)
@@ -842,10 +847,10 @@ func TestRoutes(t *testing.T) {
 
 func TestNewServerRejects(t *testing.T) {
 	t.Parallel()
-	if _, err := NewServer(context.Background(), Config{}, newFakeStore(), nil); err == nil {
+	if _, err := NewServer(context.Background(), Config{}, newFakeStore(), Options{}); err == nil {
 		t.Error("NewServer with an empty config succeeded, want an error")
 	}
-	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), nil, nil); err == nil {
+	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), nil, Options{}); err == nil {
 		t.Error("NewServer without a store succeeded, want an error")
 	}
 }

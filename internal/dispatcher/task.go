@@ -199,7 +199,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	// replay cannot reach it.
 	var requeued queue.Task
 	var requeueErr error
-	if dec.to == status.DeadLettered && o.Kind == status.OutcomeRateLimited && s.Requeue != nil {
+	if dec.to == status.DeadLettered && o.Kind == status.OutcomeRateLimited && s.requeueInto != nil {
 		if requeued, requeueErr = s.requeue(ctx, a, ev, o); requeueErr == nil {
 			dec = decision{to: status.Retrying, attempt: status.OutcomeRateLimited, code: http.StatusOK}
 		} else {
@@ -338,7 +338,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 // MinBackoff). A task of that name existing already is success: it is this
 // same requeue, made by an earlier delivery of the same last attempt.
 func (s *Server) requeue(ctx context.Context, a *attempt, ev event.Event, o Outcome) (queue.Task, error) {
-	if s.Requeue == nil {
+	if s.requeueInto == nil {
 		return queue.Task{}, errors.New("the dispatcher has no queue to requeue into")
 	}
 	name, ok := queue.RequeueTaskName(ev.ID, a.d.taskName)
@@ -360,7 +360,7 @@ func (s *Server) requeue(ctx context.Context, a *attempt, ev event.Event, o Outc
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(t.Header))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requeueTimeout)
 	defer cancel()
-	if err := s.Requeue.Enqueue(ctx, t); err != nil && !errors.Is(err, queue.ErrAlreadyExists) {
+	if err := s.requeueInto.Enqueue(ctx, t); err != nil && !errors.Is(err, queue.ErrAlreadyExists) {
 		return queue.Task{}, fmt.Errorf("enqueue task %s: %w", name, err)
 	}
 	return t, nil
@@ -376,8 +376,8 @@ func (s *Server) callTarget(ctx context.Context, ev event.Event) (target.Result,
 	defer span.End()
 	res := s.target.Send(ctx, event.Enrich(ev, s.cfg.Brand))
 	o := Classify(res)
-	if s.Observer != nil {
-		s.Observer.Observe(o.Kind, o.RetryAfter)
+	if s.observer != nil {
+		s.observer.Observe(o.Kind, o.RetryAfter)
 	}
 	s.metrics.target.Record(ctx, res.Duration.Seconds())
 	span.SetAttributes(attribute.Int("http.response.status_code", res.HTTPStatus), attribute.String(attrOutcome, string(o.Kind)))
@@ -450,7 +450,7 @@ func (s *Server) storeUnavailable(ctx context.Context, a *attempt, ev event.Even
 	// is unreadable here, so MaxRetryDuration cannot be judged: the attempt
 	// count alone decides, and a requeue the queue did not need costs one
 	// skipped or duplicate delivery, never a second side effect.
-	if s.Requeue != nil && s.cfg.Retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.cfg.Retry.MaxAttempts {
+	if s.requeueInto != nil && s.cfg.Retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.cfg.Retry.MaxAttempts {
 		t, err := s.requeue(ctx, a, ev, Outcome{})
 		if err == nil {
 			s.metrics.requeues.Add(ctx, 1)

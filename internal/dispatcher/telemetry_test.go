@@ -85,7 +85,7 @@ func TestMetrics(t *testing.T) {
 	}
 	h := newHarness(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		respond(replies[n].code, nil, replies[n].body)(n, w, r)
-	}, func(_ *Config, s *Server) {
+	}, func(_ *Config, _ *Options, s *Server) {
 		if s != nil {
 			var err error
 			if s.metrics, err = newMetrics(mp); err != nil {

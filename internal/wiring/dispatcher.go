@@ -1,0 +1,213 @@
+// Package wiring builds a service complete from its configuration and its
+// engines. It is the one place the dispatcher is assembled with its rate
+// governor (ADR 0010): dispatcher/main.go calls OpenDispatcher, which opens
+// the configured engines, and the one-process dev stack (internal/devstack)
+// calls NewDispatcher with the engines it already runs. Both end in
+// NewDispatcher.
+//
+// On Cloud Tasks the dispatcher runs as many instances, each seeing a share
+// of the calls: the governor judges that share (Window.Partial) and acts only
+// while it holds the Firestore lease (package firestorelease) of its queue,
+// named by the queue's full resource name (projects/P/locations/L/queues/Q),
+// so that each region's dispatchers govern their own queue. On the
+// embedded engine one dispatcher process sees every dispatch: no lease, and
+// the queue's configured rate is the ceiling.
+package wiring
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/engines"
+	"eventrelay/internal/governor"
+	"eventrelay/internal/governor/firestorelease"
+	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/status"
+	"eventrelay/internal/telemetry"
+)
+
+// GuardConfig is what the dispatcher process reads for requeueing and
+// governing, beside dispatcher.Config and engines.Config.
+type GuardConfig struct {
+	// Queue is the queue's configuration (QUEUE_*): its name, and on the
+	// embedded engine the rate that is the governor's ceiling.
+	Queue queue.Config
+	// Governor is QUEUE_GOVERNOR and its knobs.
+	Governor governor.Config
+	// DispatchURL is the dispatcher's own task URL, which requeued tasks
+	// are POSTed to (as ingest's). Empty: no requeue and no governor, with
+	// a WARN: a rate-limited last attempt then dead-letters.
+	DispatchURL string `env:"DISPATCH_URL"`
+	// LeaseCollection holds the governor's Firestore lease documents.
+	LeaseCollection string `env:"GOVERNOR_LEASE_COLLECTION, default=governor"`
+}
+
+// DispatcherParts are what NewDispatcher assembles a dispatcher from.
+type DispatcherParts struct {
+	// Config is the dispatcher's configuration.
+	Config dispatcher.Config
+	// Store records the events' status.
+	Store status.Store
+	// Client calls the target (nil: a default client).
+	Client *http.Client
+	// Authenticate verifies the queue's token on every delivery.
+	Authenticate func(http.Handler) http.Handler
+	// Requeue is the queue a rate-limited last attempt is enqueued into
+	// again (nil: none, the event dead-letters).
+	Requeue queue.Queue
+	// Governor configures the rate governor. Governor.Control nil: no
+	// governor (the queue engine has no dispatch controls, or there is no
+	// queue). Governor.MeterProvider nil: Telemetry's.
+	Governor governor.Options
+	// Telemetry instruments the dispatcher and the governor (nil: the
+	// global providers).
+	Telemetry []telemetry.Option
+}
+
+// Dispatcher is a dispatcher built complete: its server, its governor, and
+// what they hold open.
+type Dispatcher struct {
+	// Server is the dispatcher's HTTP service.
+	Server *dispatcher.Server
+	// Governor is nil when there is none.
+	Governor *governor.Governor
+	// Requeue is the queue the server requeues into (nil: none).
+	Requeue queue.Queue
+	closers []func() error
+}
+
+// Run runs the governor, if any, until ctx is done.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.Governor == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return d.Governor.Run(ctx)
+}
+
+// Close releases what the dispatcher holds: the governor's instruments, the
+// lease's client and the requeue queue when OpenDispatcher opened them.
+func (d *Dispatcher) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// NewDispatcher builds the governor (when p.Governor.Control is set) and the
+// dispatcher that requeues into p.Requeue, tells the governor every verdict
+// and authenticates with p.Authenticate. An invalid governor configuration
+// is an error.
+func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err error) {
+	d := &Dispatcher{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.Close())
+		}
+	}()
+	d.Requeue = p.Requeue
+	o := dispatcher.Options{Client: p.Client, Authenticate: p.Authenticate, Requeue: p.Requeue}
+	if p.Governor.Control != nil {
+		g := p.Governor
+		if g.MeterProvider == nil {
+			g.MeterProvider = telemetry.NewProviders(p.Telemetry...).Meter
+		}
+		if d.Governor, err = governor.New(ctx, g); err != nil {
+			return nil, fmt.Errorf("governor: %w", err)
+		}
+		d.closers = append(d.closers, d.Governor.Close)
+		o.Observer = d.Governor
+	}
+	if d.Server, err = dispatcher.NewServer(ctx, p.Config, p.Store, o, p.Telemetry...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenDispatcher builds a standalone dispatcher process's dispatcher
+// (dispatcher/main.go): it opens the queue engine ec names for enqueueing
+// only (the embedded engine's dispatch loop runs in ingest's process;
+// Cloud Tasks dispatches by itself) as p.Requeue and the governor's
+// control, and on Cloud Tasks the governor's Firestore lease, then calls
+// NewDispatcher. Without g.DispatchURL there is no requeue and no governor
+// (a WARN). p.Requeue and p.Governor are set here; the rest of p is passed
+// on.
+func OpenDispatcher(ctx context.Context, ec engines.Config, g GuardConfig, p DispatcherParts) (_ *Dispatcher, err error) {
+	log := logging.FromContext(ctx)
+	if g.DispatchURL == "" {
+		log.WarnContext(ctx, "DISPATCH_URL is not set: no requeue of rate-limited last attempts and no rate governor")
+		p.Requeue, p.Governor = nil, governor.Options{}
+		return NewDispatcher(ctx, p)
+	}
+	if err := g.Governor.Validate(); err != nil {
+		return nil, fmt.Errorf("governor config: %w", err)
+	}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				err = errors.Join(err, closers[i]())
+			}
+		}
+	}()
+	q, err := engines.OpenQueue(ctx, ec, g.Queue, g.DispatchURL)
+	if err != nil {
+		return nil, fmt.Errorf("requeue queue: %w", err)
+	}
+	closers = append(closers, q.Close)
+	p.Requeue = q.Queue
+	p.Governor = governor.Options{Control: q.Controller, Config: g.Governor}
+	if q.Controller == nil {
+		log.WarnContext(ctx, "the queue engine has no dispatch controls: no rate governor", "engine", ec.QueueEngine)
+	} else if ec.QueueEngine == engines.CloudTasks {
+		// The lease is keyed by the queue's full resource name: every
+		// region has a queue of the same short name (ADR 0006), and their
+		// governors share one Firestore database.
+		named, ok := q.Queue.(interface{ Name() string })
+		if !ok {
+			return nil, errors.New("governor lease: the Cloud Tasks queue does not report its full name")
+		}
+		lease, err := firestorelease.New(ctx, firestorelease.Options{
+			Project: ec.Project, Database: ec.FirestoreDatabase, Collection: g.LeaseCollection, Queue: named.Name(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("governor lease: %w", err)
+		}
+		closers = append(closers, lease.Close)
+		// The ceiling is the live rate ops gave the queue (ADR 0005), or
+		// the one the lease kept while the governor held it lower.
+		p.Governor.Lease, p.Governor.Holder, p.Governor.Partial, p.Governor.Queue = lease, holderName(), true, named.Name()
+	} else {
+		// The embedded engine has one queue per file: the file names it.
+		p.Governor.Ceiling, p.Governor.Queue = g.Queue.MaxDispatchesPerSecond, ec.QueueDB
+		if abs, err := filepath.Abs(ec.QueueDB); err == nil {
+			p.Governor.Queue = abs
+		}
+	}
+	d, err := NewDispatcher(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	// The dispatcher's own closers (the governor) go first, then the lease
+	// and the queue, in the reverse of their opening.
+	d.closers = append(closers, d.closers...)
+	return d, nil
+}
+
+// holderName names this instance in the lease: the host name (the Cloud
+// Run instance) and a random suffix, so two processes never share a name.
+func holderName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "dispatcher"
+	}
+	return host + "-" + rand.Text()[:8]
+}

@@ -1,0 +1,347 @@
+package wiring_test
+
+import (
+	"context"
+	"crypto/rand"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/engines"
+	"eventrelay/internal/governor"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/status"
+	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/testutil"
+	"eventrelay/internal/wiring"
+)
+
+// config reads the engines' and the guard's configuration from env.
+func config(t *testing.T, env map[string]string) (engines.Config, wiring.GuardConfig) {
+	t.Helper()
+	var c struct {
+		Engines engines.Config
+		Guard   wiring.GuardConfig
+	}
+	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(env)}); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return c.Engines, c.Guard
+}
+
+// nopStore is a status store the dispatcher is built with; these tests
+// never deliver.
+type nopStore struct{ status.Store }
+
+// parts are a dispatcher's parts but the requeue queue and the governor,
+// which OpenDispatcher sets.
+func parts() wiring.DispatcherParts {
+	return wiring.DispatcherParts{
+		Config: dispatcher.Config{
+			Brand: "b", TargetURL: "http://127.0.0.1:1/graphql", TargetTimeout: time.Second,
+			Retry: queue.RetryConfig{MaxAttempts: 5, MinBackoff: time.Second, MaxBackoff: time.Minute},
+		},
+		Store: nopStore{},
+	}
+}
+
+// recordingQueue is a queue that notes the tasks enqueued.
+type recordingQueue struct {
+	queue.Queue
+	tasks []queue.Task
+}
+
+func (q *recordingQueue) Enqueue(_ context.Context, t queue.Task) error {
+	q.tasks = append(q.tasks, t)
+	return nil
+}
+
+func TestOpenDispatcherWithoutDispatchURL(t *testing.T) {
+	t.Parallel()
+	ec, c := config(t, nil)
+	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if a.Server == nil || a.Governor != nil || a.Requeue != nil {
+		t.Errorf("opened without DISPATCH_URL: server %v, governor %v, requeue %v; want a server only", a.Server, a.Governor, a.Requeue)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+func TestOpenDispatcherEmbedded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ec, c := config(t, map[string]string{
+		"QUEUE_DB":                        filepath.Join(dir, "queue.db"),
+		"DISPATCH_URL":                    "http://127.0.0.1:8081/tasks/events",
+		"QUEUE_MAX_DISPATCHES_PER_SECOND": "25",
+		"QUEUE_GOVERNOR_WINDOW":           "1s",
+	})
+	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if a.Server == nil || a.Governor == nil || a.Requeue == nil {
+		t.Fatalf("opened: server %v, governor %v, requeue %v; want all set", a.Server, a.Governor, a.Requeue)
+	}
+	// The requeue queue is the embedded engine: a task enqueued lands in
+	// the file ingest's process dispatches from.
+	if err := a.Requeue.Enqueue(t.Context(), queue.Task{Name: queue.TaskName("e") + "-q1", Body: []byte(`{}`)}); err != nil {
+		t.Errorf("Enqueue: %v", err)
+	}
+	// One look at the queue: the configured rate is the ceiling.
+	if s := runFirstLook(t, a); s.Ceiling != 25 || !s.Leader || !s.Enabled || s.Queue != filepath.Join(dir, "queue.db") {
+		t.Errorf("snapshot = %+v, want the configured 25/s as ceiling, leading, on, named by its file", s)
+	}
+}
+
+func TestOpenDispatcherRejectsABadGovernorConfig(t *testing.T) {
+	t.Parallel()
+	ec, c := config(t, map[string]string{"DISPATCH_URL": "http://127.0.0.1:8081/tasks/events", "QUEUE_GOVERNOR": "sometimes"})
+	if _, err := wiring.OpenDispatcher(t.Context(), ec, c, parts()); err == nil || !strings.Contains(err.Error(), "QUEUE_GOVERNOR") {
+		t.Errorf("OpenDispatcher = %v, want a QUEUE_GOVERNOR error", err)
+	}
+}
+
+// TestOpenDispatcherCloudTasks opens against the emulators: the Cloud Tasks queue is the
+// requeue queue and the controller, and the governor takes the Firestore
+// lease and the live rate as its ceiling.
+func TestOpenDispatcherCloudTasks(t *testing.T) {
+	t.Parallel()
+	name := "gov-" + strings.ToLower(rand.Text()[:10])
+	a := openCloudTasks(t, "us-central1", name, nil)
+	if a.Server == nil || a.Governor == nil || a.Requeue == nil {
+		t.Fatalf("opened: server %v, governor %v, requeue %v; want all set", a.Server, a.Governor, a.Requeue)
+	}
+	want := "projects/eventrelay-test/locations/us-central1/queues/" + name
+	if s := runFirstLook(t, a); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 || s.Queue != want {
+		t.Errorf("snapshot = %+v, want the lease held, the live 7/s as ceiling and the queue named %s", s, want)
+	}
+	if a.Governor.Snapshot().Leader {
+		t.Error("the stopped governor still claims the lease")
+	}
+}
+
+// TestOpenDispatcherTwoRegions opens the dispatchers of two regions (ADR 0006): each
+// region's queue has the same short name in its own location. Each
+// region's governor must lead its own queue, at the same time; two
+// dispatchers of one region must still share one lease.
+func TestOpenDispatcherTwoRegions(t *testing.T) {
+	t.Parallel()
+	name := "gov-" + strings.ToLower(rand.Text()[:10])
+	// A 1 s window holds the lease 3 s: a slow emulator does not make a
+	// holder's lease lapse between two renewals.
+	env := map[string]string{"QUEUE_GOVERNOR_WINDOW": "1s"}
+	primary := openCloudTasks(t, "us-central1", name, env)
+	secondary := openCloudTasks(t, "europe-west1", name, env)
+	primary2 := openCloudTasks(t, "us-central1", name, env)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 3)
+	for _, a := range []*wiring.Dispatcher{primary, secondary, primary2} {
+		go func() { done <- a.Run(ctx) }()
+	}
+	leads := func(a *wiring.Dispatcher) bool {
+		s := a.Governor.Snapshot()
+		return s.Leader && !s.LiveAt.IsZero()
+	}
+	// Watch for at least three windows, and until both regions led at
+	// once.
+	var bothRegions, twoInPrimary bool
+	start := time.Now()
+	for time.Since(start) < 30*time.Second && !(bothRegions && time.Since(start) > 3*time.Second) {
+		p, p2, s := leads(primary), leads(primary2), leads(secondary)
+		twoInPrimary = twoInPrimary || (p && p2)
+		bothRegions = bothRegions || ((p || p2) && s)
+		time.Sleep(20 * time.Millisecond)
+	}
+	snaps := []governor.Snapshot{primary.Governor.Snapshot(), primary2.Governor.Snapshot(), secondary.Governor.Snapshot()}
+	cancel()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}
+	if !bothRegions {
+		t.Errorf("the two regions' governors never led their own queues at the same time (they share a lease?); snapshots %+v", snaps)
+	}
+	if twoInPrimary {
+		t.Error("two governors of the same queue led at once")
+	}
+}
+
+// openCloudTasks creates the queue name in location on the Cloud Tasks
+// emulator (7/s) and opens a dispatcher against it, with extra env on top.
+func openCloudTasks(t *testing.T, location, name string, extra map[string]string) *wiring.Dispatcher {
+	t.Helper()
+	tasks := testutil.Emulator(t, testutil.CloudTasksEmulatorEnv)
+	testutil.Emulator(t, testutil.FirestoreEmulatorEnv)
+	env := map[string]string{
+		"QUEUE_ENGINE":                    engines.CloudTasks,
+		"GOOGLE_CLOUD_PROJECT":            "eventrelay-test",
+		"QUEUE_LOCATION":                  location,
+		"CLOUD_TASKS_EMULATOR_HOST":       tasks,
+		"TASKS_SERVICE_ACCOUNT":           "invoker@eventrelay-test.iam.gserviceaccount.com",
+		"QUEUE_NAME":                      name,
+		"QUEUE_MAX_DISPATCHES_PER_SECOND": "7",
+		"DISPATCH_URL":                    "http://127.0.0.1:1/tasks/events",
+		"GOVERNOR_LEASE_COLLECTION":       "governor-test",
+	}
+	maps.Copy(env, extra)
+	ec, c := config(t, env)
+	// The queue must exist for the governor to read it.
+	q, err := engines.OpenQueue(t.Context(), ec, c.Queue, c.DispatchURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensure, ok := q.Queue.(interface {
+		EnsureQueue(context.Context, queue.Config) error
+	})
+	if !ok {
+		t.Fatal("the Cloud Tasks engine has no EnsureQueue")
+	}
+	if err := ensure.EnsureQueue(t.Context(), c.Queue); err != nil {
+		t.Fatal(err)
+	}
+	_ = q.Close()
+
+	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return a
+}
+
+// runFirstLook runs the governor until it has read the queue once (or
+// failed to), then stops it. It returns the snapshot taken while the
+// governor ran (a stopped governor no longer claims the lease).
+func runFirstLook(t *testing.T, a *wiring.Dispatcher) governor.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var s governor.Snapshot
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if s = a.Governor.Snapshot(); !s.LiveAt.IsZero() || s.Err != "" {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if s.Err != "" {
+		t.Fatalf("the governor's first look failed: %s", s.Err)
+	}
+	return s
+}
+
+// TestNewDispatcherWiresTheParts delivers a task on its last attempt to a
+// dispatcher built by NewDispatcher, with a target that rate limits: the
+// delivery passes Authenticate, the event is requeued into the queue given,
+// and the governor is told the verdict.
+func TestNewDispatcherWiresTheParts(t *testing.T) {
+	t.Parallel()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(target.Close)
+	store, err := sqlitestatus.Open(t.Context(), filepath.Join(t.TempDir(), "status.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	q := &recordingQueue{}
+	var authenticated atomic.Int32
+	p := parts()
+	p.Config.TargetURL, p.Store, p.Requeue = target.URL+"/graphql", store, q
+	p.Authenticate = func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			authenticated.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	}
+	p.Governor = governor.Options{Control: &fixedControl{rate: 10}, Config: governor.Config{Window: 50 * time.Millisecond, MinAttempts: 1}}
+	d, err := wiring.NewDispatcher(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if d.Governor == nil || d.Requeue != q {
+		t.Fatalf("built: governor %v, requeue %v; want the governor and the queue given", d.Governor, d.Requeue)
+	}
+	srv := httptest.NewServer(d.Server.Routes(t.Context()))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+dispatcher.TaskPath,
+		strings.NewReader(`{"id":"e","name":"n","body":"b","timestamp":"2026-01-02T03:04:05Z"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CloudTasks-TaskName", queue.TaskName("e"))
+	req.Header.Set("X-CloudTasks-TaskRetryCount", "4") // the fifth of 5 attempts
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || authenticated.Load() != 1 || len(q.tasks) != 1 {
+		t.Errorf("answer %d, authenticated %d times, %d tasks requeued; want 200, 1, 1", resp.StatusCode, authenticated.Load(), len(q.tasks))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	testutil.WaitFor(t, 10*time.Second, "the governor to judge the rate-limited call", func() bool {
+		return d.Governor.Snapshot().Last.RateLimited == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+// fixedControl is a queue's dispatch controls at a fixed rate.
+type fixedControl struct {
+	mu   sync.Mutex
+	rate float64
+}
+
+func (c *fixedControl) Control(context.Context) (queue.Control, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return queue.Control{Rate: c.rate}, nil
+}
+
+func (c *fixedControl) SetRate(_ context.Context, rate float64, _ string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rate = rate
+	return nil
+}
+
+func (c *fixedControl) Pause(context.Context, string) error  { return nil }
+func (c *fixedControl) Resume(context.Context, string) error { return nil }
