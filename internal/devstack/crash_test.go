@@ -5,29 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/sourcemock"
+	"eventrelay/internal/testutil"
 )
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // buildRelayctl builds the real binary, so the crash is a real process kill.
 func buildRelayctl(t *testing.T) string {
@@ -40,48 +31,101 @@ func buildRelayctl(t *testing.T) string {
 	return bin
 }
 
+// crashWait bounds every wait on the relayctl process: a guard against a
+// hang, not a speed assertion.
+const crashWait = 60 * time.Second
+
+// httpClient talks to the process; its timeout bounds every request, so no
+// poll can hang on one.
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
 type devProcess struct {
-	cmd    *exec.Cmd
-	stdout *bytes.Buffer
+	cmd                    *exec.Cmd
+	out                    *output
+	ingestAddr, targetAddr string
 }
 
+// output collects a process's stdout and stderr; it may be read while the
+// process writes.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// reportedAddr returns the host:port of the URL `relayctl dev` prints after
+// name ("ingest", "targetmock") as it starts.
+func reportedAddr(out, name string) (string, bool) {
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != name {
+			continue
+		}
+		if u, err := url.Parse(f[1]); err == nil && u.Host != "" {
+			return u.Host, true
+		}
+	}
+	return "", false
+}
+
+// startDev starts `relayctl dev` on data and waits until ingest and the
+// target answer. ingestAddr and targetAddr "127.0.0.1:0" let it pick free
+// ports, read back from what it prints; a restart passes the ones the first
+// run got, so clients keep their URLs.
 func startDev(t *testing.T, bin, data, ingestAddr, targetAddr string, limit float64) *devProcess {
 	t.Helper()
-	var out bytes.Buffer
+	out := &output{}
 	cmd := exec.Command(bin, "dev", "--data", data, "--source-rate", "0",
-		"--target-rate", fmt.Sprint(limit), "--ingest-addr", ingestAddr, "--target-addr", targetAddr)
-	cmd.Stdout, cmd.Stderr = &out, &out
+		"--target-rate", fmt.Sprint(limit), "--ingest-addr", ingestAddr, "--target-addr", targetAddr,
+		"--ops-addr", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start relayctl dev: %v", err)
 	}
-	p := &devProcess{cmd: cmd, stdout: &out}
+	p := &devProcess{cmd: cmd, out: out}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 	})
-	waitHealthy(t, "http://"+ingestAddr+"/health")
-	waitHealthy(t, "http://"+targetAddr+"/health")
+	defer func() {
+		if t.Failed() {
+			t.Logf("relayctl output:\n%s", out)
+		}
+	}()
+	testutil.WaitFor(t, crashWait, "relayctl dev to print its addresses", func() bool {
+		var okIngest, okTarget bool
+		p.ingestAddr, okIngest = reportedAddr(out.String(), "ingest")
+		p.targetAddr, okTarget = reportedAddr(out.String(), "targetmock")
+		return okIngest && okTarget
+	})
+	waitHealthy(t, "http://"+p.ingestAddr+"/health")
+	waitHealthy(t, "http://"+p.targetAddr+"/health")
 	return p
 }
 
-func waitHealthy(t *testing.T, url string) {
+func waitHealthy(t *testing.T, healthURL string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	testutil.WaitFor(t, crashWait, healthURL+" to answer 200", func() bool {
+		resp, err := httpClient.Get(healthURL)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy after 30s: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 type targetStats struct {
@@ -95,7 +139,7 @@ type targetStats struct {
 func graphql(t *testing.T, targetAddr, query string, vars map[string]any, out any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post("http://"+targetAddr+"/graphql", "application/json", bytes.NewReader(body))
+	resp, err := httpClient.Post("http://"+targetAddr+"/graphql", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("query target: %v", err)
 	}
@@ -133,9 +177,9 @@ func TestKillMidDrain(t *testing.T) {
 	)
 	bin := buildRelayctl(t)
 	data := t.TempDir()
-	ingestAddr, targetAddr := freeAddr(t), freeAddr(t)
 
-	dev := startDev(t, bin, data, ingestAddr, targetAddr, limit)
+	dev := startDev(t, bin, data, "127.0.0.1:0", "127.0.0.1:0", limit)
+	ingestAddr, targetAddr := dev.ingestAddr, dev.targetAddr
 	iss, err := devissuer.LoadOrCreate(data)
 	if err != nil {
 		t.Fatalf("dev issuer: %v", err)
@@ -159,9 +203,9 @@ func TestKillMidDrain(t *testing.T) {
 
 	// Kill once about a third has been delivered: mid-drain, with tasks in
 	// flight.
-	for stats(t, targetAddr).DistinctEvents < n/3 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, crashWait, "a third of the events delivered", func() bool {
+		return stats(t, targetAddr).DistinctEvents >= n/3
+	})
 	if err := dev.cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill: %v", err)
 	}
@@ -200,6 +244,6 @@ func TestKillMidDrain(t *testing.T) {
 	}
 	t.Logf("duplicate calls to the target (crash window): %d; duplicate side effects: %d", st.Duplicates, st.DistinctEvents-n)
 	if os.Getenv("EVENTRELAY_CRASH_LOG") != "" {
-		t.Logf("relayctl output:\n%s", dev.stdout)
+		t.Logf("relayctl output:\n%s", dev.out)
 	}
 }
