@@ -61,19 +61,13 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 	defer srv.Close()
 	targetURL := "http://" + ln.Addr().String()
 
-	var addrs [2]string
-	for i := range addrs {
-		if addrs[i], err = FreeAddr(); err != nil {
-			return Report{}, err
-		}
-	}
 	gcp, args := processEngine(env, "crash")
 	args = append([]string{"--target-rate", fmt.Sprint(s.limit), "--target-url", targetURL + "/graphql"}, args...)
 	p, err := StartProcess(ctx, ProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		// The health check of the target address reaches the harness's
 		// target, which answers /health like targetmock in the process.
-		IngestAddr: addrs[0], TargetAddr: ln.Addr().String(), DispatcherAddr: addrs[1],
+		IngestAddr: "127.0.0.1:0", TargetAddr: ln.Addr().String(), DispatcherAddr: "127.0.0.1:0",
 		Args: args,
 	})
 	if err != nil {
@@ -119,7 +113,7 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 		return Report{}, err
 	}
 	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
-		IngestURL: "http://" + addrs[0], Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
+		IngestURL: "http://" + p.IngestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
 	}, token)
 	if err != nil {
 		return Report{}, err

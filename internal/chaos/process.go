@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,9 +26,11 @@ type ProcessOptions struct {
 	Bin string
 	// DataDir is the stack's data directory; a restart reuses it.
 	DataDir string
-	// IngestAddr, TargetAddr and DispatcherAddr are fixed host:port
-	// addresses, so a restart listens where the last run did (the Cloud
-	// Tasks emulator keeps the dispatcher's URL in every task).
+	// IngestAddr, TargetAddr and DispatcherAddr are host:port addresses. A
+	// port 0 lets the first start pick a free port, read back from what the
+	// process prints (TargetAddr only when the process runs targetmock, not
+	// with --target-url); restarts listen where the first run did (the
+	// Cloud Tasks emulator keeps the dispatcher's URL in every task).
 	IngestAddr, TargetAddr, DispatcherAddr string
 	// Args are extra `relayctl dev` flags (rates, engine).
 	Args []string
@@ -50,10 +55,19 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 	return p, nil
 }
 
+// IngestAddr is the address ingest listens on.
+func (p *Process) IngestAddr() string { return p.opts.IngestAddr }
+
 func (p *Process) start(ctx context.Context) error {
 	o := p.opts
 	out, err := os.OpenFile(filepath.Join(o.DataDir, "chaos-relayctl.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		return fmt.Errorf("open process output: %w", err)
+	}
+	// What this run prints starts here: earlier runs wrote before it.
+	printedFrom, err := out.Seek(0, io.SeekEnd)
+	if err != nil {
+		_ = out.Close()
 		return fmt.Errorf("open process output: %w", err)
 	}
 	args := append([]string{"dev",
@@ -73,12 +87,64 @@ func (p *Process) start(ctx context.Context) error {
 	}
 	p.cmd, p.out, p.exit = cmd, out, make(chan error, 1)
 	go func() { p.exit <- cmd.Wait() }()
-	for _, addr := range []string{o.IngestAddr, o.TargetAddr} {
+	if err := p.readAddrs(ctx, printedFrom); err != nil {
+		return errors.Join(err, p.Kill())
+	}
+	for _, addr := range []string{p.opts.IngestAddr, p.opts.TargetAddr} {
 		if err := waitHealthy(ctx, "http://"+addr+"/health", p.exit); err != nil {
 			return errors.Join(err, p.Kill())
 		}
 	}
 	return nil
+}
+
+// readAddrs replaces each address with port 0 by the one the process
+// reports on its start-up line ("  ingest      http://127.0.0.1:41234/events
+// ..."), read from its output file past offset from.
+func (p *Process) readAddrs(ctx context.Context, from int64) error {
+	addrs := []struct {
+		addr *string
+		name string // as relayctl dev prints it
+	}{
+		{&p.opts.IngestAddr, "ingest"},
+		{&p.opts.TargetAddr, "targetmock"},
+		{&p.opts.DispatcherAddr, "dispatcher"},
+	}
+	for _, a := range addrs {
+		if _, port, err := net.SplitHostPort(*a.addr); err != nil || port != "0" {
+			continue
+		}
+		err := poll(ctx, p.exit, "relayctl dev to print its "+a.name+" address", func() (bool, error) {
+			printed, err := os.ReadFile(p.out.Name())
+			if err != nil {
+				return false, err
+			}
+			addr, ok := printedAddr(string(printed[min(from, int64(len(printed))):]), a.name)
+			if ok {
+				*a.addr = addr
+			}
+			return ok, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printedAddr returns the host:port of the URL that follows name at the
+// start of a line of out.
+func printedAddr(out, name string) (string, bool) {
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != name {
+			continue
+		}
+		if u, err := url.Parse(f[1]); err == nil && u.Host != "" {
+			return u.Host, true
+		}
+	}
+	return "", false
 }
 
 // Kill sends SIGKILL, as a crash would, and waits for the process to end.
@@ -127,44 +193,44 @@ func (p *Process) Stop() error {
 	}
 }
 
-// waitHealthy polls url until it answers 200, the process exits, or
+// waitHealthy polls healthURL until it answers 200, the process exits, or
 // healthTimeout passes.
-func waitHealthy(ctx context.Context, url string, exited chan error) error {
+func waitHealthy(ctx context.Context, healthURL string, exited chan error) error {
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(healthTimeout)
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return poll(ctx, exited, healthURL+" to answer 200", func() (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, healthURL, nil)
 		if err != nil {
-			return err
+			return false, err
 		}
 		resp, err := client.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+// poll calls check every 50 ms until it reports done, check fails, the
+// process exits (exited delivers), ctx ends or healthTimeout passes.
+func poll(ctx context.Context, exited chan error, what string, check func() (done bool, err error)) error {
+	deadline := time.Now().Add(healthTimeout)
+	for {
+		done, err := check()
+		if err != nil || done {
+			return err
 		}
 		select {
 		case exitErr := <-exited:
 			exited <- exitErr // Kill reads it again
-			return fmt.Errorf("relayctl dev exited before %s answered: %v", url, exitErr)
+			return fmt.Errorf("relayctl dev exited while waiting for %s: %v", what, exitErr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy after %v: %v", url, healthTimeout, err)
+			return fmt.Errorf("waited %v for %s", healthTimeout, what)
 		}
 		if !sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
-}
-
-// FreeAddr returns a loopback address whose port was free a moment ago.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

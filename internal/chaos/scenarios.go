@@ -445,16 +445,10 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 	}
 	rng := rand.New(rand.NewPCG(env.Seed, env.Seed^0x9e3779b97f4a7c15))
 
-	var addrs [3]string
-	for i := range addrs {
-		if addrs[i], err = FreeAddr(); err != nil {
-			return Report{}, err
-		}
-	}
 	gcp, args := processEngine(env, "kill9")
 	p, err := StartProcess(ctx, ProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
-		IngestAddr: addrs[0], TargetAddr: addrs[1], DispatcherAddr: addrs[2],
+		IngestAddr: "127.0.0.1:0", TargetAddr: "127.0.0.1:0", DispatcherAddr: "127.0.0.1:0",
 		Args: append([]string{"--target-rate", fmt.Sprint(s.limit)}, args...),
 	})
 	if err != nil {
@@ -494,7 +488,7 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 		killed <- nil
 	}()
 	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
-		IngestURL: "http://" + addrs[0], Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
+		IngestURL: "http://" + p.IngestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
 	}, token)
 	if err != nil {
 		return Report{}, errors.Join(err, <-killed)
