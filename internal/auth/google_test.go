@@ -384,10 +384,12 @@ func TestTokenKinds(t *testing.T) {
 		}
 		return s
 	}
-	withCty := func() string {
+	// signed signs valid claims with header k set to val; full selects the
+	// JWS JSON serialization instead of the compact one.
+	signed := func(k jose.HeaderKey, val any, full bool) string {
 		signer, err := jose.NewSigner(
 			jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: ecKey().priv, KeyID: ecKey().kid}},
-			(&jose.SignerOptions{}).WithContentType("JWT"))
+			(&jose.SignerOptions{}).WithHeader(k, val))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,12 +397,16 @@ func TestTokenKinds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if full {
+			return jws.FullSerialize()
+		}
 		s, err := jws.CompactSerialize()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	withCty := func() string { return signed(jose.HeaderContentType, "JWT", false) }
 	cases := []struct {
 		name    string
 		token   string
@@ -410,13 +416,17 @@ func TestTokenKinds(t *testing.T) {
 		{name: "typ JWT", token: withTyp("JWT")},
 		{name: "typ in lower case", token: withTyp("jwt")},
 		{name: "no typ", token: withTyp("")},
+		{name: "empty typ", token: signed(jose.HeaderType, "", false)},
+		{name: "empty cty", token: signed(jose.HeaderContentType, "", false)},
+		{name: "typ not a string", token: signed(jose.HeaderType, 1, false), wantErr: auth.ErrInvalidToken, reason: "typ"},
+		{name: "JWS JSON serialization", token: signed(jose.HeaderType, "JWT", true), wantErr: auth.ErrInvalidToken, reason: "three parts"},
 		{name: "access token (at+jwt)", token: withTyp("at+jwt"), wantErr: auth.ErrInvalidToken, reason: `typ "at+jwt"`},
 		{name: "logout token", token: withTyp("logout+jwt"), wantErr: auth.ErrInvalidToken, reason: "typ"},
 		{name: "nested token", token: withCty(), wantErr: auth.ErrInvalidToken, reason: "cty"},
 		{name: "access token without aud", token: sign(t, ecKey(), baseClaims(now, map[string]any{"aud": nil, "scope": "openid"})), wantErr: auth.ErrInvalidToken, reason: "expected audience"},
 		{name: "opaque access token", token: "ya29.a0AfH6SMBx3kQ-opaque-access-token", wantErr: auth.ErrInvalidToken, reason: "three parts"},
 		{name: "header not base64url", token: "e30=.e30.c2ln", wantErr: auth.ErrInvalidToken, reason: "not base64url"},
-		{name: "header not JSON", token: base64.RawURLEncoding.EncodeToString([]byte("[1]")) + ".e30.c2ln", wantErr: auth.ErrInvalidToken, reason: "not a JSON object"},
+		{name: "header not JSON", token: base64.RawURLEncoding.EncodeToString([]byte("[1]")) + ".e30.c2ln", wantErr: auth.ErrInvalidToken, reason: "malformed jwt"},
 		{name: "too long", token: strings.Repeat("a", auth.MaxTokenBytes+1), wantErr: auth.ErrInvalidToken, reason: "longer than"},
 	}
 	for _, tc := range cases {

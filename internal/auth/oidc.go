@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 )
 
 // SigningAlgorithms are the only signature algorithms a token may use. "none"
@@ -236,19 +237,19 @@ func (v *OIDCVerifier) Verify(ctx context.Context, rawToken string) (*Claims, er
 // authenticate runs the checks that depend on the token alone (the ones
 // whose result may be cached).
 func (v *OIDCVerifier) authenticate(ctx context.Context, rawToken string) (*Claims, error) {
-	hdr, sig, err := parseJWTHeader(rawToken)
-	if err != nil {
+	removed := strings.HasSuffix(rawToken, "."+SignatureRemovedByGoogle)
+	if removed && v.platform == nil {
+		return nil, wrapInvalid("signature removed by Google, and this service does not trust Cloud Run's IAM check")
+	}
+	algs := SigningAlgorithms
+	if removed {
+		algs = []string{oidc.RS256} // what Google signs with
+	}
+	if _, err := parseIDToken(rawToken, algs); err != nil {
 		return nil, err
 	}
 	verifier := v.verifier
-	removed := sig == SignatureRemovedByGoogle
 	if removed {
-		if v.platform == nil {
-			return nil, wrapInvalid("signature removed by Google, and this service does not trust Cloud Run's IAM check")
-		}
-		if hdr.Alg != oidc.RS256 {
-			return nil, wrapInvalid(fmt.Sprintf("signature removed by Google on a %q token; Google signs RS256", hdr.Alg))
-		}
 		verifier = v.platform
 	}
 	var keyErr error
@@ -308,37 +309,36 @@ func (v *OIDCVerifier) authorize(ctx context.Context, c *Claims) error {
 	return nil
 }
 
-// jwtHeader is the part of a JWS header read before go-oidc runs.
-type jwtHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-	Cty string `json:"cty"`
-}
-
-// parseJWTHeader splits a compact JWS and reads its header. An ID token has
-// typ "JWT" or none: an access token in JWT form ("at+jwt", RFC 9068) or a
-// nested token (cty) is refused, so that no other kind of token signed by a
-// trusted issuer passes as an ID token.
-func parseJWTHeader(raw string) (jwtHeader, string, error) {
-	var h jwtHeader
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return h, "", wrapInvalid(fmt.Sprintf("a JWT has three parts, this token has %d", len(parts)))
+// parseIDToken parses a compact JWS signed with one of algs and checks that
+// its header is an ID token's: typ "JWT" or none, and no cty. An access
+// token in JWT form ("at+jwt", RFC 9068) or a nested token is refused, so
+// that no other kind of token signed by a trusted issuer passes as an ID
+// token. The signature is not checked here.
+func parseIDToken(raw string, algs []string) (*jose.JSONWebSignature, error) {
+	accepted := make([]jose.SignatureAlgorithm, len(algs))
+	for i, a := range algs {
+		accepted[i] = jose.SignatureAlgorithm(a)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[0])
+	jws, err := jose.ParseSignedCompact(raw, accepted)
 	if err != nil {
-		return h, "", wrapInvalid("malformed jwt header: not base64url")
+		if alg, ok := errors.AsType[*jose.ErrUnexpectedSignatureAlgorithm](err); ok {
+			return nil, wrapInvalid(fmt.Sprintf("alg %q is not accepted (only %s)", alg.Got, strings.Join(algs, ", ")))
+		}
+		if _, ok := errors.AsType[base64.CorruptInputError](err); ok {
+			return nil, wrapInvalid(fmt.Sprintf("malformed jwt: a part is not base64url (%v)", err))
+		}
+		return nil, wrapInvalid("malformed jwt: " + err.Error())
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, "", wrapInvalid("malformed jwt header: not a JSON object")
+	h := jws.Signatures[0].Header // a compact JWS has exactly one
+	if typ, ok := h.ExtraHeaders[jose.HeaderType]; ok {
+		if s, isString := typ.(string); !isString || s != "" && !strings.EqualFold(s, "JWT") {
+			return nil, wrapInvalid(fmt.Sprintf("typ %q is not an ID token's (JWT)", typ))
+		}
 	}
-	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") {
-		return h, "", wrapInvalid(fmt.Sprintf("typ %q is not an ID token's (JWT)", h.Typ))
+	if cty, ok := h.ExtraHeaders[jose.HeaderContentType]; ok && cty != "" {
+		return nil, wrapInvalid("nested tokens (cty) are not ID tokens")
 	}
-	if h.Cty != "" {
-		return h, "", wrapInvalid("nested tokens (cty) are not ID tokens")
-	}
-	return h, parts[2], nil
+	return jws, nil
 }
 
 // keyErrKey carries, through go-oidc, a slot where probingKeySet records a
