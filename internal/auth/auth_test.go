@@ -535,8 +535,8 @@ func mintDevFor(tb testing.TB, audience string) string {
 	return tok
 }
 
-// TestVerifyKeysUnavailable pins how go-oidc reports a failed key fetch: a
-// verifier must not call a token invalid when it could not check it.
+// TestVerifyKeysUnavailable: a verifier must not call a token invalid when
+// it could not check it; the middleware answers 503, not 401.
 func TestVerifyKeysUnavailable(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,129 +1,222 @@
 package auth
 
 import (
-	"bytes"
+	"context"
+	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 const (
 	// jwksMinRefresh is the shortest time between two fetches of a remote
-	// key set. go-oidc fetches again for every token naming an unknown key
-	// id; without a floor, a stream of forged tokens would turn into a
-	// stream of requests to the issuer. Issuers publish a new key well
-	// before signing with it, so the floor never delays a real rotation.
+	// key set. A token naming a key id the last fetch did not have calls
+	// for a new fetch; without a floor, a stream of forged tokens would turn
+	// into a stream of requests to the issuer. Issuers publish a new key
+	// well before signing with it, so the floor never delays a real
+	// rotation.
 	jwksMinRefresh = 30 * time.Second
 	// maxJWKSBytes bounds a key set document (Google's is about 2 KiB).
 	maxJWKSBytes = 1 << 20
 )
 
-// jwksClient returns the HTTP client a remote key set fetches with: base (or
-// a client with DefaultJWKSTimeout) with its transport wrapped by a
-// jwksTransport. base is copied, not modified.
-func jwksClient(base *http.Client) *http.Client {
-	c := &http.Client{Timeout: DefaultJWKSTimeout}
-	if base != nil {
-		cp := *base
-		c = &cp
-	}
-	rt := c.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	c.Transport = &jwksTransport{base: rt, now: time.Now}
-	return c
+// errNoKey: the signature is not one of the key set's.
+var errNoKey = wrapInvalid("failed to verify signature: no key of the issuer's verifies it")
+
+// keySet finds the key that signed a token.
+type keySet interface {
+	// verifyingKey returns the key that verifies jws's signature, or an
+	// error wrapping ErrInvalidToken when none does, or ErrKeysUnavailable
+	// when the keys could not be fetched.
+	verifyingKey(ctx context.Context, jws *jose.JSONWebSignature) (crypto.PublicKey, error)
 }
 
-// jwksTransport sits under go-oidc's remote key set and adjusts what it
-// reads:
-//
-//   - the document is at most maxJWKSBytes;
-//   - a key advertising alg "RSA256" is rewritten to "RS256". The Cloud
-//     Tasks emulator publishes its RSA key with that non-standard name, and
-//     go-oidc ≥ 3.20 skips keys whose alg it does not know, so without this
-//     no emulator token would verify. Nothing else about the key changes:
-//     it is still an RSA key, and only RS256 signatures verify with it;
-//   - a good document is served again, without a request, for
-//     jwksMinRefresh after it was fetched.
-type jwksTransport struct {
-	base http.RoundTripper
-	now  func() time.Time
+// staticKeys is a key set given in the configuration; every key is tried.
+type staticKeys []crypto.PublicKey
 
-	mu     sync.Mutex
-	last   []byte // the last good document, normalised; nil before one
-	lastAt time.Time
+func (s staticKeys) verifyingKey(_ context.Context, jws *jose.JSONWebSignature) (crypto.PublicKey, error) {
+	for _, k := range s {
+		if _, err := jws.Verify(k); err == nil {
+			return k, nil
+		}
+	}
+	return nil, errNoKey
 }
 
-func (t *jwksTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.mu.Lock()
-	last, fresh := t.last, t.last != nil && t.now().Sub(t.lastAt) < jwksMinRefresh
-	t.mu.Unlock()
+// remoteKeys is an issuer's JSON Web Key Set, fetched from its URL and kept
+// in memory. A token is checked against the keys of the last fetch with its
+// kid (all of them when it has none); when none verifies it, the set is
+// fetched again, unless the last fetch is less than jwksMinRefresh old.
+// Concurrent callers share one fetch. A failed fetch keeps the keys of the
+// last good one and is not remembered: the next token tries again.
+type remoteKeys struct {
+	url    string
+	client *http.Client
+	ctx    context.Context // the fetches' values; never cancelled
+	now    func() time.Time
+
+	mu        sync.Mutex
+	keys      []jose.JSONWebKey
+	fetchedAt time.Time // of keys; zero before the first good fetch
+	fetching  *keyFetch // the fetch under way, if any
+}
+
+// keyFetch is one fetch of the key set; keys and err are set before done
+// is closed.
+type keyFetch struct {
+	done chan struct{}
+	keys []jose.JSONWebKey
+	err  error
+}
+
+func newRemoteKeys(ctx context.Context, url string, client *http.Client) *remoteKeys {
+	return &remoteKeys{url: url, client: client, ctx: context.WithoutCancel(ctx), now: time.Now}
+}
+
+func (r *remoteKeys) verifyingKey(ctx context.Context, jws *jose.JSONWebSignature) (crypto.PublicKey, error) {
+	kid := jws.Signatures[0].Header.KeyID
+	r.mu.Lock()
+	keys := r.keys
+	fresh := !r.fetchedAt.IsZero() && r.now().Sub(r.fetchedAt) < jwksMinRefresh
+	r.mu.Unlock()
+	if k, ok := verifyingKey(keys, kid, jws); ok {
+		return k, nil
+	}
 	if fresh {
-		return &http.Response{
-			Status:        "200 OK",
-			StatusCode:    http.StatusOK,
-			Proto:         "HTTP/1.1",
-			ProtoMajor:    1,
-			ProtoMinor:    1,
-			Header:        http.Header{"Content-Type": {"application/json"}},
-			Body:          io.NopCloser(bytes.NewReader(last)),
-			ContentLength: int64(len(last)),
-			Request:       req,
-		}, nil
+		return nil, errNoKey
 	}
+	keys, err := r.fetch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+	}
+	if k, ok := verifyingKey(keys, kid, jws); ok {
+		return k, nil
+	}
+	return nil, errNoKey
+}
 
-	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return resp, err
+// verifyingKey returns the key of keys, with the id kid unless kid is
+// empty, that verifies jws.
+func verifyingKey(keys []jose.JSONWebKey, kid string, jws *jose.JSONWebSignature) (crypto.PublicKey, bool) {
+	for _, k := range keys {
+		if kid != "" && k.KeyID != kid {
+			continue
+		}
+		if _, err := jws.Verify(k.Key); err == nil {
+			return k.Key, true
+		}
 	}
+	return nil, false
+}
+
+// fetch returns the keys of a new fetch, joining the one under way if any.
+// It stops waiting when ctx ends; the fetch goes on for the next caller.
+func (r *remoteKeys) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	r.mu.Lock()
+	f := r.fetching
+	if f == nil {
+		f = &keyFetch{done: make(chan struct{})}
+		r.fetching = f
+		go r.run(f)
+	}
+	r.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.keys, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *remoteKeys) run(f *keyFetch) {
+	f.keys, f.err = r.get()
+	r.mu.Lock()
+	if f.err == nil {
+		r.keys, r.fetchedAt = f.keys, r.now()
+	}
+	r.fetching = nil
+	r.mu.Unlock()
+	close(f.done)
+}
+
+// get requests the key set document and reads it.
+func (r *remoteKeys) get() ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get key set: %w", err)
+	}
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get key set: %w", err)
+	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("read key set: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get key set: %s", resp.Status)
 	}
 	if len(body) > maxJWKSBytes {
 		return nil, fmt.Errorf("key set larger than %d bytes", maxJWKSBytes)
 	}
-	body, ok := normaliseJWKS(body)
-	if ok {
-		t.mu.Lock()
-		t.last, t.lastAt = body, t.now()
-		t.mu.Unlock()
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return parseJWKS(body)
 }
 
-// normaliseJWKS rewrites alg "RSA256" to "RS256" in every key of a JSON Web
-// Key Set. ok is false when doc is not a key set; doc is then returned as is
-// (go-oidc reports it).
-func normaliseJWKS(doc []byte) (out []byte, ok bool) {
+// jwkAlgorithms are the algorithms a key may advertise and be read: those
+// go-jose verifies. Keys advertising another (say ES256K) are skipped.
+var jwkAlgorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.EdDSA,
+}
+
+// parseJWKS reads a JSON Web Key Set. As RFC 7517 §5 asks, a key of a type
+// go-jose does not support is skipped rather than failing the set, and so
+// is a key advertising an algorithm not in jwkAlgorithms; any other bad key
+// fails it. A key advertising alg "RSA256", the Cloud Tasks emulator's name
+// for RS256, is read as RS256: it is still an RSA key, and only RS256 and
+// ES256 tokens are accepted anyway. A document without "keys" is a set
+// without keys.
+func parseJWKS(doc []byte) ([]jose.JSONWebKey, error) {
 	var set struct {
-		Keys []map[string]json.RawMessage `json:"keys"`
+		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := json.Unmarshal(doc, &set); err != nil || set.Keys == nil {
-		return doc, false
+	if err := json.Unmarshal(doc, &set); err != nil {
+		return nil, fmt.Errorf("key set: %w", err)
 	}
-	changed := false
-	for _, k := range set.Keys {
-		var alg string
-		if json.Unmarshal(k["alg"], &alg) == nil && alg == "RSA256" {
-			k["alg"] = json.RawMessage(`"RS256"`)
-			changed = true
+	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
+	for i, raw := range set.Keys {
+		var meta struct {
+			Alg string `json:"alg"`
 		}
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, fmt.Errorf("key set: key %d: %w", i, err)
+		}
+		if meta.Alg == "RSA256" {
+			meta.Alg = string(jose.RS256)
+		}
+		if meta.Alg != "" && !slices.Contains(jwkAlgorithms, jose.SignatureAlgorithm(meta.Alg)) {
+			continue
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			if errors.Is(err, jose.ErrUnsupportedKeyType) {
+				continue
+			}
+			return nil, fmt.Errorf("key set: key %d: %w", i, err)
+		}
+		k.Algorithm = meta.Alg
+		keys = append(keys, k)
 	}
-	if !changed {
-		return doc, true
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		return doc, true
-	}
-	return b, true
+	return keys, nil
 }

@@ -40,7 +40,7 @@ type OIDCConfig struct {
 	// Audience must be one of the token's "aud" values.
 	Audience string
 	// JWKSURL is a remote JSON Web Key Set, fetched on first use and again
-	// when a token names a key id not seen before (at most once every
+	// when no key of the last fetch verifies a token (at most once every
 	// jwksMinRefresh). Discovery is not used, so the issuer string need not
 	// be the URL the keys are served from. Keys advertising the non-standard
 	// alg "RSA256" (the Cloud Tasks emulator's) are read as RS256.
@@ -69,7 +69,7 @@ type OIDCConfig struct {
 	// (403); any other error refuses the token as invalid (401).
 	Check func(ctx context.Context, c *Claims) error
 	// HTTPClient fetches the remote key set; nil uses a client with
-	// DefaultJWKSTimeout. Its transport is wrapped, not modified.
+	// DefaultJWKSTimeout.
 	HTTPClient *http.Client
 	// Now is the clock for the expiry checks; nil is time.Now.
 	Now func() time.Time
@@ -139,9 +139,14 @@ func checkEmail(e string) error {
 	return nil
 }
 
-// OIDCVerifier verifies OIDC ID tokens with go-oidc.
+// OIDCVerifier verifies OIDC ID tokens: go-jose parses them, the key set
+// finds the key that signed them, go-oidc checks their claims.
 type OIDCVerifier struct {
-	verifier *oidc.IDTokenVerifier
+	issuer string
+	keys   keySet
+	// claims is go-oidc's configuration for a token whose signature the key
+	// set verified.
+	claims *oidc.Config
 	// platform checks the claims only, for tokens whose signature Cloud Run
 	// removed; nil unless TrustCloudRunIAM.
 	platform *oidc.IDTokenVerifier
@@ -153,29 +158,32 @@ type OIDCVerifier struct {
 
 var _ Verifier = (*OIDCVerifier)(nil)
 
-// NewOIDCVerifier builds a verifier. ctx carries configuration only (go-oidc
-// uses it for the key set's HTTP client); cancelling it does not stop the
+// NewOIDCVerifier builds a verifier. ctx carries values only (the remote
+// key set's requests are made with them); cancelling it does not stop the
 // verifier.
 func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("oidc verifier config: %w", err)
 	}
-	var keys oidc.KeySet
+	var keys keySet = staticKeys(cfg.Keys)
 	if cfg.JWKSURL != "" {
-		keys = oidc.NewRemoteKeySet(oidc.ClientContext(ctx, jwksClient(cfg.HTTPClient)), cfg.JWKSURL)
-	} else {
-		keys = &oidc.StaticKeySet{PublicKeys: cfg.Keys}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = &http.Client{Timeout: DefaultJWKSTimeout}
+		}
+		keys = newRemoteKeys(ctx, cfg.JWKSURL, client)
 	}
-	v := oidc.NewVerifier(cfg.Issuer, probingKeySet{inner: keys}, &oidc.Config{
-		ClientID:             cfg.Audience,
-		SupportedSigningAlgs: SigningAlgorithms,
-		Now:                  cfg.Now,
-	})
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	ov := &OIDCVerifier{verifier: v, check: cfg.Check, now: now}
+	ov := &OIDCVerifier{
+		issuer: cfg.Issuer,
+		keys:   keys,
+		claims: &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: SigningAlgorithms, Now: cfg.Now},
+		check:  cfg.Check,
+		now:    now,
+	}
 	if cfg.TrustCloudRunIAM {
 		// go-oidc still checks issuer, audience, expiry and not-before;
 		// authenticate has already required the removed-signature marker
@@ -245,19 +253,21 @@ func (v *OIDCVerifier) authenticate(ctx context.Context, rawToken string) (*Clai
 	if removed {
 		algs = []string{oidc.RS256} // what Google signs with
 	}
-	if _, err := parseIDToken(rawToken, algs); err != nil {
+	jws, err := parseIDToken(rawToken, algs)
+	if err != nil {
 		return nil, err
 	}
-	verifier := v.verifier
-	if removed {
-		verifier = v.platform
-	}
-	var keyErr error
-	tok, err := verifier.Verify(context.WithValue(ctx, keyErrKey{}, &keyErr), rawToken)
-	if err != nil {
-		if keyErr != nil {
-			return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, keyErr)
+	verifier := v.platform
+	if !removed {
+		key, err := v.keys.verifyingKey(ctx, jws)
+		if err != nil {
+			return nil, err
 		}
+		// go-oidc checks the claims, and the signature again with that key.
+		verifier = oidc.NewVerifier(v.issuer, &oidc.StaticKeySet{PublicKeys: []crypto.PublicKey{key}}, v.claims)
+	}
+	tok, err := verifier.Verify(ctx, rawToken)
+	if err != nil {
 		if expired, ok := errors.AsType[*oidc.TokenExpiredError](err); ok {
 			return nil, fmt.Errorf("%w at %s", ErrTokenExpired, expired.Expiry.UTC().Format(time.RFC3339))
 		}
@@ -339,26 +349,6 @@ func parseIDToken(raw string, algs []string) (*jose.JSONWebSignature, error) {
 		return nil, wrapInvalid("nested tokens (cty) are not ID tokens")
 	}
 	return jws, nil
-}
-
-// keyErrKey carries, through go-oidc, a slot where probingKeySet records a
-// failure to fetch keys; go-oidc flattens the key set's error into text.
-type keyErrKey struct{}
-
-// probingKeySet tells "the keys could not be fetched" (worth a retry, 503)
-// apart from "no key verifies this token" (401).
-type probingKeySet struct{ inner oidc.KeySet }
-
-func (k probingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.inner.VerifySignature(ctx, jwt)
-	// go-oidc's RemoteKeySet reports a failed or cancelled fetch as
-	// "fetching keys ..." (TestVerifyKeysUnavailable pins this).
-	if err != nil && strings.HasPrefix(err.Error(), "fetching keys") {
-		if slot, ok := ctx.Value(keyErrKey{}).(*error); ok {
-			*slot = err
-		}
-	}
-	return payload, err
 }
 
 // flexBool reads a JSON boolean, or the strings "true"/"false" that some
