@@ -1,11 +1,14 @@
 package governor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sethvargo/go-envconfig"
 )
 
 // Modes of QUEUE_GOVERNOR.
@@ -17,9 +20,10 @@ const (
 	ModeOff = "off"
 )
 
-// Config is the governor's configuration, read with go-envconfig. A zero
-// field takes its default (DefaultConfig), so a zero Config is a governor
-// that is on with the defaults.
+// Config is the governor's configuration, read with go-envconfig. Its
+// defaults are the env tags' and nowhere else: a zero field takes its tag's
+// default (withDefaults), so a zero Config is a governor that is on with
+// the defaults.
 type Config struct {
 	// Mode is on (default) or off.
 	Mode string `env:"QUEUE_GOVERNOR, default=on"`
@@ -44,44 +48,15 @@ type Config struct {
 	LongRetryAfter time.Duration `env:"QUEUE_GOVERNOR_LONG_RETRY_AFTER, default=30s"`
 }
 
-// DefaultConfig is the configuration the env defaults give.
-func DefaultConfig() Config {
-	return Config{
-		Mode:           ModeOn,
-		Window:         10 * time.Second,
-		Threshold:      0.2,
-		MinAttempts:    20,
-		Floor:          1,
-		Hold:           10 * time.Minute,
-		LongRetryAfter: 30 * time.Second,
-	}
-}
-
-// withDefaults fills the zero fields of c from DefaultConfig.
+// withDefaults fills the zero fields of c from the env tags' defaults (an
+// explicit zero in the environment reads as zero, so it takes the default
+// too) and normalises the mode.
 func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Mode == "" {
-		c.Mode = d.Mode
-	}
+	// Nothing is looked up: only the tags' defaults apply, and a non-zero
+	// field is kept. The defaults are constants that parse, so this cannot
+	// fail; if it did, c would keep its zero fields and Validate say so.
+	_ = envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(nil)})
 	c.Mode = strings.ToLower(strings.TrimSpace(c.Mode))
-	if c.Window == 0 {
-		c.Window = d.Window
-	}
-	if c.Threshold == 0 {
-		c.Threshold = d.Threshold
-	}
-	if c.MinAttempts == 0 {
-		c.MinAttempts = d.MinAttempts
-	}
-	if c.Floor == 0 {
-		c.Floor = d.Floor
-	}
-	if c.Hold == 0 {
-		c.Hold = d.Hold
-	}
-	if c.LongRetryAfter == 0 {
-		c.LongRetryAfter = d.LongRetryAfter
-	}
 	return c
 }
 

@@ -445,7 +445,8 @@ func TestConfig(t *testing.T) {
 		want    Config
 		wantErr []string
 	}{
-		{name: "defaults", want: DefaultConfig()},
+		{name: "defaults", want: Config{Mode: ModeOn, Window: 10 * time.Second, Threshold: 0.2, MinAttempts: 20, Floor: 1,
+			Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second}},
 		{
 			name: "set",
 			env: map[string]string{"QUEUE_GOVERNOR": "off", "QUEUE_GOVERNOR_WINDOW": "30s", "QUEUE_GOVERNOR_THRESHOLD": "0.5",
@@ -484,6 +485,11 @@ func TestConfig(t *testing.T) {
 	}
 	if !(Config{}).Enabled() || (Config{Mode: "off"}).Enabled() {
 		t.Error("a zero Config must be on, Mode off off")
+	}
+	// A zero field takes its env tag's default, a set one is kept.
+	if got, want := (Config{Window: time.Second}).withDefaults(), (Config{Mode: ModeOn, Window: time.Second, Threshold: 0.2,
+		MinAttempts: 20, Floor: 1, Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second}); got != want {
+		t.Errorf("withDefaults = %+v, want %+v", got, want)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
-	p := DefaultConfig().Policy()
+	p := Config{}.Policy()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	ten := 10 * time.Second
 	// storm: 100 calls in 10 s, 60 rate limited, 40 delivered (4/s).
@@ -168,7 +168,7 @@ func TestDecide(t *testing.T) {
 // the floor, a raise always above it and at most the ceiling.
 func TestDecideNeverLeavesTheBounds(t *testing.T) {
 	t.Parallel()
-	p := DefaultConfig().Policy()
+	p := Config{}.Policy()
 	const ceiling = 50.0
 	for _, rate := range []float64{0.5, 1, 1.01, 2.5, 10, 33.3, 49.99, 50} {
 		for _, w := range []Window{
@@ -202,7 +202,7 @@ func TestDecideNeverLeavesTheBounds(t *testing.T) {
 // target accepts everything again, it returns to the ceiling.
 func TestStormConverges(t *testing.T) {
 	t.Parallel()
-	p := DefaultConfig().Policy()
+	p := Config{}.Policy()
 	const ceiling, capacity = 20.0, 4.0
 	rate, last := ceiling, 0.0
 	span := 10 * time.Second
