@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"eventrelay/internal/auth"
-	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/serving"
@@ -37,19 +36,14 @@ func main() {
 }
 
 func realMain(ctx context.Context) (err error) {
-	var cfg struct {
-		dispatcher.Config
-		Telemetry telemetry.Config
-		Engines   engines.Config
-		Guard     wiring.GuardConfig // requeue and rate governor (ADR 0010)
-	}
+	var cfg wiring.DispatcherConfig
 	if err := envconfig.Process(ctx, &cfg); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
 	}
-	if err := cfg.Config.Validate(); err != nil {
+	if err := errors.Join(cfg.Server.Validate(), cfg.Queue.Retry.Validate()); err != nil {
 		return fmt.Errorf("invalid dispatcher config: %w", err)
 	}
-	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	verifier, err := auth.NewVerifier(ctx, cfg.Server.Auth)
 	if err != nil {
 		return err
 	}
@@ -66,9 +60,8 @@ func realMain(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, store.Close(), shutdown(context.WithoutCancel(ctx))) }()
 
-	d, err := wiring.OpenDispatcher(ctx, cfg.Engines, cfg.Guard, wiring.DispatcherParts{
-		Config: cfg.Config,
-		Store:  store,
+	d, err := wiring.OpenDispatcher(ctx, cfg, wiring.DispatcherParts{
+		Store: store,
 		// Only the queue's token service account may deliver tasks.
 		Authenticate: auth.Middleware(verifier),
 	})
@@ -76,12 +69,12 @@ func realMain(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.Close()) }()
-	server, err := serving.New(":"+cfg.Port, serving.Timeouts{})
+	server, err := serving.New(":"+cfg.Server.Port, serving.Timeouts{})
 	if err != nil {
 		return fmt.Errorf("dispatcher: %w", err)
 	}
-	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.TargetURL,
-		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer)
+	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.Server.TargetURL,
+		"auth_mode", cfg.Server.Auth.Mode, "issuer", cfg.Server.Auth.OIDCConfig().Issuer)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(ctx) })
 	g.Go(func() error { return server.Serve(ctx, d.Server.Routes(ctx)) })

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -24,7 +26,6 @@ import (
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
-	"eventrelay/internal/event"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
@@ -88,8 +89,8 @@ type Options struct {
 	GCP GCPOptions
 	// DataDir holds every durable file; a restart on the same dir resumes.
 	DataDir string
-	// TargetRate is the target's limit in events/s (default 10); the
-	// queue's max dispatch rate is set to it.
+	// TargetRate is the target's limit in events/s; the queue's max
+	// dispatch rate is set to it (default QUEUE_MAX_DISPATCHES_PER_SECOND's).
 	TargetRate float64
 	// TargetBurst is the target's token-bucket size (default 5).
 	TargetBurst int
@@ -99,7 +100,8 @@ type Options struct {
 	// dispatcher calls it and no targetmock is started (Stack.Target is
 	// nil, TargetAddr unused). TargetRate still sets the queue's rate.
 	TargetURL string
-	// QueueBurst is the queue's burst (default 1: dispatch smoothly).
+	// QueueBurst is the queue's burst (default QUEUE_MAX_BURST_SIZE's, 1:
+	// dispatch smoothly).
 	QueueBurst int
 	// SourceRate drives sourcemock at this many events/s; 0 runs no source.
 	SourceRate float64
@@ -107,7 +109,7 @@ type Options struct {
 	SourceCount int
 	// Addresses; "127.0.0.1:0" picks a free port.
 	IngestAddr, TargetAddr, DispatcherAddr string
-	// Brand added to every event (default event.DefaultBrand).
+	// Brand added to every event (default BRAND's).
 	Brand string
 	// Retry overrides the queue's retry policy (zero value = defaults
 	// suited to a local run: 100 ms .. 10 s backoff, 100 attempts).
@@ -152,17 +154,13 @@ func (o *Options) defaults() {
 	if o.GCP.Collection == "" {
 		o.GCP.Collection = firestorestatus.DefaultCollection
 	}
-	if o.TargetRate == 0 {
-		o.TargetRate = 10
-	}
 	if o.TargetBurst == 0 {
+		// Above the queue's burst of 1 (TARGET_BURST's default), so that
+		// the queue, not the target, holds the limit.
 		o.TargetBurst = 5
 	}
 	if o.TargetMode == "" {
 		o.TargetMode = "http"
-	}
-	if o.QueueBurst == 0 {
-		o.QueueBurst = 1
 	}
 	if o.IngestAddr == "" {
 		o.IngestAddr = "127.0.0.1:8080"
@@ -173,9 +171,11 @@ func (o *Options) defaults() {
 	if o.DispatcherAddr == "" {
 		o.DispatcherAddr = "127.0.0.1:0"
 	}
-	if o.Brand == "" {
-		o.Brand = event.DefaultBrand
-	}
+	// The two settings a local run overrides on purpose (every other one
+	// takes its env tag's default, in serviceConfigs): retries come fast
+	// (100 ms to 10 s instead of production's 1 s to 300 s), and a delivery
+	// is bounded by 15 s instead of 30 s, so that a stuck one is retried
+	// soon.
 	if o.Retry == (queue.RetryConfig{}) {
 		o.Retry = queue.RetryConfig{MaxAttempts: 100, MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxDoublings: 5}
 	}
@@ -308,6 +308,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		targetGraphQL = s.TargetURL + "/graphql"
 	}
 
+	cfg, err := s.serviceConfigs(ctx, targetGraphQL)
+	if err != nil {
+		return nil, err
+	}
+
 	taskURL := s.DispatcherURL + dispatcher.TaskPath
 	dispatchVerifier, err := s.dispatcherVerifier(ctx, taskURL)
 	if err != nil {
@@ -324,7 +329,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
 		if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
 			Port:          targetPort,
-			Rate:          o.TargetRate,
+			Rate:          s.opts.TargetRate,
 			Burst:         o.TargetBurst,
 			RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
 			DataPath:      filepath.Join(o.DataDir, TargetFile),
@@ -348,12 +353,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		closers = append(closers, stop)
 	}
 
-	dispatchCfg := dispatcher.Config{
-		Brand:         o.Brand,
-		TargetURL:     targetGraphQL,
-		TargetTimeout: 10 * time.Second,
-		Retry:         o.Retry,
-	}
 	var (
 		ingestQueue queue.Queue  = s.Queue
 		services    status.Store = s.Status
@@ -367,7 +366,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	// The same wiring as the dispatcher binary's: the queue engine is the
 	// requeue queue and the governor's control.
 	disp, err := wiring.NewDispatcher(ctx, wiring.DispatcherParts{
-		Config:       dispatchCfg,
+		Config:       cfg.Dispatcher,
+		Retry:        s.QueueConfig.Retry, // the queue's own policy
 		Store:        services,
 		Authenticate: auth.Middleware(dispatchVerifier),
 		Requeue:      s.Queue,
@@ -380,10 +380,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	closers = append(closers, disp.Close)
 	s.Governor = disp.Governor
 
-	ing, err := ingest.NewServer(ctx, ingest.Config{
-		EnqueueTimeout: 250 * time.Millisecond,
-		StatusTimeout:  100 * time.Millisecond,
-	}, ingestQueue, services, verifier, instrument...)
+	ing, err := ingest.NewServer(ctx, cfg.Ingest, ingestQueue, services, verifier, instrument...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
@@ -437,7 +434,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	logger.InfoContext(ctx, "local stack started",
 		"ingest", s.IngestURL, "target", s.TargetURL, "dispatcher", s.DispatcherURL,
-		"data", o.DataDir, "target_rate", o.TargetRate)
+		"data", o.DataDir, "target_rate", s.opts.TargetRate)
 	return s, nil
 }
 
@@ -514,17 +511,48 @@ func (s *Stack) openStatus(ctx context.Context) (StatusStore, error) {
 	return sqlitestatus.Open(ctx, filepath.Join(s.opts.DataDir, StatusFile))
 }
 
-func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, error) {
-	s.QueueConfig = queue.Config{
-		Name:                    "events",
-		MaxDispatchesPerSecond:  s.opts.TargetRate,
-		MaxBurstSize:            s.opts.QueueBurst,
-		MaxConcurrentDispatches: 100,
-		DispatchDeadline:        s.opts.DispatchDeadline,
-		Retry:                   s.opts.Retry,
+// serviceConfigs are the configurations the stack's ingest, dispatcher and
+// queue are built from, filled as the binaries fill theirs: go-envconfig
+// over a map of the stack's settings, so that every value the stack does
+// not set takes its env tag's default, as in production. It sets
+// s.QueueConfig, and s.opts.TargetRate to the queue's rate.
+func (s *Stack) serviceConfigs(ctx context.Context, targetGraphQL string) (serviceConfigs, error) {
+	o := s.opts
+	env := map[string]string{
+		"TARGET_URL":              targetGraphQL,
+		"QUEUE_DISPATCH_DEADLINE": o.DispatchDeadline.String(),
 	}
+	if o.Brand != "" {
+		env["BRAND"] = o.Brand
+	}
+	if o.TargetRate != 0 {
+		env["QUEUE_MAX_DISPATCHES_PER_SECOND"] = strconv.FormatFloat(o.TargetRate, 'g', -1, 64)
+	}
+	if o.QueueBurst != 0 {
+		env["QUEUE_MAX_BURST_SIZE"] = strconv.Itoa(o.QueueBurst)
+	}
+	if o.Engine == EngineGCP {
+		env["QUEUE_NAME"] = o.GCP.Queue
+	}
+	var c serviceConfigs
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(env)}); err != nil {
+		return serviceConfigs{}, fmt.Errorf("devstack config: %w", err)
+	}
+	// The retry policy is one value, replaced whole (defaults() set it).
+	c.Queue.Retry = o.Retry
+	s.QueueConfig, s.opts.TargetRate = c.Queue, c.Queue.MaxDispatchesPerSecond
+	return c, nil
+}
+
+// serviceConfigs are what serviceConfigs fills.
+type serviceConfigs struct {
+	Dispatcher dispatcher.Config
+	Ingest     ingest.Config
+	Queue      queue.Config
+}
+
+func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, error) {
 	if s.opts.Engine == EngineGCP {
-		s.QueueConfig.Name = s.opts.GCP.Queue
 		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
 			Project:             s.opts.GCP.Project,
 			Location:            s.opts.GCP.Location,

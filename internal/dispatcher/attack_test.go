@@ -103,7 +103,7 @@ func newSecureHarness(tb testing.TB, mode *authtest.Issuer) *secureHarness {
 		tb.Fatalf("config as main validates it: %v", err)
 	}
 	ctx := logging.WithLogger(context.Background(), logging.New(h.logs, logging.Options{Level: "debug"}))
-	s, err := NewServer(ctx, cfg, h.store, Options{Client: h.target.srv.Client(), Authenticate: auth.Middleware(mode.Verifier(tb))})
+	s, err := NewServer(ctx, cfg, h.store, Options{Retry: testRetry, Client: h.target.srv.Client(), Authenticate: auth.Middleware(mode.Verifier(tb))})
 	if err != nil {
 		tb.Fatal(err)
 	}

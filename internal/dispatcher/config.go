@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"eventrelay/internal/auth"
-	"eventrelay/internal/queue"
 )
 
 // Config is the dispatcher's configuration, read from the environment with
@@ -24,10 +23,6 @@ type Config struct {
 	// TargetTimeout bounds one call to the target. Keep it below the queue's
 	// dispatch deadline so the dispatcher answers before the queue gives up.
 	TargetTimeout time.Duration `env:"TARGET_TIMEOUT, default=10s"`
-	// Retry is the queue's retry policy (the same QUEUE_* variables the queue
-	// reads), so the dispatcher knows which attempt is the last and
-	// dead-letters it instead of letting the event silently disappear.
-	Retry queue.RetryConfig
 	// Port is the TCP port to listen on (Cloud Run sets PORT).
 	Port string `env:"PORT, default=8081"`
 	// Auth (AUTH_*) says whose tokens may deliver tasks: in production
@@ -61,9 +56,6 @@ func (c Config) validateServer() error {
 	}
 	if c.TargetTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TARGET_TIMEOUT must be > 0, got %v", c.TargetTimeout))
-	}
-	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("retry config: %w", err))
 	}
 	if c.Port != "" {
 		if p, err := strconv.Atoi(c.Port); err != nil || p < 0 || p > 65535 {

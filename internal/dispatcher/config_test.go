@@ -10,7 +10,6 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"eventrelay/internal/auth"
-	"eventrelay/internal/queue"
 )
 
 func loadConfig(t testing.TB, env map[string]string) (Config, error) {
@@ -37,13 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 		Brand:         "testBrand",
 		TargetURL:     "http://127.0.0.1:8082/graphql",
 		TargetTimeout: 10 * time.Second,
-		Retry: queue.RetryConfig{
-			MaxAttempts:  100,
-			MinBackoff:   time.Second,
-			MaxBackoff:   300 * time.Second,
-			MaxDoublings: 16,
-		},
-		Port: "8081",
+		Port:          "8081",
 		Auth: auth.Settings{
 			Mode:          auth.ModeGoogle,
 			Audience:      "https://dispatcher.example.test",
@@ -61,16 +54,15 @@ func TestConfigDefaults(t *testing.T) {
 func TestConfigFromEnv(t *testing.T) {
 	t.Parallel()
 	got, err := loadConfig(t, map[string]string{
-		"TARGET_URL":         "https://target.example/graphql",
-		"BRAND":              "otherBrand",
-		"TARGET_TIMEOUT":     "2s",
-		"QUEUE_MAX_ATTEMPTS": "5",
-		"PORT":               "9000",
+		"TARGET_URL":     "https://target.example/graphql",
+		"BRAND":          "otherBrand",
+		"TARGET_TIMEOUT": "2s",
+		"PORT":           "9000",
 	})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if got.Brand != "otherBrand" || got.TargetTimeout != 2*time.Second || got.Retry.MaxAttempts != 5 || got.Port != "9000" {
+	if got.Brand != "otherBrand" || got.TargetTimeout != 2*time.Second || got.Port != "9000" {
 		t.Errorf("config = %+v, want the environment's values", got)
 	}
 }
@@ -89,7 +81,6 @@ func TestConfigValidate(t *testing.T) {
 			Brand:         "testBrand",
 			TargetURL:     "http://127.0.0.1:8082/graphql",
 			TargetTimeout: time.Second,
-			Retry:         queue.RetryConfig{MaxAttempts: 3, MinBackoff: time.Second, MaxBackoff: time.Minute, MaxDoublings: 2},
 			Port:          "8081",
 			Auth: auth.Settings{
 				Mode:          auth.ModeGoogle,
@@ -110,7 +101,6 @@ func TestConfigValidate(t *testing.T) {
 		{name: "relative target", mutate: func(c *Config) { c.TargetURL = "/graphql" }, wantErr: []string{"absolute"}},
 		{name: "odd scheme", mutate: func(c *Config) { c.TargetURL = "ftp://x/graphql" }, wantErr: []string{"absolute"}},
 		{name: "zero timeout", mutate: func(c *Config) { c.TargetTimeout = 0 }, wantErr: []string{"TARGET_TIMEOUT"}},
-		{name: "bad retry", mutate: func(c *Config) { c.Retry.MaxAttempts = 0 }, wantErr: []string{"max attempts"}},
 		{name: "bad port", mutate: func(c *Config) { c.Port = "http" }, wantErr: []string{"PORT"}},
 		{name: "no auth", mutate: func(c *Config) { c.Auth = auth.Settings{} }, wantErr: []string{"AUTH_MODE", "AUTH_AUDIENCE", "AUTH_ALLOWED_EMAILS"}},
 		{name: "no invoker email", mutate: func(c *Config) { c.Auth.AllowedEmails = nil }, wantErr: []string{"AUTH_ALLOWED_EMAILS is required"}},

@@ -45,6 +45,7 @@ type Server struct {
 	authenticate func(next http.Handler) http.Handler
 	requeueInto  queue.Queue
 	observer     Observer
+	retry        queue.RetryConfig
 
 	cfg     Config
 	store   status.Store
@@ -54,10 +55,16 @@ type Server struct {
 	now     func() time.Time
 }
 
-// Options are what a Server uses beside its Config and status store. The
-// zero value is a server that calls the target with a default client, does
-// not authenticate deliveries, never requeues and tells no one its verdicts.
+// Options are what a Server uses beside its Config and status store. Retry
+// is required; with the other fields zero the server calls the target with a
+// default client, does not authenticate deliveries, never requeues and tells
+// no one its verdicts.
 type Options struct {
+	// Retry is the queue's retry policy (queue.Config.Retry, read once with
+	// the queue's configuration), so the dispatcher knows which attempt is
+	// the last and dead-letters it instead of letting the event silently
+	// disappear.
+	Retry queue.RetryConfig
 	// Client calls the target (nil: a default client). It is not modified:
 	// its transport is wrapped by a target.Transport in a copy.
 	Client *http.Client
@@ -127,7 +134,7 @@ func (m metrics) attempt(ctx context.Context, o status.Outcome) {
 // with what o gives it (see Options). Spans and metrics go to the global
 // providers unless opts choose others.
 func NewServer(ctx context.Context, cfg Config, store status.Store, o Options, opts ...telemetry.Option) (*Server, error) {
-	if err := cfg.validateServer(); err != nil {
+	if err := errors.Join(cfg.validateServer(), o.Retry.Validate()); err != nil {
 		return nil, fmt.Errorf("dispatcher config: %w", err)
 	}
 	if store == nil {
@@ -140,11 +147,12 @@ func NewServer(ctx context.Context, cfg Config, store status.Store, o Options, o
 	}
 	logging.FromContext(ctx).DebugContext(ctx, "dispatcher configured",
 		"target_url", cfg.TargetURL, "target_timeout", cfg.TargetTimeout.String(),
-		"brand", cfg.Brand, "max_attempts", cfg.Retry.MaxAttempts)
+		"brand", cfg.Brand, "max_attempts", o.Retry.MaxAttempts)
 	return &Server{
 		authenticate: o.Authenticate,
 		requeueInto:  o.Requeue,
 		observer:     o.Observer,
+		retry:        o.Retry,
 		cfg:          cfg,
 		store:        store,
 		target:       target.New(cfg.TargetURL, o.Client, cfg.TargetTimeout),

@@ -215,11 +215,11 @@ func testConfig(targetURL string) Config {
 		Brand:         testBrand,
 		TargetURL:     targetURL + "/graphql",
 		TargetTimeout: 5 * time.Second,
-		Retry: queue.RetryConfig{
-			MaxAttempts: testMaxTries, MinBackoff: time.Second, MaxBackoff: time.Minute, MaxDoublings: 3,
-		},
 	}
 }
+
+// testRetry is the queue's retry policy the test servers follow.
+var testRetry = queue.RetryConfig{MaxAttempts: testMaxTries, MinBackoff: time.Second, MaxBackoff: time.Minute, MaxDoublings: 3}
 
 // harnessOption changes the configuration and options a harness builds its
 // server with (s nil), then the server built (s set).
@@ -229,7 +229,7 @@ func newHarness(t testing.TB, reply func(int, http.ResponseWriter, *http.Request
 	t.Helper()
 	h := &harness{store: newFakeStore(), target: newFakeTarget(t, reply)}
 	cfg := testConfig(h.target.srv.URL)
-	o := Options{Client: h.target.srv.Client()}
+	o := Options{Retry: testRetry, Client: h.target.srv.Client()}
 	for _, opt := range opts {
 		opt(&cfg, &o, nil)
 	}
@@ -847,10 +847,14 @@ func TestRoutes(t *testing.T) {
 
 func TestNewServerRejects(t *testing.T) {
 	t.Parallel()
-	if _, err := NewServer(context.Background(), Config{}, newFakeStore(), Options{}); err == nil {
+	if _, err := NewServer(context.Background(), Config{}, newFakeStore(), Options{Retry: testRetry}); err == nil {
 		t.Error("NewServer with an empty config succeeded, want an error")
 	}
-	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), nil, Options{}); err == nil {
+	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), nil, Options{Retry: testRetry}); err == nil {
 		t.Error("NewServer without a store succeeded, want an error")
+	}
+	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), newFakeStore(), Options{}); err == nil ||
+		!strings.Contains(err.Error(), "max attempts") {
+		t.Errorf("NewServer without a retry policy = %v, want a max attempts error", err)
 	}
 }

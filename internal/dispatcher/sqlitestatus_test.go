@@ -34,7 +34,7 @@ func TestWithSQLiteStatus(t *testing.T) {
 			respond(200, nil, receiptBody("ev-sql", false))(n, w, r)
 		}
 	})
-	s, err := NewServer(context.Background(), testConfig(ft.srv.URL), store, Options{})
+	s, err := NewServer(context.Background(), testConfig(ft.srv.URL), store, Options{Retry: testRetry})
 	if err != nil {
 		t.Fatal(err)
 	}

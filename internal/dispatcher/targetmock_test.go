@@ -42,7 +42,7 @@ func newTargetmock(t testing.TB, cfg targetmock.Config) (*targetmock.Server, str
 func newDispatcherFor(t testing.TB, targetURL string) *harness {
 	t.Helper()
 	h := &harness{store: newFakeStore()}
-	s, err := NewServer(context.Background(), testConfig(targetURL), h.store, Options{})
+	s, err := NewServer(context.Background(), testConfig(targetURL), h.store, Options{Retry: testRetry})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}

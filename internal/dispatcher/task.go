@@ -174,7 +174,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	}
 
 	now := s.now()
-	last := s.cfg.Retry.IsLastAttempt(a.d.retryCount, firstAttemptAt(rec), now)
+	last := s.retry.IsLastAttempt(a.d.retryCount, firstAttemptAt(rec), now)
 	_, err = s.store.Apply(ctx, ev.ID, status.Update{Status: status.Delivering, At: now, Event: ev, TraceID: a.traceID})
 	switch {
 	case errors.Is(err, status.ErrConflict):
@@ -353,7 +353,7 @@ func (s *Server) requeue(ctx context.Context, a *attempt, ev event.Event, o Outc
 		Name:      name,
 		Body:      body,
 		Header:    http.Header{},
-		NotBefore: s.now().Add(max(o.RetryAfter, s.cfg.Retry.MinBackoff)),
+		NotBefore: s.now().Add(max(o.RetryAfter, s.retry.MinBackoff)),
 	}
 	// The attempt's span context: the new task's deliveries join the
 	// event's trace under this attempt.
@@ -450,7 +450,7 @@ func (s *Server) storeUnavailable(ctx context.Context, a *attempt, ev event.Even
 	// is unreadable here, so MaxRetryDuration cannot be judged: the attempt
 	// count alone decides, and a requeue the queue did not need costs one
 	// skipped or duplicate delivery, never a second side effect.
-	if s.requeueInto != nil && s.cfg.Retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.cfg.Retry.MaxAttempts {
+	if s.requeueInto != nil && s.retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.retry.MaxAttempts {
 		t, err := s.requeue(ctx, a, ev, Outcome{})
 		if err == nil {
 			s.metrics.requeues.Add(ctx, 1)

@@ -33,11 +33,19 @@ import (
 	"eventrelay/internal/telemetry"
 )
 
-// GuardConfig is what the dispatcher process reads for requeueing and
-// governing, beside dispatcher.Config and engines.Config.
-type GuardConfig struct {
-	// Queue is the queue's configuration (QUEUE_*): its name, and on the
-	// embedded engine the rate that is the governor's ceiling.
+// DispatcherConfig is the dispatcher process's configuration, read once
+// from the environment (go-envconfig). Every default is in the env tags of
+// the structs it holds.
+type DispatcherConfig struct {
+	// Server is the dispatcher's own (BRAND, TARGET_*, PORT, AUTH_*).
+	Server dispatcher.Config
+	// Telemetry is OTEL_* and TRACE_SAMPLE_RATIO.
+	Telemetry telemetry.Config
+	// Engines selects and configures the queue and status engines.
+	Engines engines.Config
+	// Queue is the queue's configuration (QUEUE_*): its name, on the
+	// embedded engine the rate that is the governor's ceiling, and the
+	// retry policy the dispatcher follows (the only read of it).
 	Queue queue.Config
 	// Governor is QUEUE_GOVERNOR and its knobs.
 	Governor governor.Config
@@ -53,6 +61,8 @@ type GuardConfig struct {
 type DispatcherParts struct {
 	// Config is the dispatcher's configuration.
 	Config dispatcher.Config
+	// Retry is the queue's retry policy.
+	Retry queue.RetryConfig
 	// Store records the events' status.
 	Store status.Store
 	// Client calls the target (nil: a default client).
@@ -114,7 +124,7 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 		}
 	}()
 	d.Requeue = p.Requeue
-	o := dispatcher.Options{Client: p.Client, Authenticate: p.Authenticate, Requeue: p.Requeue}
+	o := dispatcher.Options{Retry: p.Retry, Client: p.Client, Authenticate: p.Authenticate, Requeue: p.Requeue}
 	if p.Governor.Control != nil {
 		g := p.Governor
 		if g.MeterProvider == nil {
@@ -133,15 +143,18 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 }
 
 // OpenDispatcher builds a standalone dispatcher process's dispatcher
-// (dispatcher/main.go): it opens the queue engine ec names for enqueueing
-// only (the embedded engine's dispatch loop runs in ingest's process;
-// Cloud Tasks dispatches by itself) as p.Requeue and the governor's
-// control, and on Cloud Tasks the governor's Firestore lease, then calls
-// NewDispatcher. Without g.DispatchURL there is no requeue and no governor
-// (a WARN). p.Requeue and p.Governor are set here; the rest of p is passed
-// on.
-func OpenDispatcher(ctx context.Context, ec engines.Config, g GuardConfig, p DispatcherParts) (_ *Dispatcher, err error) {
+// (dispatcher/main.go) from its configuration c: it opens the queue engine
+// c.Engines names for enqueueing only (the embedded engine's dispatch loop
+// runs in ingest's process; Cloud Tasks dispatches by itself) as the
+// requeue queue and the governor's control, and on Cloud Tasks the
+// governor's Firestore lease, then calls NewDispatcher. Without
+// c.DispatchURL there is no requeue and no governor (a WARN). p's Config,
+// Retry, Requeue and Governor are set here from c; the rest of p (the
+// store, Authenticate, the client, telemetry) is passed on.
+func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) (_ *Dispatcher, err error) {
 	log := logging.FromContext(ctx)
+	ec, g := c.Engines, c
+	p.Config, p.Retry = c.Server, c.Queue.Retry
 	if g.DispatchURL == "" {
 		log.WarnContext(ctx, "DISPATCH_URL is not set: no requeue of rate-limited last attempts and no rate governor")
 		p.Requeue, p.Governor = nil, governor.Options{}

@@ -25,32 +25,32 @@ import (
 	"eventrelay/internal/wiring"
 )
 
-// config reads the engines' and the guard's configuration from env.
-func config(t *testing.T, env map[string]string) (engines.Config, wiring.GuardConfig) {
+// config reads the dispatcher's configuration from env, with a target URL.
+func config(t *testing.T, env map[string]string) wiring.DispatcherConfig {
 	t.Helper()
-	var c struct {
-		Engines engines.Config
-		Guard   wiring.GuardConfig
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
 	}
+	env["TARGET_URL"] = "http://127.0.0.1:1/graphql"
+	var c wiring.DispatcherConfig
 	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(env)}); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return c.Engines, c.Guard
+	return c
 }
 
 // nopStore is a status store the dispatcher is built with; these tests
 // never deliver.
 type nopStore struct{ status.Store }
 
-// parts are a dispatcher's parts but the requeue queue and the governor,
-// which OpenDispatcher sets.
+// parts are a dispatcher's parts; OpenDispatcher sets all but the store
+// from the configuration.
 func parts() wiring.DispatcherParts {
 	return wiring.DispatcherParts{
-		Config: dispatcher.Config{
-			Brand: "b", TargetURL: "http://127.0.0.1:1/graphql", TargetTimeout: time.Second,
-			Retry: queue.RetryConfig{MaxAttempts: 5, MinBackoff: time.Second, MaxBackoff: time.Minute},
-		},
-		Store: nopStore{},
+		Config: dispatcher.Config{Brand: "b", TargetURL: "http://127.0.0.1:1/graphql", TargetTimeout: time.Second},
+		Retry:  queue.RetryConfig{MaxAttempts: 5, MinBackoff: time.Second, MaxBackoff: time.Minute},
+		Store:  nopStore{},
 	}
 }
 
@@ -67,8 +67,8 @@ func (q *recordingQueue) Enqueue(_ context.Context, t queue.Task) error {
 
 func TestOpenDispatcherWithoutDispatchURL(t *testing.T) {
 	t.Parallel()
-	ec, c := config(t, nil)
-	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	c := config(t, nil)
+	a, err := wiring.OpenDispatcher(t.Context(), c, parts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +86,13 @@ func TestOpenDispatcherWithoutDispatchURL(t *testing.T) {
 func TestOpenDispatcherEmbedded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ec, c := config(t, map[string]string{
+	c := config(t, map[string]string{
 		"QUEUE_DB":                        filepath.Join(dir, "queue.db"),
 		"DISPATCH_URL":                    "http://127.0.0.1:8081/tasks/events",
 		"QUEUE_MAX_DISPATCHES_PER_SECOND": "25",
 		"QUEUE_GOVERNOR_WINDOW":           "1s",
 	})
-	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	a, err := wiring.OpenDispatcher(t.Context(), c, parts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,8 @@ func TestOpenDispatcherEmbedded(t *testing.T) {
 
 func TestOpenDispatcherRejectsABadGovernorConfig(t *testing.T) {
 	t.Parallel()
-	ec, c := config(t, map[string]string{"DISPATCH_URL": "http://127.0.0.1:8081/tasks/events", "QUEUE_GOVERNOR": "sometimes"})
-	if _, err := wiring.OpenDispatcher(t.Context(), ec, c, parts()); err == nil || !strings.Contains(err.Error(), "QUEUE_GOVERNOR") {
+	c := config(t, map[string]string{"DISPATCH_URL": "http://127.0.0.1:8081/tasks/events", "QUEUE_GOVERNOR": "sometimes"})
+	if _, err := wiring.OpenDispatcher(t.Context(), c, parts()); err == nil || !strings.Contains(err.Error(), "QUEUE_GOVERNOR") {
 		t.Errorf("OpenDispatcher = %v, want a QUEUE_GOVERNOR error", err)
 	}
 }
@@ -209,9 +209,9 @@ func openCloudTasks(t *testing.T, location, name string, extra map[string]string
 		"GOVERNOR_LEASE_COLLECTION":       "governor-test",
 	}
 	maps.Copy(env, extra)
-	ec, c := config(t, env)
+	c := config(t, env)
 	// The queue must exist for the governor to read it.
-	q, err := engines.OpenQueue(t.Context(), ec, c.Queue, c.DispatchURL)
+	q, err := engines.OpenQueue(t.Context(), c.Engines, c.Queue, c.DispatchURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func openCloudTasks(t *testing.T, location, name string, extra map[string]string
 	}
 	_ = q.Close()
 
-	a, err := wiring.OpenDispatcher(t.Context(), ec, c, parts())
+	a, err := wiring.OpenDispatcher(t.Context(), c, parts())
 	if err != nil {
 		t.Fatal(err)
 	}
