@@ -11,12 +11,11 @@ import (
 
 	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/devstack"
+	"eventrelay/internal/engines"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/sourcemock"
-	"eventrelay/internal/status/firestorestatus"
-	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
 )
 
@@ -584,14 +583,15 @@ type closingStatus interface {
 // openStatus opens the status store a relayctl process writes: the SQLite
 // file in the data directory, or the run's Firestore collection.
 func openStatus(ctx context.Context, env Env, gcp devstack.GCPOptions) (closingStatus, error) {
+	engine := devstack.EngineEmbedded
 	if env.gcp() {
-		st, err := firestorestatus.New(ctx, firestorestatus.Options{Project: gcp.Project, Collection: gcp.Collection})
-		if err != nil {
-			return nil, fmt.Errorf("open the Firestore status store: %w", err)
-		}
-		return st, nil
+		engine = devstack.EngineGCP
 	}
-	st, err := sqlitestatus.Open(ctx, filepath.Join(env.DataDir, devstack.StatusFile))
+	c, err := devstack.EngineConfig(engine, env.DataDir, gcp)
+	if err != nil {
+		return nil, err
+	}
+	st, err := engines.OpenStatus(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("open the status store: %w", err)
 	}

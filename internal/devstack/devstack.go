@@ -31,12 +31,10 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
-	"eventrelay/internal/queue/sqlitequeue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/firestorestatus"
-	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/targetmock"
 	"eventrelay/internal/telemetry"
 	"eventrelay/internal/wiring"
@@ -191,11 +189,9 @@ type Queue interface {
 	Close() error
 }
 
-// StatusStore is what the stack needs of a status engine.
-type StatusStore interface {
-	status.Store
-	Close() error
-}
+// StatusStore is what the stack needs of a status engine: a status store
+// that must be closed.
+type StatusStore = engines.Store
 
 // Stack is a running local pipeline.
 type Stack struct {
@@ -339,7 +335,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		closers = append(closers, s.Target.Close)
 	}
 
-	if s.Queue, err = s.openQueue(ctx, taskURL); err != nil {
+	var runQueue func(context.Context) error
+	if s.Queue, runQueue, err = s.openQueue(ctx, taskURL); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	closers = append(closers, s.Queue.Close)
@@ -406,8 +403,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		s.run(func() error { return disp.Run(ctx) })
 	}
 	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Server.Routes(ctx)) })
-	if r, ok := s.Queue.(interface{ Run(context.Context) error }); ok {
-		s.run(func() error { return r.Run(ctx) }) // the embedded engine dispatches in-process
+	if runQueue != nil {
+		s.run(func() error { return runQueue(ctx) }) // the embedded engine dispatches in-process
 	}
 	s.run(func() error { return ingestSrv.Serve(ctx, ing.Routes(ctx)) })
 
@@ -500,15 +497,13 @@ func (s *Stack) dispatcherVerifier(ctx context.Context, taskURL string) (auth.Ve
 	})
 }
 
+// openStatus opens the status engine through internal/engines.
 func (s *Stack) openStatus(ctx context.Context) (StatusStore, error) {
-	if s.opts.Engine == EngineGCP {
-		return firestorestatus.New(ctx, firestorestatus.Options{
-			Project:    s.opts.GCP.Project,
-			Collection: s.opts.GCP.Collection,
-			TTL:        firestorestatus.DefaultTTL,
-		})
+	c, err := EngineConfig(s.opts.Engine, s.opts.DataDir, s.opts.GCP)
+	if err != nil {
+		return nil, err
 	}
-	return sqlitestatus.Open(ctx, filepath.Join(s.opts.DataDir, StatusFile))
+	return engines.OpenStatus(ctx, c)
 }
 
 // serviceConfigs are the configurations the stack's ingest, dispatcher and
@@ -551,30 +546,32 @@ type serviceConfigs struct {
 	Queue      queue.Config
 }
 
-func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, error) {
-	if s.opts.Engine == EngineGCP {
-		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
-			Project:             s.opts.GCP.Project,
-			Location:            s.opts.GCP.Location,
-			Queue:               s.opts.GCP.Queue,
-			Target:              taskURL,
-			ServiceAccountEmail: s.opts.GCP.InvokerEmail,
-			DispatchDeadline:    s.opts.DispatchDeadline,
-			Endpoint:            s.opts.GCP.TasksEndpoint,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := q.EnsureQueue(ctx, s.QueueConfig); err != nil {
-			return nil, errors.Join(err, q.Close())
-		}
-		return q, nil
+// openQueue opens the queue engine through internal/engines, delivering to
+// taskURL: embedded, its deliveries carry the dev issuer's token (as Cloud
+// Tasks' carry an OIDC token); on gcp the emulator's queue is created or
+// updated with the stack's settings. It returns the embedded engine's
+// dispatch loop (nil on gcp).
+func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, func(context.Context) error, error) {
+	c, err := EngineConfig(s.opts.Engine, s.opts.DataDir, s.opts.GCP)
+	if err != nil {
+		return nil, nil, err
 	}
-	return sqlitequeue.New(ctx, sqlitequeue.Options{
-		Path:   filepath.Join(s.opts.DataDir, QueueFile),
-		Config: s.QueueConfig,
-		Target: taskURL,
-		// What Cloud Tasks does with the task's OIDC token.
-		Token: s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour),
-	})
+	// The dev issuer's key is in the data directory (Start loaded it).
+	c.DevIssuerDir = s.opts.DataDir
+	eq, err := engines.OpenQueue(ctx, c, s.QueueConfig, taskURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, ok := eq.Queue.(Queue)
+	if !ok {
+		return nil, nil, errors.Join(fmt.Errorf("the %s queue engine reports no stats", c.QueueEngine), eq.Close())
+	}
+	if e, ok := eq.Queue.(interface {
+		EnsureQueue(context.Context, queue.Config) error
+	}); ok {
+		if err := e.EnsureQueue(ctx, s.QueueConfig); err != nil {
+			return nil, nil, errors.Join(err, eq.Close())
+		}
+	}
+	return q, eq.Run, nil
 }

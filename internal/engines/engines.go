@@ -39,6 +39,21 @@ const (
 	GCP = "gcp"
 )
 
+// SetPair sets c's queue and status engines from a pair name: Embedded is
+// SQLite for both, GCP is Cloud Tasks and Firestore. It is the only
+// translation of the pair names to the engine names.
+func (c *Config) SetPair(pair string) error {
+	switch pair {
+	case Embedded:
+		c.QueueEngine, c.StatusEngine = SQLite, SQLite
+	case GCP:
+		c.QueueEngine, c.StatusEngine = CloudTasks, Firestore
+	default:
+		return fmt.Errorf("unknown engine %q (want %s or %s)", pair, Embedded, GCP)
+	}
+	return nil
+}
+
 // Config selects and configures the engines. Terraform sets the GCP values
 // (terraform/modules/region); the defaults run locally on SQLite files.
 type Config struct {
@@ -134,6 +149,18 @@ func OpenStatus(ctx context.Context, c Config) (Store, error) {
 	return sqlitestatus.Open(ctx, c.StatusDB)
 }
 
+// OpenExistingStatus is OpenStatus for a process that reads or repairs the
+// store another process writes (relayctl): the SQLite file must exist, so
+// a wrong path is reported, never created.
+func OpenExistingStatus(ctx context.Context, c Config) (Store, error) {
+	if c.StatusEngine == SQLite && c.StatusDB != "" {
+		if _, err := os.Stat(c.StatusDB); err != nil {
+			return nil, fmt.Errorf("no status store at %s: %w", c.StatusDB, err)
+		}
+	}
+	return OpenStatus(ctx, c)
+}
+
 // Queue is a queue engine that must be closed. Run is nil for engines that
 // deliver by themselves (Cloud Tasks); the embedded engine's dispatch loop
 // runs in the process that opened it.
@@ -216,12 +243,7 @@ func OpenController(ctx context.Context, c Config, queueName string) (Controller
 		if name == "" {
 			name = "events"
 		}
-		// The settings are the owner's: this handle never dispatches, so
-		// its configuration and target are placeholders.
-		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: controlOnlyTarget, Config: queue.Config{
-			Name: name, MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: time.Minute,
-			Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second},
-		}})
+		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: controlOnlyTarget, Config: placeholderConfig(name)})
 		if err != nil {
 			return Controller{}, err
 		}
@@ -243,5 +265,59 @@ func OpenController(ctx context.Context, c Config, queueName string) (Controller
 	}
 }
 
-// controlOnlyTarget is the delivery URL of a handle that never enqueues.
-const controlOnlyTarget = "http://control-only.invalid/"
+// OpenEnqueuer opens a queue another process runs only to enqueue into it
+// (relayctl replay). The embedded queue's file must exist (a wrong path is
+// reported, not created); the process that owns it delivers what is
+// enqueued, with its own settings. On Cloud Tasks each task is delivered
+// to dispatchURL with the OIDC token of TASKS_SERVICE_ACCOUNT. queueName is
+// the queue's name (the Cloud Tasks queue id). The Queue's Run is nil.
+func OpenEnqueuer(ctx context.Context, c Config, queueName, dispatchURL string) (Queue, error) {
+	switch c.QueueEngine {
+	case SQLite:
+		if c.QueueDB == "" {
+			return Queue{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
+		}
+		if _, err := os.Stat(c.QueueDB); err != nil {
+			return Queue{}, fmt.Errorf("no queue at %s: %w", c.QueueDB, err)
+		}
+		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: enqueueOnlyTarget, Config: placeholderConfig(queueName)})
+		if err != nil {
+			return Queue{}, err
+		}
+		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
+	case CloudTasks:
+		if dispatchURL == "" {
+			return Queue{}, errors.New("DISPATCH_URL is required with QUEUE_ENGINE=cloudtasks")
+		}
+		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
+			Project: c.Project, Location: c.QueueLocation, Queue: queueName,
+			Target: dispatchURL, ServiceAccountEmail: c.TasksServiceAccount, Audience: c.DispatchAudience,
+			DispatchDeadline: 30 * time.Second, Endpoint: c.TasksEndpoint,
+		})
+		if err != nil {
+			return Queue{}, err
+		}
+		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
+	default:
+		return Queue{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
+	}
+}
+
+// placeholderConfig is the configuration of an embedded queue handle that
+// never dispatches (OpenController, OpenEnqueuer): the settings are the
+// owning process's; only the name, which tasks are enqueued under, counts.
+func placeholderConfig(name string) queue.Config {
+	if name == "" {
+		name = "events"
+	}
+	return queue.Config{
+		Name: name, MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: time.Minute,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second},
+	}
+}
+
+// The delivery URLs of handles that never deliver.
+const (
+	controlOnlyTarget = "http://control-only.invalid/"
+	enqueueOnlyTarget = "http://enqueue-only.invalid/"
+)

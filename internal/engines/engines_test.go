@@ -205,3 +205,70 @@ func queuetestConfig() queue.Config {
 	return queue.Config{Name: "events", MaxDispatchesPerSecond: 10, MaxBurstSize: 1, MaxConcurrentDispatches: 10,
 		DispatchDeadline: 15 * time.Second, Retry: queue.RetryConfig{MaxAttempts: 5, MinBackoff: time.Second, MaxBackoff: time.Minute}}
 }
+
+func TestSetPair(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ pair, queue, status string }{
+		{engines.Embedded, engines.SQLite, engines.SQLite},
+		{engines.GCP, engines.CloudTasks, engines.Firestore},
+	} {
+		var c engines.Config
+		if err := c.SetPair(tc.pair); err != nil || c.QueueEngine != tc.queue || c.StatusEngine != tc.status {
+			t.Errorf("SetPair(%q) = %v, engines %q and %q; want %q and %q", tc.pair, err, c.QueueEngine, c.StatusEngine, tc.queue, tc.status)
+		}
+	}
+	var c engines.Config
+	if err := c.SetPair("aws"); err == nil || !strings.Contains(err.Error(), `unknown engine "aws"`) {
+		t.Errorf("SetPair(aws) = %v, want an unknown engine error", err)
+	}
+}
+
+// TestOpenExisting opens the embedded engines another process owns: a
+// missing file is reported and not created; an existing one is opened, and
+// a task enqueued through the enqueue-only handle is the owner's to deliver.
+func TestOpenExisting(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db"), "STATUS_DB": filepath.Join(dir, "s.db")})
+	if _, err := engines.OpenExistingStatus(t.Context(), c); err == nil || !strings.Contains(err.Error(), "no status store at") {
+		t.Errorf("OpenExistingStatus on a missing file = %v, want a 'no status store at' error", err)
+	}
+	if _, err := engines.OpenEnqueuer(t.Context(), c, "events", ""); err == nil || !strings.Contains(err.Error(), "no queue at") {
+		t.Errorf("OpenEnqueuer on a missing file = %v, want a 'no queue at' error", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 0 {
+		t.Fatalf("files created by the failed opens: %v", files)
+	}
+
+	owner, err := engines.OpenQueue(t.Context(), c, queuetestConfig(), "http://127.0.0.1:1/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer owner.Close()
+	store, err := engines.OpenStatus(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = store.Close()
+
+	existing, err := engines.OpenExistingStatus(t.Context(), c)
+	if err != nil {
+		t.Fatalf("OpenExistingStatus: %v", err)
+	}
+	_ = existing.Close()
+	enq, err := engines.OpenEnqueuer(t.Context(), c, queuetestConfig().Name, "")
+	if err != nil {
+		t.Fatalf("OpenEnqueuer: %v", err)
+	}
+	defer enq.Close()
+	if enq.Run != nil {
+		t.Error("an enqueue-only handle has no dispatch loop")
+	}
+	if err := enq.Enqueue(t.Context(), queue.Task{Name: queue.TaskName("e1"), Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	stats, err := owner.Queue.(queue.StatsReader).Stats(t.Context())
+	if err != nil || stats.Backlog != 1 {
+		t.Errorf("owner's stats = %+v, %v; want the task enqueued through the handle", stats, err)
+	}
+}

@@ -7,13 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"eventrelay/internal/devstack"
 	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
@@ -126,20 +124,18 @@ func parseQueueAction(pos []string) (queueAction, error) {
 // controllerConfig maps the engine flags to the engines' configuration, the
 // queue's name and a description of where it is.
 func (e *engineFlags) controllerConfig() (engines.Config, string, string, error) {
-	switch e.engine {
-	case engines.Embedded:
-		path := filepath.Join(e.data, devstack.QueueFile)
-		return engines.Config{QueueEngine: engines.SQLite, QueueDB: path}, "events", path, nil
-	case engines.GCP:
-		c := engines.Config{QueueEngine: engines.CloudTasks, Project: e.gcp.Project, QueueLocation: e.gcp.Location, TasksEndpoint: e.gcp.TasksEndpoint}
-		where := "projects/" + e.gcp.Project + "/locations/" + e.gcp.Location + "/queues/" + e.gcp.Queue
-		if e.gcp.TasksEndpoint != "" {
-			where += " on the emulator at " + e.gcp.TasksEndpoint
-		}
-		return c, e.gcp.Queue, where, nil
-	default:
-		return engines.Config{}, "", "", fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, engines.Embedded, engines.GCP)
+	c, err := e.config()
+	if err != nil {
+		return engines.Config{}, "", "", err
 	}
+	if e.engine == engines.Embedded {
+		return c, "events", c.QueueDB, nil
+	}
+	where := "projects/" + e.gcp.Project + "/locations/" + e.gcp.Location + "/queues/" + e.gcp.Queue
+	if e.gcp.TasksEndpoint != "" {
+		where += " on the emulator at " + e.gcp.TasksEndpoint
+	}
+	return c, e.gcp.Queue, where, nil
 }
 
 // queueJSON is `relayctl queue --json`'s output.
