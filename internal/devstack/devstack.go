@@ -119,6 +119,11 @@ type Options struct {
 	// reported too, when the engine has stats.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+	// TracerProviderFor, when set, gives each component its own tracer
+	// provider, by the service name it has in production (ingest,
+	// dispatcher, targetmock), in place of TracerProvider: its spans then
+	// carry that name (telemetry.Pipeline).
+	TracerProviderFor func(service string) trace.TracerProvider
 
 	// WrapQueue, when set, wraps the queue ingest enqueues into, and
 	// WrapStatus the status store ingest and the dispatcher write. They are
@@ -320,7 +325,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	closers = append(closers, s.Status.Close)
 
-	instrument := []telemetry.Option{telemetry.WithTracerProvider(o.TracerProvider), telemetry.WithMeterProvider(o.MeterProvider)}
+	instrument := func(service string) []telemetry.Option {
+		tp := o.TracerProvider
+		if o.TracerProviderFor != nil {
+			tp = o.TracerProviderFor(service)
+		}
+		return []telemetry.Option{telemetry.WithTracerProvider(tp), telemetry.WithMeterProvider(o.MeterProvider)}
+	}
 	if targetSrv != nil {
 		_, targetPort, _ := net.SplitHostPort(targetSrv.Addr())
 		if s.Target, err = targetmock.NewServer(ctx, targetmock.Config{
@@ -329,7 +340,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			Burst:         o.TargetBurst,
 			RateLimitMode: targetmock.RateLimitMode(o.TargetMode),
 			DataPath:      filepath.Join(o.DataDir, TargetFile),
-		}, instrument...); err != nil {
+		}, instrument("targetmock")...); err != nil {
 			return nil, fmt.Errorf("targetmock: %w", err)
 		}
 		closers = append(closers, s.Target.Close)
@@ -369,7 +380,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Authenticate: auth.Middleware(dispatchVerifier),
 		Requeue:      s.Queue,
 		Governor:     s.governorOptions(ctx, o.Governor),
-		Telemetry:    instrument,
+		Telemetry:    instrument("dispatcher"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
@@ -377,7 +388,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	closers = append(closers, disp.Close)
 	s.Governor = disp.Governor
 
-	ing, err := ingest.NewServer(ctx, cfg.Ingest, ingestQueue, services, verifier, instrument...)
+	ing, err := ingest.NewServer(ctx, cfg.Ingest, ingestQueue, services, verifier, instrument("ingest")...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

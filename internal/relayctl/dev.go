@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"github.com/sethvargo/go-envconfig"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/engines"
@@ -77,18 +79,36 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ctx = logging.WithLogger(ctx, logger)
 
 	var stack *devstack.Stack
-	// Always-on sampling, and the spans of recent traces kept in memory so
-	// the ops page can show an event's path without a tracing backend.
+	// The telemetry configuration the services read (TRACE_SAMPLE_RATIO,
+	// OTEL_EXPORTER_OTLP_*): each component's spans carry its production
+	// service name, go to the ops page (the spans of recent traces kept in
+	// memory, so it shows an event's path without a tracing backend) and,
+	// with OTEL_EXPORTER_OTLP_ENDPOINT set, to that collector.
+	var tcfg telemetry.Config
+	if err := envconfig.Process(ctx, &tcfg); err != nil {
+		return fmt.Errorf("read telemetry config: %w", err)
+	}
+	if tcfg.ServiceName == "" {
+		tcfg.ServiceName = "relayctl-dev" // the process's own metrics and spans
+	}
 	spans := telemetry.NewRecorder(5000)
-	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "relayctl-dev", SampleRatio: 1},
-		sdktrace.WithSpanProcessor(spans))
+	pipeline, err := telemetry.NewPipeline(ctx, tcfg, spans)
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing(context.WithoutCancel(ctx))
-	// Metrics in Prometheus form, scraped from /metrics (in GCP they go out
-	// by OTLP instead: docs/adr/0009-otlp-export.md).
-	meters, metrics, err := telemetry.NewPrometheus("relayctl-dev")
+	defer pipeline.Shutdown(context.WithoutCancel(ctx))
+	tracers := map[string]trace.TracerProvider{}
+	for _, name := range []string{tcfg.ServiceName, "ingest", "dispatcher", "targetmock"} {
+		if tracers[name], err = pipeline.TracerProvider(name); err != nil {
+			return err
+		}
+	}
+	otel.SetTracerProvider(tracers[tcfg.ServiceName])
+	otel.SetTextMapPropagator(telemetry.Propagator())
+	o.TracerProviderFor = func(service string) trace.TracerProvider { return tracers[service] }
+	// Metrics in Prometheus form, scraped from /metrics, and by OTLP too
+	// with an endpoint (as in GCP: docs/adr/0009-otlp-export.md).
+	meters, metrics, err := telemetry.NewPrometheus(tcfg.ServiceName, pipeline.MetricReader())
 	if err != nil {
 		return err
 	}

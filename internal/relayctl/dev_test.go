@@ -3,13 +3,18 @@ package relayctl
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 )
 
 // lockedBuffer is an io.Writer safe to read while relayctl dev writes.
@@ -101,4 +106,82 @@ func scrapeAccepted(t *testing.T, url string) float64 {
 		t.Fatalf("accepted count %q: %v", m[1], err)
 	}
 	return v
+}
+
+// collector is an OTLP trace collector that notes the service names of the
+// spans it receives.
+type collector struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func (c *collector) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.GetKey() == "service.name" {
+				c.names[kv.GetValue().GetStringValue()] = true
+			}
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func (c *collector) seen(names ...string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range names {
+		if !c.names[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDevExportsLikeProduction runs relayctl dev with
+// OTEL_EXPORTER_OTLP_ENDPOINT set: its spans reach the collector, each
+// component's under the service name it has in production.
+func TestDevExportsLikeProduction(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{names: map[string]bool{}}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, col)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100") // ms: export soon
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	args := []string{"dev", "--data", t.TempDir(), "--source-rate", "20", "--target-rate", "50",
+		"--ingest-addr", "127.0.0.1:0", "--target-addr", "127.0.0.1:0", "--ops-addr", ""}
+	var out, errOut lockedBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- Main(ctx, args, &out, &errOut) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !col.seen("ingest", "dispatcher", "targetmock") {
+		if time.Now().After(deadline) {
+			col.mu.Lock()
+			names := fmt.Sprint(col.names)
+			col.mu.Unlock()
+			t.Fatalf("the collector saw services %s after 30s, want ingest, dispatcher and targetmock; stderr:\n%s", names, errOut.String())
+		}
+		select {
+		case code := <-exit:
+			t.Fatalf("relayctl dev exited %d early; stderr:\n%s", code, errOut.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("relayctl dev exited %d; stderr:\n%s", code, errOut.String())
+	}
+	if col.seen("relayctl-dev") {
+		t.Error("spans exported as relayctl-dev: the components must carry their own service names")
+	}
 }

@@ -121,8 +121,9 @@ func NewProviders(opts ...Option) Providers {
 // NewPrometheus returns a meter provider for a process that serves its
 // metrics itself (relayctl dev, tests) and the handler that serves them in
 // the Prometheus text format. Each call has its own registry, so two stacks
-// in one process never mix their numbers.
-func NewPrometheus(serviceName string) (*sdkmetric.MeterProvider, http.Handler, error) {
+// in one process never mix their numbers. More readers (a Pipeline's OTLP
+// reader) get the same metrics; nil ones are skipped.
+func NewPrometheus(serviceName string, readers ...sdkmetric.Reader) (*sdkmetric.MeterProvider, http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
@@ -132,7 +133,13 @@ func NewPrometheus(serviceName string) (*sdkmetric.MeterProvider, http.Handler, 
 	if err != nil {
 		return nil, nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exp), noExemplars)
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(exp), noExemplars}
+	for _, r := range readers {
+		if r != nil {
+			opts = append(opts, sdkmetric.WithReader(r))
+		}
+	}
+	mp := sdkmetric.NewMeterProvider(opts...)
 	return mp, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), nil
 }
 
