@@ -3,11 +3,8 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -38,13 +35,9 @@ func NewPipeline(ctx context.Context, c Config, procs ...sdktrace.SpanProcessor)
 	}
 	p := &Pipeline{c: c, procs: procs, tps: map[string]*sdktrace.TracerProvider{}}
 	if c.OTLPEndpoint != "" {
-		spans, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(c.OTLPEndpoint))
+		spans, metrics, err := otlpExporters(ctx, c.OTLPEndpoint)
 		if err != nil {
-			return nil, fmt.Errorf("otlp span exporter for %s: %w", c.OTLPEndpoint, err)
-		}
-		metrics, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(c.OTLPEndpoint))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("otlp metric exporter for %s: %w", c.OTLPEndpoint, err), spans.Shutdown(ctx))
+			return nil, err
 		}
 		p.procs = append(p.procs, sdktrace.NewBatchSpanProcessor(spans))
 		p.reader = sdkmetric.NewPeriodicReader(metrics)

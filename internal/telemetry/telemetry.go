@@ -85,15 +85,9 @@ func Setup(ctx context.Context, c Config, opts ...sdktrace.TracerProviderOption)
 
 	var mp *sdkmetric.MeterProvider
 	if c.OTLPEndpoint != "" {
-		// Neither exporter dials here: a collector that starts after the
-		// service costs a failed export, not the start.
-		spans, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(c.OTLPEndpoint))
+		spans, metrics, err := otlpExporters(ctx, c.OTLPEndpoint)
 		if err != nil {
-			return nil, fmt.Errorf("otlp span exporter for %s: %w", c.OTLPEndpoint, err)
-		}
-		metrics, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(c.OTLPEndpoint))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("otlp metric exporter for %s: %w", c.OTLPEndpoint, err), spans.Shutdown(ctx))
+			return nil, err
 		}
 		all = append(all, sdktrace.WithBatcher(spans))
 		mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)), noExemplars)
@@ -109,6 +103,21 @@ func Setup(ctx context.Context, c Config, opts ...sdktrace.TracerProviderOption)
 		}
 		return err
 	}, nil
+}
+
+// otlpExporters are the OTLP span and metric exporters for endpoint.
+// Neither dials here: a collector that starts after the service costs a
+// failed export, not the start.
+func otlpExporters(ctx context.Context, endpoint string) (sdktrace.SpanExporter, sdkmetric.Exporter, error) {
+	spans, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
+	if err != nil {
+		return nil, nil, fmt.Errorf("otlp span exporter for %s: %w", endpoint, err)
+	}
+	metrics, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpointURL(endpoint))
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("otlp metric exporter for %s: %w", endpoint, err), spans.Shutdown(ctx))
+	}
+	return spans, metrics, nil
 }
 
 // Resource describes the process: the SDK's defaults plus service.name.
