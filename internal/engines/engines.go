@@ -236,14 +236,7 @@ func OpenController(ctx context.Context, c Config, queueName string) (Controller
 		if c.QueueDB == "" {
 			return Controller{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
 		}
-		if _, err := os.Stat(c.QueueDB); err != nil {
-			return Controller{}, fmt.Errorf("no queue at %s: %w", c.QueueDB, err)
-		}
-		name := queueName
-		if name == "" {
-			name = "events"
-		}
-		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: controlOnlyTarget, Config: placeholderConfig(name)})
+		q, err := openExistingSQLite(ctx, c.QueueDB, queueName, controlOnlyTarget)
 		if err != nil {
 			return Controller{}, err
 		}
@@ -277,10 +270,7 @@ func OpenEnqueuer(ctx context.Context, c Config, queueName, dispatchURL string) 
 		if c.QueueDB == "" {
 			return Queue{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
 		}
-		if _, err := os.Stat(c.QueueDB); err != nil {
-			return Queue{}, fmt.Errorf("no queue at %s: %w", c.QueueDB, err)
-		}
-		q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Target: enqueueOnlyTarget, Config: placeholderConfig(queueName)})
+		q, err := openExistingSQLite(ctx, c.QueueDB, queueName, enqueueOnlyTarget)
 		if err != nil {
 			return Queue{}, err
 		}
@@ -301,6 +291,16 @@ func OpenEnqueuer(ctx context.Context, c Config, queueName, dispatchURL string) 
 	default:
 		return Queue{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
 	}
+}
+
+// openExistingSQLite opens the embedded queue in the file at path, which
+// must exist (a wrong path is reported, never created), as a handle that
+// never dispatches: its configuration is a placeholder.
+func openExistingSQLite(ctx context.Context, path, name, target string) (*sqlitequeue.Queue, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no queue at %s: %w", path, err)
+	}
+	return sqlitequeue.New(ctx, sqlitequeue.Options{Path: path, Target: target, Config: placeholderConfig(name)})
 }
 
 // placeholderConfig is the configuration of an embedded queue handle that
