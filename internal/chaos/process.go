@@ -7,13 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"eventrelay/internal/testutil"
 )
 
 // healthTimeout bounds how long a started process may take to answer on
@@ -119,7 +119,7 @@ func (p *Process) readAddrs(ctx context.Context, from int64) error {
 			if err != nil {
 				return false, err
 			}
-			addr, ok := printedAddr(string(printed[min(from, int64(len(printed))):]), a.name)
+			addr, ok := testutil.PrintedAddr(string(printed[min(from, int64(len(printed))):]), a.name)
 			if ok {
 				*a.addr = addr
 			}
@@ -130,21 +130,6 @@ func (p *Process) readAddrs(ctx context.Context, from int64) error {
 		}
 	}
 	return nil
-}
-
-// printedAddr returns the host:port of the URL that follows name at the
-// start of a line of out.
-func printedAddr(out, name string) (string, bool) {
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != name {
-			continue
-		}
-		if u, err := url.Parse(f[1]); err == nil && u.Host != "" {
-			return u.Host, true
-		}
-	}
-	return "", false
 }
 
 // Kill sends SIGKILL, as a crash would, and waits for the process to end.

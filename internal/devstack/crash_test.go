@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,21 +63,6 @@ func (o *output) String() string {
 	return o.buf.String()
 }
 
-// reportedAddr returns the host:port of the URL `relayctl dev` prints after
-// name ("ingest", "targetmock") as it starts.
-func reportedAddr(out, name string) (string, bool) {
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != name {
-			continue
-		}
-		if u, err := url.Parse(f[1]); err == nil && u.Host != "" {
-			return u.Host, true
-		}
-	}
-	return "", false
-}
-
 // startDev starts `relayctl dev` on data and waits until ingest and the
 // target answer. ingestAddr and targetAddr "127.0.0.1:0" let it pick free
 // ports, read back from what it prints; a restart passes the ones the first
@@ -107,8 +91,8 @@ func startDev(t *testing.T, bin, data, ingestAddr, targetAddr string, limit floa
 	}()
 	testutil.WaitFor(t, crashWait, "relayctl dev to print its addresses", func() bool {
 		var okIngest, okTarget bool
-		p.ingestAddr, okIngest = reportedAddr(out.String(), "ingest")
-		p.targetAddr, okTarget = reportedAddr(out.String(), "targetmock")
+		p.ingestAddr, okIngest = testutil.PrintedAddr(out.String(), "ingest")
+		p.targetAddr, okTarget = testutil.PrintedAddr(out.String(), "targetmock")
 		return okIngest && okTarget
 	})
 	waitHealthy(t, "http://"+p.ingestAddr+"/health")

@@ -1,4 +1,4 @@
-package chaos
+package testutil
 
 import "testing"
 
@@ -23,9 +23,9 @@ func TestPrintedAddr(t *testing.T) {
 		{name: "ops"},
 	}
 	for _, tc := range cases {
-		got, ok := printedAddr(out, tc.name)
+		got, ok := PrintedAddr(out, tc.name)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("printedAddr(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
+			t.Errorf("PrintedAddr(%q) = %q, %v; want %q, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }
