@@ -36,7 +36,7 @@ func newModeHarness(tb testing.TB, mode *authtest.Issuer) *harness {
 	tb.Helper()
 	cfg := testConfig()
 	cfg.Auth = mode.Settings
-	q, st := &fakeQueue{}, &fakeStore{}
+	q, st := &fakeQueue{}, newSpyStore(tb)
 	logs := &syncBuffer{}
 	ctx := logging.WithLogger(context.Background(), logging.New(logs, logging.Options{Level: "debug"}))
 	srv, err := ingest.NewServer(ctx, cfg, q, st, mode.Verifier(tb))

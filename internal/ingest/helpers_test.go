@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +25,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
+	"eventrelay/internal/status/sqlitestatus"
 )
 
 var (
@@ -115,20 +116,38 @@ func (q *fakeQueue) Calls() int {
 	return q.calls
 }
 
-// fakeStore is an in-memory status.Store for what ingest uses (Create and
-// Get); it can be made to fail or to block.
-type fakeStore struct {
+// spyStore is the embedded status engine on a temporary file, with Create
+// counted and able to fail or block. Every other method is the engine's own,
+// so what ingest sees cannot drift from a real store.
+type spyStore struct {
+	*sqlitestatus.Store
+
 	mu      sync.Mutex
-	records map[string]status.Record
 	creates int
 
-	err error
+	err error // returned by every Create when set, before the engine is asked
 	// entered is signalled when a Create starts; block holds it until closed.
 	entered chan struct{}
 	block   chan struct{}
 }
 
-func (s *fakeStore) Create(ctx context.Context, r status.Record) (bool, error) {
+// newSpyStore opens an empty embedded store in tb's temporary directory and
+// closes it when tb ends.
+func newSpyStore(tb testing.TB) *spyStore {
+	tb.Helper()
+	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
+	if err != nil {
+		tb.Fatalf("sqlitestatus.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("close status store: %v", err)
+		}
+	})
+	return &spyStore{Store: s}
+}
+
+func (s *spyStore) Create(ctx context.Context, r status.Record) (bool, error) {
 	s.mu.Lock()
 	s.creates++
 	entered, block, err := s.entered, s.block, s.err
@@ -142,53 +161,24 @@ func (s *fakeStore) Create(ctx context.Context, r status.Record) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.records == nil {
-		s.records = make(map[string]status.Record)
+	return s.Store.Create(ctx, r)
+}
+
+// Records returns every stored record by event id.
+func (s *spyStore) Records(tb testing.TB) map[string]status.Record {
+	tb.Helper()
+	recs, err := s.List(context.Background(), status.Query{Limit: 10000})
+	if err != nil {
+		tb.Fatalf("List: %v", err)
 	}
-	if _, ok := s.records[r.EventID]; ok {
-		return false, nil
-	}
-	s.records[r.EventID] = r
-	return true, nil
-}
-
-func (s *fakeStore) Get(_ context.Context, id string) (status.Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.records[id]
-	if !ok {
-		return status.Record{}, status.ErrNotFound
-	}
-	return r, nil
-}
-
-var errUnused = errors.New("not used by ingest")
-
-func (s *fakeStore) Apply(context.Context, string, status.Update) (status.Record, error) {
-	return status.Record{}, errUnused
-}
-
-func (s *fakeStore) List(context.Context, status.Query) ([]status.Record, error) {
-	return nil, errUnused
-}
-
-func (s *fakeStore) Counts(context.Context) (map[status.Status]int64, error) {
-	return nil, errUnused
-}
-
-func (s *fakeStore) Records() map[string]status.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]status.Record, len(s.records))
-	for k, v := range s.records {
-		out[k] = v
+	out := make(map[string]status.Record, len(recs))
+	for _, r := range recs {
+		out[r.EventID] = r
 	}
 	return out
 }
 
-func (s *fakeStore) Creates() int {
+func (s *spyStore) Creates() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.creates
@@ -224,7 +214,7 @@ type harness struct {
 	srv     *ingest.Server
 	handler http.Handler
 	queue   *fakeQueue
-	store   *fakeStore
+	store   *spyStore
 	logs    *syncBuffer
 	cfg     ingest.Config
 }
@@ -253,10 +243,10 @@ func staticKeys(s auth.Settings, keys []crypto.PublicKey) auth.OIDCConfig {
 	return oc
 }
 
-func newHarness(tb testing.TB, mod func(*ingest.Config, *fakeQueue, *fakeStore)) *harness {
+func newHarness(tb testing.TB, mod func(*ingest.Config, *fakeQueue, *spyStore)) *harness {
 	tb.Helper()
 	cfg := testConfig()
-	q, st := &fakeQueue{}, &fakeStore{}
+	q, st := &fakeQueue{}, newSpyStore(tb)
 	if mod != nil {
 		mod(&cfg, q, st)
 	}

@@ -31,7 +31,7 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 
-	cfg, q, st := testConfig(), &fakeQueue{}, &fakeStore{}
+	cfg, q, st := testConfig(), &fakeQueue{}, newSpyStore(t)
 	ctx := logging.WithLogger(context.Background(), logging.New(&syncBuffer{}, logging.Options{}))
 	srv, err := ingest.NewServer(ctx, cfg, q, st, stubVerifier{}, telemetry.WithMeterProvider(mp))
 	if err != nil {

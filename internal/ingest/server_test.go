@@ -103,7 +103,7 @@ func TestAccept(t *testing.T) {
 		t.Fatalf("task header has no traceparent: %v", task.Header)
 	}
 
-	recs := h.store.Records()
+	recs := h.store.Records(t)
 	r, ok := recs["evt-1"]
 	if !ok || len(recs) != 1 {
 		t.Fatalf("status records = %v, want one for evt-1", recs)
@@ -170,7 +170,7 @@ func TestTraceContextCarried(t *testing.T) {
 	if got := tasks[0].Header.Get("tracestate"); got != "vendor=abc" {
 		t.Errorf("task tracestate = %q, want vendor=abc", got)
 	}
-	if rec := h.store.Records()["traced"]; rec.TraceID != traceID {
+	if rec := h.store.Records(t)["traced"]; rec.TraceID != traceID {
 		t.Errorf("record trace id = %q, want %q", rec.TraceID, traceID)
 	}
 
@@ -233,26 +233,26 @@ func TestQueueFailures(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
-		mod  func(*ingest.Config, *fakeQueue, *fakeStore)
+		mod  func(*ingest.Config, *fakeQueue, *spyStore)
 		// minElapsed is a lower bound: a slow queue is waited for only up
 		// to EnqueueTimeout (the upper bound is BenchmarkIngest's business).
 		minElapsed time.Duration
 	}{
-		{name: "unavailable", mod: func(_ *ingest.Config, q *fakeQueue, _ *fakeStore) {
+		{name: "unavailable", mod: func(_ *ingest.Config, q *fakeQueue, _ *spyStore) {
 			q.err = fmt.Errorf("disk full: %w", queue.ErrUnavailable)
 		}},
-		{name: "other error", mod: func(_ *ingest.Config, q *fakeQueue, _ *fakeStore) {
+		{name: "other error", mod: func(_ *ingest.Config, q *fakeQueue, _ *spyStore) {
 			q.err = errors.New("boom")
 		}},
-		{name: "slower than the deadline, honouring it", mod: func(c *ingest.Config, q *fakeQueue, _ *fakeStore) {
+		{name: "slower than the deadline, honouring it", mod: func(c *ingest.Config, q *fakeQueue, _ *spyStore) {
 			c.EnqueueTimeout = 30 * time.Millisecond
 			q.block, q.honorCtx = make(chan struct{}), true
 		}, minElapsed: 30 * time.Millisecond},
-		{name: "slower than the deadline, ignoring it", mod: func(c *ingest.Config, q *fakeQueue, _ *fakeStore) {
+		{name: "slower than the deadline, ignoring it", mod: func(c *ingest.Config, q *fakeQueue, _ *spyStore) {
 			c.EnqueueTimeout = 30 * time.Millisecond
 			q.block = make(chan struct{})
 		}, minElapsed: 30 * time.Millisecond},
-		{name: "panics", mod: func(_ *ingest.Config, q *fakeQueue, _ *fakeStore) {
+		{name: "panics", mod: func(_ *ingest.Config, q *fakeQueue, _ *spyStore) {
 			q.panics = true
 		}},
 	}
@@ -295,7 +295,7 @@ func TestQueueFailures(t *testing.T) {
 
 func TestStatusCreateFailureStillAccepts(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(_ *ingest.Config, _ *fakeQueue, st *fakeStore) {
+	h := newHarness(t, func(_ *ingest.Config, _ *fakeQueue, st *spyStore) {
 		st.err = errors.New("status store down")
 	})
 	got := decodeAccepted(t, h.do(newRequest(t, eventJSON("st-fail"), nil)))
@@ -320,7 +320,7 @@ func TestStatusCreateFailureStillAccepts(t *testing.T) {
 func TestStatusCreateDoesNotDelayAnswer(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	h := newHarness(t, func(_ *ingest.Config, _ *fakeQueue, st *fakeStore) {
+	h := newHarness(t, func(_ *ingest.Config, _ *fakeQueue, st *spyStore) {
 		st.entered = make(chan struct{}, 1)
 		st.block = release
 	})
@@ -375,7 +375,7 @@ func TestStatusCreateDoesNotDelayAnswer(t *testing.T) {
 		t.Errorf("Content-Length %d, body %d bytes", a.length, len(a.body))
 	}
 	<-h.store.entered // the write had begun and is still held
-	if _, ok := h.store.Records()["fast"]; ok {
+	if _, ok := h.store.Records(t)["fast"]; ok {
 		t.Fatal("status record written before the block was released")
 	}
 	close(release)
@@ -391,7 +391,7 @@ func TestClientHangUpDoesNotCancelEnqueue(t *testing.T) {
 	if n := len(h.queue.Tasks()); n != 1 {
 		t.Errorf("queue has %d tasks, want 1", n)
 	}
-	if _, ok := h.store.Records()["gone"]; !ok {
+	if _, ok := h.store.Records(t)["gone"]; !ok {
 		t.Error("no status record")
 	}
 }
@@ -565,7 +565,7 @@ func TestNewServerRefusesBadWiring(t *testing.T) {
 	t.Run("only the deadlines are needed", func(t *testing.T) {
 		t.Parallel()
 		cfg := ingest.Config{EnqueueTimeout: 250 * time.Millisecond, StatusTimeout: 100 * time.Millisecond}
-		if _, err := ingest.NewServer(t.Context(), cfg, &fakeQueue{}, &fakeStore{}, stubVerifier{}); err != nil {
+		if _, err := ingest.NewServer(t.Context(), cfg, &fakeQueue{}, newSpyStore(t), stubVerifier{}); err != nil {
 			t.Errorf("NewServer: %v", err)
 		}
 	})
