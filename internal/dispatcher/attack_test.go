@@ -37,23 +37,23 @@ const (
 
 // countingStore counts every call that reaches the status store.
 type countingStore struct {
-	*fakeStore
+	*spyStore
 	calls atomic.Int64
 }
 
 func (c *countingStore) Create(ctx context.Context, r status.Record) (bool, error) {
 	c.calls.Add(1)
-	return c.fakeStore.Create(ctx, r)
+	return c.spyStore.Create(ctx, r)
 }
 
 func (c *countingStore) Get(ctx context.Context, id string) (status.Record, error) {
 	c.calls.Add(1)
-	return c.fakeStore.Get(ctx, id)
+	return c.spyStore.Get(ctx, id)
 }
 
 func (c *countingStore) Apply(ctx context.Context, id string, u status.Update) (status.Record, error) {
 	c.calls.Add(1)
-	return c.fakeStore.Apply(ctx, id, u)
+	return c.spyStore.Apply(ctx, id, u)
 }
 
 // lockedBuffer is a log sink safe for concurrent writers.
@@ -93,7 +93,7 @@ type secureHarness struct {
 func newSecureHarness(tb testing.TB, mode *authtest.Issuer) *secureHarness {
 	tb.Helper()
 	h := &secureHarness{
-		store:  &countingStore{fakeStore: newFakeStore()},
+		store:  &countingStore{spyStore: newSpyStore(tb)},
 		target: newFakeTarget(tb, respond(200, nil, receiptBody("ev-1", false))),
 		logs:   &lockedBuffer{},
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"eventrelay/internal/event"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
+	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/telemetry"
 )
 
@@ -44,97 +46,75 @@ const (
 	testMaxTries = 5
 )
 
-// ---- a fake status store -------------------------------------------------
+// ---- the status store ----------------------------------------------------
 
-// fakeStore is an in-memory status.Store with the port's transition rules
-// and hooks to inject failures.
-type fakeStore struct {
-	mu      sync.Mutex
-	records map[string]status.Record
+// spyStore is the embedded status engine on a temporary file, with hooks to
+// inject failures before Get and Apply. Everything else is the engine's own,
+// so the transition rules the tests meet cannot drift from a real store.
+type spyStore struct {
+	*sqlitestatus.Store
 	// getErr, when set, is returned by Get.
 	getErr error
-	// beforeApply, when set, runs before each Apply (without the lock) and
-	// may return an error to fail it.
+	// beforeApply, when set, runs before each Apply and may return an error
+	// to fail it.
 	beforeApply func(id string, u status.Update) error
 }
 
-var _ status.Store = (*fakeStore)(nil)
+var _ status.Store = (*spyStore)(nil)
 
-func newFakeStore() *fakeStore { return &fakeStore{records: map[string]status.Record{}} }
-
-func (f *fakeStore) Create(_ context.Context, r status.Record) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.records[r.EventID]; ok {
-		return false, nil
+// newSpyStore opens an empty embedded store in tb's temporary directory and
+// closes it when tb ends.
+func newSpyStore(tb testing.TB) *spyStore {
+	tb.Helper()
+	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
+	if err != nil {
+		tb.Fatalf("sqlitestatus.Open: %v", err)
 	}
-	if r.Status == "" {
-		r.Status = status.Queued
-	}
-	f.records[r.EventID] = r
-	return true, nil
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("close status store: %v", err)
+		}
+	})
+	return &spyStore{Store: s}
 }
 
-func (f *fakeStore) Get(_ context.Context, id string) (status.Record, error) {
+func (f *spyStore) Get(ctx context.Context, id string) (status.Record, error) {
 	if f.getErr != nil {
 		return status.Record{}, f.getErr
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.records[id]
-	if !ok {
-		return status.Record{}, status.ErrNotFound
-	}
-	r.Attempts = slices.Clone(r.Attempts)
-	return r, nil
+	return f.Store.Get(ctx, id)
 }
 
-func (f *fakeStore) Apply(_ context.Context, id string, u status.Update) (status.Record, error) {
+func (f *spyStore) Apply(ctx context.Context, id string, u status.Update) (status.Record, error) {
 	if f.beforeApply != nil {
 		if err := f.beforeApply(id, u); err != nil {
 			return status.Record{}, err
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.records[id]
-	if !ok {
-		r = status.Record{EventID: id, Status: status.Queued, Event: u.Event, ReceivedAt: u.At, TraceID: u.TraceID}
-	}
-	if !status.CanMove(r.Status, u.Status) {
-		return status.Record{}, &status.TransitionError{EventID: id, From: r.Status, To: u.Status}
-	}
-	r.Status = u.Status
-	r.UpdatedAt = u.At
-	if u.Reason != "" {
-		r.Reason = u.Reason
-	}
-	if u.Status == status.Delivered {
-		at := u.At
-		r.DeliveredAt = &at
-	}
-	if u.Attempt != nil {
-		r.Attempts = append(slices.Clone(r.Attempts), *u.Attempt)
-	}
-	f.records[id] = r
-	return r, nil
+	return f.Store.Apply(ctx, id, u)
 }
 
-func (f *fakeStore) List(context.Context, status.Query) ([]status.Record, error) {
-	return nil, errors.New("not implemented")
-}
-
-func (f *fakeStore) Counts(context.Context) (map[status.Status]int64, error) {
-	return nil, errors.New("not implemented")
-}
-
-func (f *fakeStore) record(t testing.TB, id string) status.Record {
+func (f *spyStore) record(t testing.TB, id string) status.Record {
 	t.Helper()
 	r, err := f.Get(context.Background(), id)
 	if err != nil {
 		t.Fatalf("status record %s: %v", id, err)
 	}
 	return r
+}
+
+// count returns how many records the store holds.
+func (f *spyStore) count(t testing.TB) int64 {
+	t.Helper()
+	counts, err := f.Counts(context.Background())
+	if err != nil {
+		t.Fatalf("Counts: %v", err)
+	}
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
 
 // ---- a fake target ---------------------------------------------------------
@@ -206,7 +186,7 @@ func receiptBody(id string, duplicate bool) string {
 
 type harness struct {
 	url    string
-	store  *fakeStore
+	store  *spyStore
 	target *fakeTarget
 }
 
@@ -227,7 +207,7 @@ type harnessOption func(c *Config, o *Options, s *Server)
 
 func newHarness(t testing.TB, reply func(int, http.ResponseWriter, *http.Request), opts ...harnessOption) *harness {
 	t.Helper()
-	h := &harness{store: newFakeStore(), target: newFakeTarget(t, reply)}
+	h := &harness{store: newSpyStore(t), target: newFakeTarget(t, reply)}
 	cfg := testConfig(h.target.srv.URL)
 	o := Options{Retry: testRetry, Client: h.target.srv.Client()}
 	for _, opt := range opts {
@@ -514,8 +494,12 @@ func TestTerminalRecordSkipsTarget(t *testing.T) {
 		t.Run(string(st), func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, respond(200, nil, receiptBody("ev-1", false)))
-			prior := status.Record{EventID: "ev-1", Status: st, Attempts: []status.Attempt{{Number: 1, Outcome: status.OutcomeDelivered}}}
-			if _, err := h.store.Create(context.Background(), prior); err != nil {
+			ctx := context.Background()
+			if _, err := h.store.Create(ctx, status.Record{EventID: "ev-1"}); err != nil {
+				t.Fatal(err)
+			}
+			prior, err := h.store.Apply(ctx, "ev-1", status.Update{Status: st, At: time.Now(), Attempt: &status.Attempt{Number: 1, Outcome: status.OutcomeDelivered}})
+			if err != nil {
 				t.Fatal(err)
 			}
 
@@ -560,9 +544,7 @@ func TestMalformedTask(t *testing.T) {
 			if n := len(h.target.seen()); n != 0 {
 				t.Errorf("target saw %d calls, want 0", n)
 			}
-			h.store.mu.Lock()
-			n := len(h.store.records)
-			h.store.mu.Unlock()
+			n := h.store.count(t)
 			if tc.wantFailed == "" {
 				if n != 0 {
 					t.Errorf("store has %d records, want none", n)
@@ -676,11 +658,10 @@ func TestConflictAfterDeliveryIsSuccess(t *testing.T) {
 	// the target.
 	h.store.beforeApply = func(id string, u status.Update) error {
 		if u.Status == status.Delivered {
-			h.store.mu.Lock()
-			r := h.store.records[id]
-			r.Status = status.Delivered
-			h.store.records[id] = r
-			h.store.mu.Unlock()
+			// The other delivery's write, straight to the engine.
+			if _, err := h.store.Store.Apply(context.Background(), id, status.Update{Status: status.Delivered, At: u.At}); err != nil {
+				t.Errorf("the other delivery's write: %v", err)
+			}
 		}
 		return nil
 	}
@@ -847,13 +828,13 @@ func TestRoutes(t *testing.T) {
 
 func TestNewServerRejects(t *testing.T) {
 	t.Parallel()
-	if _, err := NewServer(context.Background(), Config{}, newFakeStore(), Options{Retry: testRetry}); err == nil {
+	if _, err := NewServer(context.Background(), Config{}, newSpyStore(t), Options{Retry: testRetry}); err == nil {
 		t.Error("NewServer with an empty config succeeded, want an error")
 	}
 	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), nil, Options{Retry: testRetry}); err == nil {
 		t.Error("NewServer without a store succeeded, want an error")
 	}
-	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), newFakeStore(), Options{}); err == nil ||
+	if _, err := NewServer(context.Background(), testConfig("http://127.0.0.1:1"), newSpyStore(t), Options{}); err == nil ||
 		!strings.Contains(err.Error(), "max attempts") {
 		t.Errorf("NewServer without a retry policy = %v, want a max attempts error", err)
 	}

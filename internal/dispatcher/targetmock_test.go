@@ -41,7 +41,7 @@ func newTargetmock(t testing.TB, cfg targetmock.Config) (*targetmock.Server, str
 // the target at targetURL.
 func newDispatcherFor(t testing.TB, targetURL string) *harness {
 	t.Helper()
-	h := &harness{store: newFakeStore()}
+	h := &harness{store: newSpyStore(t)}
 	s, err := NewServer(context.Background(), testConfig(targetURL), h.store, Options{Retry: testRetry})
 	if err != nil {
 		t.Fatalf("NewServer: %v", err)
