@@ -47,7 +47,7 @@ const (
 	evilWhy   = `target rejected the event: <script>document.body.dataset.pwned='reason'</script>`
 )
 
-// TestBrowser serves the page over HTTP with a fake store that events keep
+// TestBrowser serves the page over HTTP with an embedded store that events keep
 // flowing into, and drives it in headless Chromium: the table fills and
 // updates, both charts draw, a lookup shows the right timeline and spans,
 // the status filter works, and markup in the data stays text. It saves a
@@ -55,7 +55,7 @@ const (
 func TestBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 
-	store, q := newFakeStore(), &fakeQueue{}
+	store, q := newSpyStore(t), &fakeQueue{}
 	spans := &fakeSpans{traces: map[string][]Span{traceID: retriedSpans(time.Now().Add(-30 * time.Second))}}
 	rate := &fakeRate{}
 	rate.set(holdingSnapshot(time.Now().Add(-20 * time.Second)))
@@ -69,7 +69,7 @@ func TestBrowser(t *testing.T) {
 	}
 	// Two minutes of history, then events keep flowing in real time.
 	now := time.Now()
-	seed(store, now)
+	seed(t, store, now)
 	src := &sim{store: store, q: q}
 	src.backfill(context.Background(), page, 2*time.Minute, now)
 	feedCtx, stop := context.WithCancel(context.Background())
@@ -315,10 +315,10 @@ func screenshot(t *testing.T, ctx context.Context) {
 }
 
 // seed stores the events the test looks up, and one dead-lettered one.
-func seed(store *fakeStore, now time.Time) {
+func seed(t testing.TB, store *spyStore, now time.Time) {
 	at := now.Add(-30 * time.Second)
 	delivered := at.Add(4200 * time.Millisecond)
-	store.put(status.Record{
+	store.put(t, status.Record{
 		EventID: retriedID, Status: status.Delivered,
 		Event:      event.Event{ID: retriedID, Name: "test event", Body: "test body", Timestamp: at},
 		ReceivedAt: at, UpdatedAt: delivered, DeliveredAt: &delivered, TraceID: traceID,
@@ -332,7 +332,7 @@ func seed(store *fakeStore, now time.Time) {
 		},
 	})
 	failedAt := now.Add(-40 * time.Second)
-	store.put(status.Record{
+	store.put(t, status.Record{
 		EventID: evilID, Status: status.Failed,
 		Event:      event.Event{ID: evilID, Name: "test event", Body: "test body", Timestamp: failedAt},
 		ReceivedAt: failedAt, UpdatedAt: failedAt.Add(time.Second), Reason: evilWhy,
@@ -340,7 +340,7 @@ func seed(store *fakeStore, now time.Time) {
 			HTTPStatus: 400, Error: evilWhy, Duration: 3 * time.Millisecond}},
 	})
 	deadAt := now.Add(-50 * time.Second)
-	store.put(status.Record{
+	store.put(t, status.Record{
 		EventID: "0d5f3b7a-1c2e-4b8d-a6f9-3e7c1d9b2a40", Status: status.DeadLettered,
 		Event:      event.Event{ID: "0d5f3b7a-1c2e-4b8d-a6f9-3e7c1d9b2a40", Name: "test event", Body: "test body", Timestamp: deadAt},
 		ReceivedAt: deadAt, UpdatedAt: deadAt.Add(20 * time.Second), Reason: "last attempt failed: target unavailable (503)",
@@ -371,7 +371,7 @@ func retriedSpans(at time.Time) []Span {
 // rate-limited and retried about a second later, every 29th delivery is
 // refused permanently.
 type sim struct {
-	store         *fakeStore
+	store         *spyStore
 	q             *fakeQueue
 	start         time.Time
 	pending       []task // queued or retrying, in dispatch order
@@ -404,8 +404,8 @@ func (s *sim) step(ctx context.Context, now time.Time) {
 	for ; s.inAcc >= 1; s.inAcc-- {
 		id := fakeUUID(s.sent)
 		s.sent++
-		s.store.put(status.Record{
-			EventID: id, Status: status.Queued, TraceID: fakeTrace(s.sent),
+		_, _ = s.store.Create(ctx, status.Record{
+			EventID: id, TraceID: fakeTrace(s.sent),
 			Event:      event.Event{ID: id, Name: "test event", Body: "test body", Timestamp: now},
 			ReceivedAt: now, UpdatedAt: now,
 		})

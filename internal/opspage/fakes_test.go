@@ -1,10 +1,10 @@
 package opspage
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,130 +13,118 @@ import (
 	"eventrelay/internal/event"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
+	"eventrelay/internal/status/sqlitestatus"
 )
 
-// fakeStore is an in-memory status.Store good enough for the page, which
-// only reads: Get, List and Counts follow the port's semantics; Create and
-// Apply are simplified (no transition checks).
-type fakeStore struct {
-	mu   sync.Mutex
-	recs map[string]status.Record
-	err  error // returned by every read when set
+// spyStore is the embedded status engine on a temporary file whose reads can
+// be made to fail. Every method is the engine's own, so what the page reads
+// cannot drift from a real store.
+type spyStore struct {
+	*sqlitestatus.Store
+
+	mu  sync.Mutex
+	err error // returned by every read when set
 }
 
-var _ status.Store = (*fakeStore)(nil)
+var _ status.Store = (*spyStore)(nil)
 
-func newFakeStore() *fakeStore { return &fakeStore{recs: map[string]status.Record{}} }
-
-func (f *fakeStore) Create(_ context.Context, r status.Record) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.recs[r.EventID]; ok {
-		return false, nil
+// newSpyStore opens an empty embedded store in tb's temporary directory and
+// closes it when tb ends.
+func newSpyStore(tb testing.TB) *spyStore {
+	tb.Helper()
+	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
+	if err != nil {
+		tb.Fatalf("sqlitestatus.Open: %v", err)
 	}
-	r.Status = status.Queued
-	f.recs[r.EventID] = r
-	return true, nil
-}
-
-func (f *fakeStore) Get(_ context.Context, id string) (status.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return status.Record{}, f.err
-	}
-	r, ok := f.recs[id]
-	if !ok {
-		return status.Record{}, status.ErrNotFound
-	}
-	r.Attempts = slices.Clone(r.Attempts)
-	return r, nil
-}
-
-func (f *fakeStore) Apply(_ context.Context, id string, u status.Update) (status.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.recs[id]
-	if !ok {
-		return status.Record{}, status.ErrNotFound
-	}
-	r.Status, r.UpdatedAt = u.Status, u.At
-	if u.Reason != "" {
-		r.Reason = u.Reason
-	}
-	if u.Status == status.Delivered {
-		at := u.At
-		r.DeliveredAt = &at
-	}
-	if u.Attempt != nil {
-		r.Attempts = append(slices.Clone(r.Attempts), *u.Attempt)
-	}
-	f.recs[id] = r
-	return r, nil
-}
-
-func (f *fakeStore) List(_ context.Context, q status.Query) ([]status.Record, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	var out []status.Record
-	for _, r := range f.recs {
-		if q.Status != "" && r.Status != q.Status {
-			continue
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("close status store: %v", err)
 		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b status.Record) int {
-		return cmp.Or(b.ReceivedAt.Compare(a.ReceivedAt), cmp.Compare(b.EventID, a.EventID))
 	})
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	return out[:min(limit, len(out))], nil
+	return &spyStore{Store: s}
 }
 
-func (f *fakeStore) Counts(context.Context) (map[status.Status]int64, error) {
+func (f *spyStore) readErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	c := make(map[status.Status]int64, len(status.All))
-	for _, s := range status.All {
-		c[s] = 0
-	}
-	for _, r := range f.recs {
-		c[r.Status]++
-	}
-	return c, nil
+	return f.err
 }
 
-func (f *fakeStore) setErr(err error) {
+func (f *spyStore) Get(ctx context.Context, id string) (status.Record, error) {
+	if err := f.readErr(); err != nil {
+		return status.Record{}, err
+	}
+	return f.Store.Get(ctx, id)
+}
+
+func (f *spyStore) List(ctx context.Context, q status.Query) ([]status.Record, error) {
+	if err := f.readErr(); err != nil {
+		return nil, err
+	}
+	return f.Store.List(ctx, q)
+}
+
+func (f *spyStore) Counts(ctx context.Context) (map[status.Status]int64, error) {
+	if err := f.readErr(); err != nil {
+		return nil, err
+	}
+	return f.Store.Counts(ctx)
+}
+
+func (f *spyStore) setErr(err error) {
 	f.mu.Lock()
 	f.err = err
 	f.mu.Unlock()
 }
 
-// put stores r as is (any status, any attempts).
-func (f *fakeStore) put(r status.Record) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// put stores r the way the services would have written it: created queued,
+// then one Apply per attempt (each at the attempt's time, in status
+// retrying), the last one moving it to r.Status at r.UpdatedAt with
+// r.Reason. A record the port cannot reach fails the test.
+func (f *spyStore) put(tb testing.TB, r status.Record) {
+	tb.Helper()
+	ctx := context.Background()
 	if r.Event.ID == "" {
 		r.Event.ID = r.EventID
 	}
-	f.recs[r.EventID] = r
+	created := r
+	created.Status, created.Attempts, created.Reason, created.DeliveredAt = "", nil, "", nil
+	if len(r.Attempts) == 0 || r.Status == status.Queued {
+		created.UpdatedAt = r.UpdatedAt
+	} else {
+		created.UpdatedAt = time.Time{}
+	}
+	if ok, err := f.Store.Create(ctx, created); err != nil || !ok {
+		tb.Fatalf("create %s: created=%t, %v", r.EventID, ok, err)
+	}
+	between := status.Retrying
+	if r.Status == status.Queued {
+		between = status.Queued
+	}
+	for i, a := range r.Attempts {
+		u := status.Update{Status: between, Attempt: &a, At: a.At}
+		if i == len(r.Attempts)-1 {
+			u.Status, u.At, u.Reason = r.Status, r.UpdatedAt, r.Reason
+		}
+		if _, err := f.Store.Apply(ctx, r.EventID, u); err != nil {
+			tb.Fatalf("apply attempt %d to %s: %v", a.Number, r.EventID, err)
+		}
+	}
+	if len(r.Attempts) == 0 && r.Status != status.Queued {
+		u := status.Update{Status: r.Status, At: r.UpdatedAt, Reason: r.Reason}
+		if _, err := f.Store.Apply(ctx, r.EventID, u); err != nil {
+			tb.Fatalf("move %s to %s: %v", r.EventID, r.Status, err)
+		}
+	}
 }
 
 // addN adds n records in status st received at successive milliseconds
 // from base, with ids prefix-0, prefix-1, ….
-func (f *fakeStore) addN(t testing.TB, prefix string, n int, st status.Status, base time.Time) {
+func (f *spyStore) addN(t testing.TB, prefix string, n int, st status.Status, base time.Time) {
 	t.Helper()
 	for i := range n {
 		at := base.Add(time.Duration(i) * time.Millisecond)
-		f.put(status.Record{
+		f.put(t, status.Record{
 			EventID:    fmt.Sprintf("%s-%03d", prefix, i),
 			Status:     st,
 			Event:      event.Event{Name: "test event", Body: "test body", Timestamp: at},

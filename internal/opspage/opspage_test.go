@@ -22,11 +22,11 @@ import (
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// newPage builds a Page over a fresh fake store and queue; edit tweaks the
+// newPage builds a Page over a fresh embedded store and a fake queue; edit tweaks the
 // options first.
-func newPage(t testing.TB, edit func(*Options)) (*Page, *fakeStore, *fakeQueue) {
+func newPage(t testing.TB, edit func(*Options)) (*Page, *spyStore, *fakeQueue) {
 	t.Helper()
-	store, q := newFakeStore(), &fakeQueue{}
+	store, q := newSpyStore(t), &fakeQueue{}
 	o := Options{Store: store, Queue: q, Limit: func() float64 { return 10 }}
 	if edit != nil {
 		edit(&o)
@@ -91,9 +91,9 @@ func TestNew(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no store", o: Options{}, wantErr: "a status store is required"},
-		{name: "negative period", o: Options{Store: newFakeStore(), SampleEvery: -time.Second}, wantErr: "sample period"},
-		{name: "negative history", o: Options{Store: newFakeStore(), History: -1}, wantErr: "history"},
-		{name: "defaults", o: Options{Store: newFakeStore()}},
+		{name: "negative period", o: Options{Store: newSpyStore(t), SampleEvery: -time.Second}, wantErr: "sample period"},
+		{name: "negative history", o: Options{Store: newSpyStore(t), History: -1}, wantErr: "history"},
+		{name: "defaults", o: Options{Store: newSpyStore(t)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,9 +189,7 @@ func TestSampleNegativeDeltaIsZero(t *testing.T) {
 	p, store, _ := newPage(t, nil)
 	store.addN(t, "a", 5, status.Delivered, t0)
 	mustSample(t, p, t0)
-	store.mu.Lock()
-	store.recs = map[string]status.Record{} // the store was emptied
-	store.mu.Unlock()
+	store.Store = newSpyStore(t).Store // the store was emptied
 	mustSample(t, p, t0.Add(time.Second))
 	s := p.snapshot().samples
 	if len(s) != 1 || s[0].ReceivedPerSecond != 0 || s[0].DeliveredPerSecond != 0 {
@@ -377,7 +375,7 @@ func TestEventTimeline(t *testing.T) {
 		o.Spans = spans
 		o.TraceURL = func(id string) string { return "https://console.cloud.google.com/traces/list?tid=" + id }
 	})
-	store.put(retried("evt/1"))
+	store.put(t, retried("evt/1"))
 
 	rec := get(t, p.Handler(), "/api/events/evt%2F1")
 	if rec.Code != http.StatusOK {
@@ -501,7 +499,7 @@ func TestEventLookupEdges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p, store, _ := newPage(t, tc.opts)
-			store.put(retried("evt-1"))
+			store.put(t, retried("evt-1"))
 			if tc.storeError {
 				store.setErr(errBoom)
 			}

@@ -20,7 +20,7 @@ func TestPageHTML(t *testing.T) {
 	t.Parallel()
 	p, store, q := newPage(t, nil)
 	store.addN(t, "evt", 25, status.Delivered, t0.Add(-time.Hour))
-	store.put(retried("evt-retried"))
+	store.put(t, retried("evt-retried"))
 	store.addN(t, "bad", 2, status.Failed, t0)
 	q.set(queue.Stats{Backlog: 7}, nil)
 	mustSample(t, p, t0)
@@ -81,7 +81,7 @@ func TestPageLookup(t *testing.T) {
 		o.Spans = spans
 		o.TraceURL = func(id string) string { return "https://trace.example/" + id }
 	})
-	store.put(retried("evt-1"))
+	store.put(t, retried("evt-1"))
 	h := p.Handler()
 
 	body := get(t, h, "/?event=evt-1").Body.String()
@@ -120,7 +120,7 @@ func TestNoScriptInjection(t *testing.T) {
 		evilErr  = `</span><script>alert(2)</script>`
 	)
 	p, store, _ := newPage(t, func(o *Options) { o.Spans = &fakeSpans{} })
-	store.put(status.Record{
+	store.put(t, status.Record{
 		EventID:    evilID,
 		Status:     status.Failed,
 		Event:      event.Event{ID: evilID, Name: evilName, Body: "b", Timestamp: t0},
