@@ -41,7 +41,10 @@ type Capabilities struct {
 	MaxConcurrent bool
 	// FIFO: with one dispatch at a time, ready tasks go in enqueue order.
 	FIFO bool
-	// Backoff: retries wait at least Retry.Backoff(n) after attempt n.
+	// Backoff: a retry is scheduled (its X-CloudTasks-TaskETA) at least
+	// Retry.Backoff(n) after attempt n ended, and is not sent before then.
+	// The Cloud Tasks emulator sets a retry's ETA to the previous ETA plus
+	// the backoff, however long the attempt took, so it lacks this.
 	Backoff bool
 	// MaxAttempts: a task is tried exactly Retry.MaxAttempts times.
 	MaxAttempts bool
@@ -400,18 +403,48 @@ func testRetries(t *testing.T, h Harness) {
 				}
 			}
 			if h.Capabilities.Backoff {
+				// The backoff is checked on the queue's own schedule times
+				// (X-CloudTasks-TaskETA): attempt i started no earlier than
+				// its ETA and ran for at least the dispatch deadline when it
+				// timed out, and attempt i+1 is scheduled when attempt i
+				// ends. Arrival times at the target would not do: the lag
+				// between sending an attempt and the target seeing it can
+				// make two arrivals closer than the backoff.
+				etas := make([]time.Time, len(ds))
+				for i, d := range ds {
+					etas[i] = taskETA(t, d)
+					if d.At.Before(etas[i]) {
+						t.Errorf("attempt %d arrived at %v, before its ETA %v", i+1, d.At.Format(time.StampMicro), etas[i].Format(time.StampMicro))
+					}
+				}
 				for i := 1; i < len(ds); i++ {
-					gap, min := ds[i].At.Sub(ds[i-1].At), cfg.Retry.Backoff(i)
+					gap, min := etas[i].Sub(etas[i-1]), cfg.Retry.Backoff(i)
 					if tc.status == 0 {
-						gap -= cfg.DispatchDeadline // the attempt itself lasted that long
+						min += cfg.DispatchDeadline // attempt i lasted that long
 					}
 					if gap < min {
-						t.Errorf("attempt %d came %v after attempt %d, want >= backoff %v", i+1, gap, i, min)
+						t.Errorf("attempt %d is scheduled %v after attempt %d, want >= %v", i+1, gap, i, min)
 					}
 				}
 			}
 		})
 	}
+}
+
+// taskETA returns d's X-CloudTasks-TaskETA (unix seconds with a fraction)
+// truncated to the microsecond. It parses the digits rather than a float, so
+// that comparing two ETAs to a whole number of microseconds is exact.
+func taskETA(t *testing.T, d Delivery) time.Time {
+	t.Helper()
+	v := d.Header.Get(queue.HeaderETA)
+	secs, frac, _ := strings.Cut(v, ".")
+	frac = (frac + "000000")[:6]
+	s, err1 := strconv.ParseInt(secs, 10, 64)
+	us, err2 := strconv.ParseInt(frac, 10, 64)
+	if err := errors.Join(err1, err2); err != nil || us < 0 {
+		t.Fatalf("%s = %q, want unix seconds: %v", queue.HeaderETA, v, err)
+	}
+	return time.UnixMicro(s*1_000_000 + us)
 }
 
 func testMaxAttempts(t *testing.T, h Harness) {
