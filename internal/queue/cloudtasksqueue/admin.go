@@ -30,8 +30,8 @@ var queueMask = []string{
 	"retry_config.max_doublings",
 }
 
-// purgeMargin: on the emulator, a task due within this margin may be handed
-// to a worker during the purge, which makes the emulator panic.
+// purgeMargin: on the emulator, Purge refuses while a task is due within
+// this margin (it may be handed to a worker during the purge).
 const purgeMargin = 2 * time.Second
 
 // EnsureQueue creates the queue with cfg's rate limits and retry policy, or
@@ -39,12 +39,10 @@ const purgeMargin = 2 * time.Second
 // Options (it is what deliveries carry in X-CloudTasks-QueueName).
 //
 // It is for tests and the local stack: in production Terraform owns the
-// queue. On the emulator (see the package doc) it also sets
-// max_burst_size, which Google ignores and the emulator obeys; it sends
-// MaxAttempts -1 (unlimited) as math.MaxInt32, since the emulator reads -1
-// as one attempt; it refuses a rate below 1/s, which would crash the
-// emulator; and as the emulator cannot update a queue, an existing queue
-// with a different configuration is an error.
+// queue. On the emulator it also sets max_burst_size, sends MaxAttempts -1
+// as math.MaxInt32, refuses a rate below 1/s, and reports an existing queue
+// with a different configuration as an error; why is in docs/lld/queue.md,
+// "Emulator differences from production".
 func (q *Queue) EnsureQueue(ctx context.Context, cfg queue.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("cloudtasksqueue: ensure queue %s: %w", q.name, err)
@@ -141,8 +139,9 @@ func (q *Queue) sameConfig(got, want *taskspb.Queue) bool {
 // Purge deletes every task of the queue. On Google it is asynchronous and
 // task names stay taken for about an hour. On the emulator started with
 // -hard-reset-on-purge-queue it is synchronous and forgets the names, so
-// they can be enqueued again; there, Purge refuses (rather than crash the
-// emulator, see the package doc) while a task is due or being delivered.
+// they can be enqueued again; there, Purge refuses while a task is due or
+// being delivered (docs/lld/queue.md, "Emulator differences from
+// production").
 func (q *Queue) Purge(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, maxRPCTimeout)
 	defer cancel()

@@ -33,8 +33,8 @@ var (
 )
 
 // ErrNoStats is returned by Stats when the server answered without queue
-// statistics, as the Cloud Tasks emulator does: it serves only the v2 API,
-// and statistics exist only in v2beta3.
+// statistics, as the Cloud Tasks emulator does (docs/lld/queue.md,
+// "Emulator differences from production").
 var ErrNoStats = errors.New("cloudtasksqueue: the server reports no queue statistics")
 
 // maxRPCTimeout bounds every call. Cloud Tasks refuses RPC deadlines more
@@ -74,7 +74,8 @@ type Options struct {
 	DispatchDeadline time.Duration
 	// Endpoint is "" for Google. Otherwise it is the Cloud Tasks emulator's
 	// host:port, reached over insecure gRPC without credentials, and the
-	// emulator's differences (see the package doc) are worked around.
+	// emulator's differences (docs/lld/queue.md, "Emulator differences
+	// from production") are worked around.
 	Endpoint string
 	// ClientOptions are appended to the client's options (credentials,
 	// user agent...).
