@@ -2,11 +2,12 @@ package releasetest_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"eventrelay/internal/testutil/scripttest"
 )
 
 const (
@@ -18,41 +19,29 @@ const (
 	second      = "europe-north1"
 )
 
-// fixture is one run's world: the fakes' state and call log, the script's
-// release state, and the environment Make would pass.
+// fixture is one run's world: scripts/release.sh with the fakes in
+// testdata/bin, their state and call log, the script's release state, and
+// the environment Make would pass.
 type fixture struct {
+	*scripttest.Fixture
 	t       testing.TB
-	state   string // $FAKE_STATE
 	release string // $RELEASE_STATE
-	log     string // $FAKE_LOG
-	env     map[string]string
 }
 
 func newFixture(t testing.TB, env map[string]string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
 	f := &fixture{
-		t:       t,
-		state:   filepath.Join(dir, "fake"),
-		release: filepath.Join(dir, "release"),
-		log:     filepath.Join(dir, "calls.log"),
-		env: map[string]string{
+		Fixture: scripttest.New(t, "../../scripts/release.sh", "testdata/bin", map[string]string{
 			"DEPLOY": "true", "PROJECT": "p", "ENV": "dev", "REGION": primary, "REGIONS": primary,
 			"TAG": tag, "REPOSITORY": repository, "SMOKE_SA": "eventrelay-smoke@p.iam.gserviceaccount.com",
 			"INGEST_AUDIENCE": "https://ingest.example", "FIRESTORE_DATABASE": "(default)",
 			"TARGETMOCK": "true", "SMOKE_MODE": "delivery", "SMOKE_COUNT": "2", "SMOKE_POLL": "0", "SMOKE_TIMEOUT": "30",
-		},
+		}),
+		t:       t,
+		release: filepath.Join(t.TempDir(), "release"),
 	}
-	for k, v := range env {
-		if v == "" {
-			delete(f.env, k)
-		} else {
-			f.env[k] = v
-		}
-	}
-	if err := os.MkdirAll(f.state, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	f.Env["RELEASE_STATE"] = f.release
+	f.Set(env)
 	return f
 }
 
@@ -65,13 +54,13 @@ func (f *fixture) service(region, svc, image string) string {
 	if image == placeholder {
 		rev = svc + "-00001-tf"
 	}
-	dir := filepath.Join(f.state, "run", region, svc)
+	dir := filepath.Join(f.State, "run", region, svc)
 	if err := os.RemoveAll(dir); err != nil {
 		f.t.Fatal(err)
 	}
-	f.write(filepath.Join(dir, "traffic"), "100,"+rev+",,\n")
-	f.write(filepath.Join(dir, "latest"), rev+"\n")
-	f.write(filepath.Join(dir, rev+".images"), image+";otelcol-google:0.143.0\n")
+	f.Write(filepath.Join(dir, "traffic"), "100,"+rev+",,\n")
+	f.Write(filepath.Join(dir, "latest"), rev+"\n")
+	f.Write(filepath.Join(dir, rev+".images"), image+";otelcol-google:0.143.0\n")
 	return rev
 }
 
@@ -94,87 +83,16 @@ func (f *fixture) services(released bool, regions ...string) {
 	}
 }
 
-func (f *fixture) write(path, content string) {
-	f.t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
 // knob sets one of the fakes' knobs (testdata/bin/curl, gcloud).
 func (f *fixture) knob(name, value string) {
 	f.t.Helper()
-	f.write(filepath.Join(f.state, name), value)
-}
-
-// run runs scripts/release.sh with args and the fixture's environment only.
-func (f *fixture) run(args ...string) (string, error) {
-	f.t.Helper()
-	bin, err := filepath.Abs("testdata/bin")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	cmd := exec.Command("bash", append([]string{"../../scripts/release.sh"}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + f.t.TempDir(),
-		"FAKE_STATE=" + f.state, "FAKE_LOG=" + f.log, "RELEASE_STATE=" + f.release,
-	}
-	for k, v := range f.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// mustRun runs the script and fails the test if it fails.
-func (f *fixture) mustRun(args ...string) string {
-	f.t.Helper()
-	out, err := f.run(args...)
-	if err != nil {
-		f.t.Fatalf("release.sh %v: %v\n%s", args, err, out)
-	}
-	return out
-}
-
-// calls returns every call the fakes recorded, in order ("gcloud ...", "curl ...").
-func (f *fixture) calls() []string {
-	f.t.Helper()
-	b, err := os.ReadFile(f.log)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-}
-
-// matching returns the calls that contain every one of parts.
-func (f *fixture) matching(parts ...string) []string {
-	f.t.Helper()
-	var out []string
-	for _, c := range f.calls() {
-		if containsAll(c, parts...) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// index returns the position of the first call containing every one of parts, or -1.
-func (f *fixture) index(parts ...string) int {
-	f.t.Helper()
-	return slices.IndexFunc(f.calls(), func(c string) bool { return containsAll(c, parts...) })
+	f.Write(filepath.Join(f.State, name), value)
 }
 
 // serving returns the fake Cloud Run's traffic split of svc in region ("rev=pct,...").
 func (f *fixture) serving(region, svc string) string {
 	f.t.Helper()
-	b, err := os.ReadFile(filepath.Join(f.state, "run", region, svc, "traffic"))
+	b, err := os.ReadFile(filepath.Join(f.State, "run", region, svc, "traffic"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -192,7 +110,7 @@ func (f *fixture) serving(region, svc string) string {
 // queued for the dispatcher, and so for the target.
 func (f *fixture) accepted() []string {
 	f.t.Helper()
-	b, err := os.ReadFile(filepath.Join(f.state, "accepted"))
+	b, err := os.ReadFile(filepath.Join(f.State, "accepted"))
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -214,15 +132,6 @@ func (f *fixture) releaseFile(name string) (string, bool) {
 	return strings.TrimSpace(string(b)), true
 }
 
-func containsAll(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
 // flagValue returns the value after flag in a recorded call, or "".
 func flagValue(call, flag string) string {
 	fields := strings.Fields(call)
@@ -241,11 +150,11 @@ func TestSkippedUnlessDeploy(t *testing.T) {
 				t.Parallel()
 				f := newFixture(t, map[string]string{"DEPLOY": deploy})
 				f.services(true, primary)
-				out := f.mustRun(cmd)
+				out := f.MustRun(cmd)
 				if !strings.Contains(out, "skipped") {
 					t.Errorf("output %q does not say the step was skipped", out)
 				}
-				if calls := f.calls(); len(calls) > 0 {
+				if calls := f.Calls(); len(calls) > 0 {
 					t.Errorf("DEPLOY=%q %s made calls:\n%s", deploy, cmd, strings.Join(calls, "\n"))
 				}
 			})
@@ -273,9 +182,9 @@ func TestDeploy(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, map[string]string{"REGIONS": strings.Join(tc.regions, ",")})
 			f.services(true, tc.regions...)
-			f.mustRun("deploy")
+			f.MustRun("deploy")
 
-			deploys := f.matching("gcloud run deploy ")
+			deploys := f.Matching("gcloud run deploy ")
 			var got []string
 			for _, c := range deploys {
 				svc := strings.Fields(c)[3]
@@ -300,7 +209,7 @@ func TestDeploy(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("deployed %q, want %q", got, tc.want)
 			}
-			if c := f.matching("update-traffic"); len(c) > 0 {
+			if c := f.Matching("update-traffic"); len(c) > 0 {
 				t.Errorf("deploy moved traffic: %q", c)
 			}
 			for _, sr := range tc.want {
@@ -331,10 +240,10 @@ func TestDeployRefusesWithoutPrevious(t *testing.T) {
 			f := newFixture(t, nil)
 			f.services(true, primary)
 			f.knob(tc.knob, tc.content)
-			if out, err := f.run("deploy"); err == nil {
+			if out, err := f.Run("deploy"); err == nil {
 				t.Fatalf("deploy succeeded without knowing what serves:\n%s", out)
 			}
-			if c := f.matching("gcloud run deploy"); len(c) > 0 {
+			if c := f.Matching("gcloud run deploy"); len(c) > 0 {
 				t.Errorf("deployed without a recorded previous revision: %q", c)
 			}
 		})
@@ -347,21 +256,21 @@ func TestMultiRegion(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, map[string]string{"REGIONS": primary + "," + second})
 	f.services(true, primary, second)
-	f.mustRun("deploy")
-	f.mustRun("promote", "dispatcher", "targetmock")
+	f.MustRun("deploy")
+	f.MustRun("promote", "dispatcher", "targetmock")
 	var promoted []string
-	for _, c := range f.matching("update-traffic", "--to-latest") {
+	for _, c := range f.Matching("update-traffic", "--to-latest") {
 		promoted = append(promoted, strings.Fields(c)[4]+" "+flagValue(c, "--region"))
 	}
 	want := []string{"dispatcher " + primary, "targetmock " + primary, "dispatcher " + second}
 	if !slices.Equal(promoted, want) {
 		t.Errorf("promoted %q, want %q", promoted, want)
 	}
-	f.env["SMOKE_ROLLBACK"] = "dispatcher targetmock"
-	f.mustRun("smoke")
+	f.Env["SMOKE_ROLLBACK"] = "dispatcher targetmock"
+	f.MustRun("smoke")
 	for _, r := range []string{primary, second} {
 		url := "https://" + revtag + "---ingest-" + r + ".a.run.app"
-		if len(f.matching("curl ", url+"/health")) != 1 || len(f.matching("curl ", url+"/events", "timestamp")) != 2 {
+		if len(f.Matching("curl ", url+"/health")) != 1 || len(f.Matching("curl ", url+"/events", "timestamp")) != 2 {
 			t.Errorf("smoke did not probe and send 2 events to the tagged ingest in %s (%s)", r, url)
 		}
 	}
@@ -397,21 +306,21 @@ func TestBootstrap(t *testing.T) {
 				s, r, _ := strings.Cut(sr, " ")
 				f.service(r, s, placeholder)
 			}
-			f.mustRun("deploy")
+			f.MustRun("deploy")
 			for _, sr := range tc.placeholders {
 				s, r, _ := strings.Cut(sr, " ")
 				if got, ok := f.releaseFile("bootstrap-" + s + "-" + r); !ok || got != s+"-00001-tf=100" {
 					t.Errorf("deploy did not mark %s in %s bootstrap (file %q, %v)", s, r, got, ok)
 				}
 			}
-			f.mustRun("smoke") // smoke-ingest: delivery mode, no SMOKE_ROLLBACK
+			f.MustRun("smoke") // smoke-ingest: delivery mode, no SMOKE_ROLLBACK
 
-			firstEvent := f.index("curl ", "/events", "timestamp")
+			firstEvent := f.Index("curl ", "/events", "timestamp")
 			if firstEvent < 0 {
 				t.Fatal("the delivery smoke sent no event")
 			}
 			var promoted []string
-			for _, c := range f.matching("update-traffic") {
+			for _, c := range f.Matching("update-traffic") {
 				promoted = append(promoted, strings.Fields(c)[4]+" "+flagValue(c, "--region"))
 				if !strings.Contains(c, "--to-latest") {
 					t.Errorf("bootstrap moved traffic other than to the latest revision: %s", c)
@@ -422,7 +331,7 @@ func TestBootstrap(t *testing.T) {
 			}
 			for _, sr := range tc.wantPromoted {
 				s, r, _ := strings.Cut(sr, " ")
-				if i := f.index("update-traffic "+s, "--region "+r); i > firstEvent {
+				if i := f.Index("update-traffic "+s, "--region "+r); i > firstEvent {
 					t.Errorf("%s in %s promoted after the first smoke event (call %d > %d)", s, r, i, firstEvent)
 				}
 				if got := f.serving(r, s); got != s+"-00002-new=100" {
@@ -444,16 +353,16 @@ func TestBootstrapRollback(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	f.services(false, primary)
-	f.mustRun("deploy")
+	f.MustRun("deploy")
 	f.knob("event-status", "dead_lettered")
-	out, err := f.run("smoke")
+	out, err := f.Run("smoke")
 	if err == nil {
 		t.Fatalf("smoke passed although the events were dead-lettered:\n%s", out)
 	}
 	for _, s := range []string{"dispatcher", "targetmock"} {
 		want := s + "-00001-tf=100"
-		if c := f.matching("update-traffic "+s, "--to-revisions "+want); len(c) != 1 {
-			t.Errorf("no rollback of %s to %s; calls:\n%s", s, want, strings.Join(f.calls(), "\n"))
+		if c := f.Matching("update-traffic "+s, "--to-revisions "+want); len(c) != 1 {
+			t.Errorf("no rollback of %s to %s; calls:\n%s", s, want, strings.Join(f.Calls(), "\n"))
 		}
 		if got := f.serving(primary, s); got != want {
 			t.Errorf("%s serves %q after the rollback, want %q", s, got, want)
@@ -462,7 +371,7 @@ func TestBootstrapRollback(t *testing.T) {
 	if !strings.Contains(out, "placeholder") {
 		t.Errorf("the rollback does not say it restored the placeholder:\n%s", out)
 	}
-	if c := f.matching("update-traffic ingest"); len(c) > 0 {
+	if c := f.Matching("update-traffic ingest"); len(c) > 0 {
 		t.Errorf("ingest's traffic moved: %q", c)
 	}
 }
@@ -495,9 +404,9 @@ func TestRollbackAfterPromote(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, tc.env)
 			f.services(true, primary)
-			f.mustRun("deploy")
+			f.MustRun("deploy")
 			if !tc.skip {
-				f.mustRun("promote", "dispatcher", "targetmock")
+				f.MustRun("promote", "dispatcher", "targetmock")
 			}
 			if tc.notReady {
 				f.knob("run/"+primary+"/dispatcher/dispatcher-00002-new.notready", "")
@@ -505,12 +414,12 @@ func TestRollbackAfterPromote(t *testing.T) {
 			if name, value, ok := strings.Cut(tc.knob, "="); ok {
 				f.knob(name, value)
 			}
-			f.env["SMOKE_ROLLBACK"] = "dispatcher targetmock"
-			out, err := f.run("smoke")
+			f.Env["SMOKE_ROLLBACK"] = "dispatcher targetmock"
+			out, err := f.Run("smoke")
 			if (err != nil) != tc.wantFail {
 				t.Fatalf("smoke error = %v, want failure %v\n%s", err, tc.wantFail, out)
 			}
-			rollbacks := f.matching("update-traffic", "--to-revisions")
+			rollbacks := f.Matching("update-traffic", "--to-revisions")
 			if !tc.wantFail {
 				if len(rollbacks) > 0 {
 					t.Errorf("a passing smoke rolled back: %q", rollbacks)
@@ -519,8 +428,8 @@ func TestRollbackAfterPromote(t *testing.T) {
 			}
 			for _, s := range tc.services {
 				want := s + "-00001-old=100"
-				if c := f.matching("update-traffic "+s, "--to-revisions "+want); len(c) != 1 {
-					t.Errorf("%s not rolled back to %s; calls:\n%s", s, want, strings.Join(f.calls(), "\n"))
+				if c := f.Matching("update-traffic "+s, "--to-revisions "+want); len(c) != 1 {
+					t.Errorf("%s not rolled back to %s; calls:\n%s", s, want, strings.Join(f.Calls(), "\n"))
 				}
 				if got := f.serving(primary, s); got != want {
 					t.Errorf("%s serves %q after the rollback, want %q", s, got, want)
@@ -529,7 +438,7 @@ func TestRollbackAfterPromote(t *testing.T) {
 			if len(rollbacks) != len(tc.services) {
 				t.Errorf("rolled back %q, want only %q", rollbacks, tc.services)
 			}
-			if c := f.matching("update-traffic ingest"); len(c) > 0 {
+			if c := f.Matching("update-traffic ingest"); len(c) > 0 {
 				t.Errorf("ingest's traffic moved: %q", c)
 			}
 		})
@@ -558,20 +467,20 @@ func TestNoTargetSmoke(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, map[string]string{"ENV": "prod", "TARGETMOCK": "false", "SMOKE_MODE": tc.mode})
 			f.services(true, primary)
-			f.mustRun("deploy")
-			f.mustRun("promote", "dispatcher")
+			f.MustRun("deploy")
+			f.MustRun("promote", "dispatcher")
 			if name, value, ok := strings.Cut(tc.knob, "="); ok {
 				f.knob(name, value)
 			}
-			f.env["SMOKE_ROLLBACK"] = "dispatcher"
-			out, err := f.run("smoke")
+			f.Env["SMOKE_ROLLBACK"] = "dispatcher"
+			out, err := f.Run("smoke")
 			if (err != nil) != tc.wantFail {
 				t.Fatalf("smoke error = %v, want failure %v\n%s", err, tc.wantFail, out)
 			}
-			if c := f.matching("curl ", "timestamp"); len(c) > 0 {
+			if c := f.Matching("curl ", "timestamp"); len(c) > 0 {
 				t.Errorf("the no-target smoke sent a valid event: %q", c)
 			}
-			if c := f.matching("firestore.googleapis.com"); len(c) > 0 {
+			if c := f.Matching("firestore.googleapis.com"); len(c) > 0 {
 				t.Errorf("the no-target smoke waited for a delivery: %q", c)
 			}
 			if tc.wantFail {
@@ -587,19 +496,19 @@ func TestNoTargetSmoke(t *testing.T) {
 				is   func(call string) bool
 			}{
 				{"no token", func(c string) bool {
-					return containsAll(c, "curl ", "POST "+url+"/events") && !strings.Contains(c, "Authorization")
+					return scripttest.ContainsAll(c, "curl ", "POST "+url+"/events") && !strings.Contains(c, "Authorization")
 				}},
-				{"health", func(c string) bool { return containsAll(c, "curl ", url+"/health", token) }},
+				{"health", func(c string) bool { return scripttest.ContainsAll(c, "curl ", url+"/health", token) }},
 				{"invalid event", func(c string) bool {
-					return containsAll(c, "curl ", "POST "+url+"/events", token, `"name":"release smoke test"`)
+					return scripttest.ContainsAll(c, "curl ", "POST "+url+"/events", token, `"name":"release smoke test"`)
 				}},
 			}
 			for _, p := range probes {
-				if !slices.ContainsFunc(f.calls(), p.is) {
-					t.Errorf("no %s probe of the tagged ingest; calls:\n%s", p.what, strings.Join(f.calls(), "\n"))
+				if !slices.ContainsFunc(f.Calls(), p.is) {
+					t.Errorf("no %s probe of the tagged ingest; calls:\n%s", p.what, strings.Join(f.Calls(), "\n"))
 				}
 			}
-			if c := f.matching("update-traffic"); len(c) != 1 {
+			if c := f.Matching("update-traffic"); len(c) != 1 {
 				t.Errorf("traffic moves %q, want only promote's", c)
 			}
 		})
@@ -617,10 +526,10 @@ func TestSmokeModeGuard(t *testing.T) {
 	} {
 		f := newFixture(t, env)
 		f.services(true, primary)
-		if out, err := f.run("smoke"); err == nil {
+		if out, err := f.Run("smoke"); err == nil {
 			t.Errorf("smoke with %v passed:\n%s", env, out)
 		}
-		if c := f.calls(); len(c) > 0 {
+		if c := f.Calls(); len(c) > 0 {
 			t.Errorf("smoke with %v made calls: %q", env, c)
 		}
 	}
@@ -630,14 +539,14 @@ func TestRollbackWithoutRecord(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	f.services(true, primary)
-	out, err := f.run("rollback", "dispatcher")
+	out, err := f.Run("rollback", "dispatcher")
 	if err == nil {
 		t.Fatalf("rollback with nothing recorded succeeded:\n%s", out)
 	}
 	if !strings.Contains(out, "nothing recorded") {
 		t.Errorf("rollback does not say why it failed:\n%s", out)
 	}
-	if c := f.matching("update-traffic"); len(c) > 0 {
+	if c := f.Matching("update-traffic"); len(c) > 0 {
 		t.Errorf("rollback moved traffic with nothing recorded: %q", c)
 	}
 }
