@@ -3,12 +3,13 @@ package bootstraptest_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"eventrelay/internal/testutil/scripttest"
 )
 
 const (
@@ -37,125 +38,40 @@ var firstTargets = []string{
 	"module.eventrelay.module.monitoring.google_monitoring_metric_descriptor.queue_oldest_age",
 }
 
-// fixture is one project's world: the fakes' state and call log, the
-// environment's values and the environment the script runs with.
+// fixture is one project's world: scripts/bootstrap.sh with the fakes in
+// testdata/bin, their state and call log, the environment's values and the
+// environment the script runs with.
 type fixture struct {
+	*scripttest.Fixture
 	t      testing.TB
-	state  string // $FAKE_STATE
-	log    string // $FAKE_LOG
 	tfvars string
-	env    map[string]string
 }
 
 func newFixture(t testing.TB, env map[string]string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
+	tfvars := filepath.Join(t.TempDir(), "values", "terraform.tfvars")
 	f := &fixture{
-		t:      t,
-		state:  filepath.Join(dir, "fake"),
-		log:    filepath.Join(dir, "calls.log"),
-		tfvars: filepath.Join(dir, "values", "terraform.tfvars"),
-		env: map[string]string{
+		Fixture: scripttest.New(t, "../../scripts/bootstrap.sh", "testdata/bin", map[string]string{
 			"PROJECT": project, "ENV": "dev", "REGION": "europe-west1", "AUTO_APPROVE": "true",
-		},
+			"TFVARS": tfvars,
+		}),
+		t:      t,
+		tfvars: tfvars,
 	}
-	f.env["TFVARS"] = f.tfvars
-	for k, v := range env {
-		if v == "" {
-			delete(f.env, k)
-		} else {
-			f.env[k] = v
-		}
-	}
-	f.write(f.tfvars, "# values\nproject_id   = \""+project+"\"\ngithub_owner = \"example\"\n")
+	f.Set(env)
+	f.Write(f.tfvars, "# values\nproject_id   = \""+project+"\"\ngithub_owner = \"example\"\n")
 	f.knob("billing")
 	return f
 }
 
-func (f *fixture) write(path, content string) {
-	f.t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		f.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
 // knob creates a marker file the fakes read (testdata/bin/gcloud).
-func (f *fixture) knob(name string) { f.write(filepath.Join(f.state, name), "") }
+func (f *fixture) knob(name string) { f.Write(filepath.Join(f.State, name), "") }
 
 func (f *fixture) unknob(name string) {
 	f.t.Helper()
-	if err := os.RemoveAll(filepath.Join(f.state, name)); err != nil {
+	if err := os.RemoveAll(filepath.Join(f.State, name)); err != nil {
 		f.t.Fatal(err)
 	}
-}
-
-// run runs scripts/bootstrap.sh with args and the fixture's environment only.
-func (f *fixture) run(args ...string) (string, error) {
-	f.t.Helper()
-	bin, err := filepath.Abs("testdata/bin")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	cmd := exec.Command("bash", append([]string{"../../scripts/bootstrap.sh"}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + f.t.TempDir(),
-		"FAKE_STATE=" + f.state, "FAKE_LOG=" + f.log,
-	}
-	for k, v := range f.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (f *fixture) mustRun(args ...string) string {
-	f.t.Helper()
-	out, err := f.run(args...)
-	if err != nil {
-		f.t.Fatalf("bootstrap.sh %v: %v\n%s", args, err, out)
-	}
-	return out
-}
-
-// calls returns every call the fakes recorded, in order ("gcloud ...", "terraform ...").
-func (f *fixture) calls() []string {
-	f.t.Helper()
-	b, err := os.ReadFile(f.log)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-}
-
-func containsAll(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
-func matching(calls []string, parts ...string) []string {
-	var out []string
-	for _, c := range calls {
-		if containsAll(c, parts...) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// index returns the position of the first call containing every one of parts, or -1.
-func index(calls []string, parts ...string) int {
-	return slices.IndexFunc(calls, func(c string) bool { return containsAll(c, parts...) })
 }
 
 // applies returns the positions of the terraform apply calls.
@@ -183,7 +99,7 @@ func targets(call string) []string {
 // first call matching b, both present.
 func before(t *testing.T, calls []string, what string, a, b []string) {
 	t.Helper()
-	i, j := index(calls, a...), index(calls, b...)
+	i, j := scripttest.Index(calls, a...), scripttest.Index(calls, b...)
 	switch {
 	case i < 0:
 		t.Errorf("%s: no call with %q; calls:\n%s", what, a, strings.Join(calls, "\n"))
@@ -202,8 +118,8 @@ func TestFromEmptyProject(t *testing.T) {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, map[string]string{"ENV": env})
-			out := f.mustRun()
-			calls := f.calls()
+			out := f.MustRun()
+			calls := f.Calls()
 			init := []string{"terraform ", " init "}
 
 			before(t, calls, "the storage API before the state bucket",
@@ -214,10 +130,10 @@ func TestFromEmptyProject(t *testing.T) {
 				[]string{"gcloud storage buckets update " + state + " --versioning"})
 			before(t, calls, "versioning before terraform init",
 				[]string{"gcloud storage buckets update " + state + " --versioning"}, init)
-			if c := matching(calls, init...); len(c) != 1 || !containsAll(c[0], "-chdir=terraform/environments/"+env, "-backend-config=bucket=p-tfstate") {
+			if c := scripttest.Matching(calls, init...); len(c) != 1 || !scripttest.ContainsAll(c[0], "-chdir=terraform/environments/"+env, "-backend-config=bucket=p-tfstate") {
 				t.Errorf("init calls %q, want one of terraform/environments/%s on bucket p-tfstate", c, env)
 			}
-			if c := matching(calls, "gcloud storage buckets create "+state); len(c) == 1 && !containsAll(c[0], "--location europe-west1", "--uniform-bucket-level-access", "--public-access-prevention") {
+			if c := scripttest.Matching(calls, "gcloud storage buckets create "+state); len(c) == 1 && !scripttest.ContainsAll(c[0], "--location europe-west1", "--uniform-bucket-level-access", "--public-access-prevention") {
 				t.Errorf("state bucket created without its location or access settings: %s", c[0])
 			}
 
@@ -233,10 +149,10 @@ func TestFromEmptyProject(t *testing.T) {
 				t.Errorf("the second apply targets %q: it must apply everything", got)
 			}
 			upload := []string{"gcloud storage cp " + f.tfvars + " " + state + "/eventrelay/" + env + "/terraform.tfvars"}
-			if i := index(calls, upload...); i < 0 || i > a[0] {
+			if i := scripttest.Index(calls, upload...); i < 0 || i > a[0] {
 				t.Errorf("the values uploaded at call %d, the first apply is call %d: the pipeline reads them from the bucket", i, a[0])
 			}
-			if i := index(calls, init...); i > a[0] {
+			if i := scripttest.Index(calls, init...); i > a[0] {
 				t.Errorf("init (call %d) after the first apply (call %d)", i, a[0])
 			}
 			for _, c := range []string{first, full} {
@@ -244,7 +160,7 @@ func TestFromEmptyProject(t *testing.T) {
 					t.Errorf("an apply without the environment's directory and values: %s", c)
 				}
 			}
-			got, err := os.ReadFile(filepath.Join(f.state, "buckets", "p-tfstate", "eventrelay", env, "terraform.tfvars"))
+			got, err := os.ReadFile(filepath.Join(f.State, "buckets", "p-tfstate", "eventrelay", env, "terraform.tfvars"))
 			want, _ := os.ReadFile(f.tfvars)
 			if err != nil || string(got) != string(want) {
 				t.Errorf("the uploaded values are %q (%v), want %q", got, err, want)
@@ -252,18 +168,18 @@ func TestFromEmptyProject(t *testing.T) {
 
 			zip := []string{"gcloud storage cp ", sources + "/sourcemock/bootstrap.zip"}
 			if env == "dev" {
-				i := index(calls, zip...)
+				i := scripttest.Index(calls, zip...)
 				if i < a[0] || i > a[1] {
 					t.Errorf("the function's source uploaded at call %d, want between the applies (%d, %d)", i, a[0], a[1])
 				}
-				b, err := os.ReadFile(filepath.Join(f.state, "buckets", "p-eventrelay-sources", "sourcemock", "bootstrap.zip"))
+				b, err := os.ReadFile(filepath.Join(f.State, "buckets", "p-eventrelay-sources", "sourcemock", "bootstrap.zip"))
 				if err != nil || !strings.HasPrefix(string(b), "PK") {
 					t.Errorf("sourcemock/bootstrap.zip is not a zip (%v)", err)
 				}
-			} else if c := matching(calls, zip...); len(c) > 0 {
+			} else if c := scripttest.Matching(calls, zip...); len(c) > 0 {
 				t.Errorf("prod has no sourcemock, yet: %q", c)
 			}
-			if c := matching(calls, "builds triggers run"); len(c) > 0 {
+			if c := scripttest.Matching(calls, "builds triggers run"); len(c) > 0 {
 				t.Errorf("the pipeline started without RUN_PIPELINE=true: %q", c)
 			}
 
@@ -299,7 +215,7 @@ func TestRefuses(t *testing.T) {
 				f.t.Fatal(err)
 			}
 		}, say: "not found"},
-		{name: "values of another project", setup: func(f *fixture) { f.write(f.tfvars, "project_id = \"other\"\n") }, say: `project_id = "other"`},
+		{name: "values of another project", setup: func(f *fixture) { f.Write(f.tfvars, "project_id = \"other\"\n") }, say: `project_id = "other"`},
 		{name: "unknown argument", args: []string{"--yes"}, say: "unknown argument"},
 		{name: "no such project", setup: func(f *fixture) { f.knob("no-project") }, say: "create it first",
 			allowed: []string{"gcloud projects describe"}},
@@ -313,14 +229,14 @@ func TestRefuses(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(f)
 			}
-			out, err := f.run(tc.args...)
+			out, err := f.Run(tc.args...)
 			if err == nil {
 				t.Fatalf("bootstrap passed:\n%s", out)
 			}
 			if !strings.Contains(out, tc.say) {
 				t.Errorf("output does not say %q:\n%s", tc.say, out)
 			}
-			for _, c := range f.calls() {
+			for _, c := range f.Calls() {
 				if !slices.ContainsFunc(tc.allowed, func(p string) bool { return strings.HasPrefix(c, p) }) {
 					t.Errorf("a call before refusing: %s", c)
 				}
@@ -335,8 +251,8 @@ func TestLinksBilling(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, map[string]string{"BILLING_ACCOUNT": "0X0X0X-0X0X0X-0X0X0X"})
 	f.unknob("billing")
-	f.mustRun()
-	calls := f.calls()
+	f.MustRun()
+	calls := f.Calls()
 	before(t, calls, "billing before the APIs",
 		[]string{"gcloud billing projects link " + project + " --billing-account=0X0X0X-0X0X0X-0X0X0X"},
 		[]string{"gcloud services enable "})
@@ -349,11 +265,11 @@ func TestRerun(t *testing.T) {
 	t.Run("again", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, nil)
-		f.mustRun()
-		n := len(f.calls())
-		out := f.mustRun()
-		again := f.calls()[n:]
-		if c := matching(again, "buckets create"); len(c) > 0 {
+		f.MustRun()
+		n := len(f.Calls())
+		out := f.MustRun()
+		again := f.Calls()[n:]
+		if c := scripttest.Matching(again, "buckets create"); len(c) > 0 {
 			t.Errorf("the second run created %q", c)
 		}
 		if !strings.Contains(out, state+" exists") {
@@ -368,10 +284,10 @@ func TestRerun(t *testing.T) {
 	t.Run("bucket made by hand", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, nil)
-		f.write(filepath.Join(f.state, "buckets", "p-tfstate", "notes"), "") // exists, not versioned
-		f.mustRun()
-		calls := f.calls()
-		if c := matching(calls, "buckets create "+state); len(c) > 0 {
+		f.Write(filepath.Join(f.State, "buckets", "p-tfstate", "notes"), "") // exists, not versioned
+		f.MustRun()
+		calls := f.Calls()
+		if c := scripttest.Matching(calls, "buckets create "+state); len(c) > 0 {
 			t.Errorf("created an existing bucket: %q", c)
 		}
 		before(t, calls, "versioning of the existing bucket before init",
@@ -389,8 +305,8 @@ func TestDryRun(t *testing.T) {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, map[string]string{"ENV": env, "RUN_PIPELINE": "true"})
-			out := f.mustRun("--dry-run")
-			if c := f.calls(); len(c) > 0 {
+			out := f.MustRun("--dry-run")
+			if c := f.Calls(); len(c) > 0 {
 				t.Fatalf("the dry run made calls:\n%s", strings.Join(c, "\n"))
 			}
 			var printed []string
@@ -399,9 +315,9 @@ func TestDryRun(t *testing.T) {
 					printed = append(printed, zipPath.ReplaceAllString(strings.ReplaceAll(cmd, "'", ""), "ZIP"))
 				}
 			}
-			f.mustRun()
+			f.MustRun()
 			var made []string
-			for _, c := range f.calls() {
+			for _, c := range f.Calls() {
 				made = append(made, zipPath.ReplaceAllString(c, "ZIP"))
 			}
 			if !slices.Equal(printed, made) {
@@ -416,8 +332,8 @@ func TestApproval(t *testing.T) {
 	t.Parallel()
 	for _, auto := range []string{"", "true"} {
 		f := newFixture(t, map[string]string{"AUTO_APPROVE": auto})
-		f.mustRun()
-		calls := f.calls()
+		f.MustRun()
+		calls := f.Calls()
 		for _, i := range applies(calls) {
 			fields := strings.Fields(calls[i])
 			if got := slices.Contains(fields, "-auto-approve"); got != (auto == "true") {
@@ -436,13 +352,13 @@ func TestApproval(t *testing.T) {
 func TestRunPipeline(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, map[string]string{"ENV": "prod", "RUN_PIPELINE": "true"})
-	f.mustRun()
-	calls := f.calls()
+	f.MustRun()
+	calls := f.Calls()
 	want := "gcloud builds triggers run eventrelay-prod-deploy --branch=main --project " + project
 	if calls[len(calls)-1] != want {
 		t.Errorf("last call %q, want %q", calls[len(calls)-1], want)
 	}
-	if c := matching(calls, "builds triggers run"); len(c) != 1 {
+	if c := scripttest.Matching(calls, "builds triggers run"); len(c) != 1 {
 		t.Errorf("trigger runs %q, want one", c)
 	}
 }

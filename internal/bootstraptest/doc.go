@@ -7,4 +7,5 @@
 // function without its source), and the tests check the order of the
 // calls directly. They need bash, coreutils, git and zip (the function's
 // source is assembled for real by scripts/function-source.sh).
+// internal/testutil/scripttest runs the script and reads the recorded calls.
 package bootstraptest
