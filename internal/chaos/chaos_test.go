@@ -1,4 +1,4 @@
-package chaos_test
+package chaos
 
 import (
 	"bufio"
@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"eventrelay/internal/chaos"
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/telemetry"
@@ -71,19 +70,19 @@ var relayctl = sync.OnceValues(func() (string, error) {
 // runCase is one scenario on one engine.
 type runCase struct {
 	name     string
-	scenario chaos.Scenario
+	scenario scenario
 	engine   string
 }
 
 // cases lists what runs at this scale: every scenario on the embedded
 // engine, the GCP engines (emulators) for reducedGCP only when reduced.
 // The longest scenario goes first, so that parallel runs overlap it.
-func cases(scale chaos.Scale) []runCase {
+func cases(scale scenarioScale) []runCase {
 	var out []runCase
 	only := os.Getenv(onlyEnv)
-	for _, sc := range chaos.Scenarios() {
+	for _, sc := range scenarios() {
 		for _, engine := range sc.Engines {
-			if engine == devstack.EngineGCP && scale == chaos.Reduced && !reducedGCP[sc.Name] {
+			if engine == devstack.EngineGCP && scale == reduced && !reducedGCP[sc.Name] {
 				continue
 			}
 			name := sc.Name + "/" + engine
@@ -137,14 +136,14 @@ func gcpEnv(t *testing.T) devstack.GCPOptions {
 func TestScenarios(t *testing.T) {
 	var (
 		mu      sync.Mutex
-		reports []chaos.Report
+		reports []report
 	)
 	t.Cleanup(func() {
 		if len(reports) == 0 {
 			return
 		}
 		var table bytes.Buffer
-		if err := chaos.WriteTable(&table, reports); err != nil {
+		if err := writeTable(&table, reports); err != nil {
 			t.Errorf("write table: %v", err)
 		}
 		t.Logf("chaos scenarios (%s):\n%s", testScale, table.String())
@@ -154,10 +153,10 @@ func TestScenarios(t *testing.T) {
 	})
 	for _, c := range cases(testScale) {
 		t.Run(c.name, func(t *testing.T) {
-			if testScale == chaos.Reduced {
+			if testScale == reduced {
 				t.Parallel()
 			}
-			env := chaos.Env{Engine: c.engine, Scale: testScale, DataDir: t.TempDir(), Seed: seed(t)}
+			env := scenarioEnv{Engine: c.engine, Scale: testScale, DataDir: t.TempDir(), Seed: seed(t)}
 			if c.engine == devstack.EngineGCP {
 				env.GCP = gcpEnv(t)
 			}
@@ -198,9 +197,9 @@ func TestScenarios(t *testing.T) {
 
 // check asserts the acceptance every scenario shares, then that the
 // scenario's fault really happened.
-func check(t *testing.T, scenario string, r chaos.Report) {
+func check(t *testing.T, scenario string, r report) {
 	t.Helper()
-	for _, p := range r.Problems() {
+	for _, p := range r.problems() {
 		t.Error(p)
 	}
 	if r.Acknowledged == 0 {
@@ -321,7 +320,7 @@ func tailLog(t *testing.T, path string) {
 }
 
 // writeResults writes the run's reports as JSON and as a table into dir.
-func writeResults(t *testing.T, dir string, reports []chaos.Report, table []byte) {
+func writeResults(t *testing.T, dir string, reports []report, table []byte) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Errorf("results dir: %v", err)
@@ -330,7 +329,7 @@ func writeResults(t *testing.T, dir string, reports []chaos.Report, table []byte
 	stamp := time.Now().UTC().Format("20060102T150405Z")
 	base := filepath.Join(dir, fmt.Sprintf("chaos-%s-%s", testScale, stamp))
 	var js bytes.Buffer
-	if err := chaos.WriteJSON(&js, reports); err != nil {
+	if err := writeJSON(&js, reports); err != nil {
 		t.Errorf("write json: %v", err)
 		return
 	}

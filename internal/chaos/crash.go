@@ -31,9 +31,9 @@ import (
 // calls the target again, gets `duplicate: true` and records `delivered`.
 // So exactly one duplicate call for that event, no second side effect, and
 // the event delivered.
-func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
+func crashAfterTarget(ctx context.Context, env scenarioEnv) (_ report, err error) {
 	if env.Relayctl == "" {
-		return Report{}, errors.New("crash-after-target needs the relayctl binary (Env.Relayctl)")
+		return report{}, errors.New("crash-after-target needs the relayctl binary (scenarioEnv.Relayctl)")
 	}
 	s := burstSizes(env)
 	// The crashes come after these many events were stored: spread over the
@@ -46,7 +46,7 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 		DataPath: filepath.Join(env.DataDir, devstack.TargetFile),
 	})
 	if err != nil {
-		return Report{}, fmt.Errorf("start the target: %w", err)
+		return report{}, fmt.Errorf("start the target: %w", err)
 	}
 	defer target.Close()
 
@@ -54,7 +54,7 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 	crash := &crasher{at: at, requests: make(chan string), done: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	srv := &http.Server{Handler: crash.wrap(target.Routes(quiet)), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -63,7 +63,7 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 
 	gcp, args := processEngine(env, "crash")
 	args = append([]string{"--target-rate", fmt.Sprint(s.limit), "--target-url", targetURL + "/graphql"}, args...)
-	p, err := StartProcess(ctx, ProcessOptions{
+	p, err := startRelayProcess(ctx, relayProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		// The health check of the target address reaches the harness's
 		// target, which answers /health like targetmock in the process.
@@ -71,10 +71,10 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 		Args: args,
 	})
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	defer func() {
-		if stopErr := p.Stop(); stopErr != nil {
+		if stopErr := p.stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
@@ -92,14 +92,14 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 				killed <- ctx.Err()
 				return
 			}
-			kerr := p.Kill()
+			kerr := p.kill()
 			crash.release <- struct{}{}
 			if kerr != nil {
 				killed <- kerr
 				return
 			}
 			r.note("kill -9 right after the target stored %s", id)
-			if err := p.Restart(ctx); err != nil {
+			if err := p.restart(ctx); err != nil {
 				killed <- err
 				return
 			}
@@ -110,33 +110,33 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 
 	token, err := devToken(env.DataDir)
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
-		IngestURL: "http://" + p.IngestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
+		IngestURL: "http://" + p.ingestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
 	}, token)
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	r.note("load ended: %s", sum)
 	select {
 	case err := <-killed:
 		if err != nil {
-			return Report{}, fmt.Errorf("kill and restart: %w", err)
+			return report{}, fmt.Errorf("kill and restart: %w", err)
 		}
 	case <-time.After(drainWindow(s, 0)):
-		return Report{}, fmt.Errorf("only %d of %d crashes happened", len(crash.ids()), len(at))
+		return report{}, fmt.Errorf("only %d of %d crashes happened", len(crash.ids()), len(at))
 	}
 
 	st, err := drainAndStop(ctx, env, gcp, p, r, sum.Accepted, drainWindow(s, 0))
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	defer st.Close()
 
-	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
+	rep, err := reconcile(ctx, reconcileInput{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	rep.Scenario, rep.Engine, rep.Limit = "crash-after-target", env.engine(), s.limit
 	rep.Injected = fmt.Sprintf("SIGKILL of relayctl dev right after the target stored the %v-th events, before the dispatcher heard back; restarted each time", at)
@@ -148,7 +148,7 @@ func crashAfterTarget(ctx context.Context, env Env) (_ Report, err error) {
 // checkCrashed checks each event whose answer a crash cut: stored once,
 // called exactly twice (the cut call and one redelivery answered
 // duplicate), and recorded delivered.
-func checkCrashed(ctx context.Context, target *targetmock.Server, st StatusReader, ids []string) ([]string, error) {
+func checkCrashed(ctx context.Context, target *targetmock.Server, st statusReader, ids []string) ([]string, error) {
 	var v []string
 	for _, id := range ids {
 		calls, err := target.Calls(ctx, targetmock.CallFilter{EventID: id})

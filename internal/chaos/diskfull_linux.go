@@ -23,15 +23,15 @@ const diskFullSize = "64m"
 // 503 (never 202 for an event it could not store); once the space returns,
 // everything acknowledged is delivered and every database passes
 // integrity_check. Mounting needs root (CI runs as root).
-func diskFull(ctx context.Context, env Env) (_ Report, err error) {
+func diskFull(ctx context.Context, env scenarioEnv) (_ report, err error) {
 	s := burstSizes(env)
 	length := storeFaultLength(env)
 	dir := filepath.Join(env.DataDir, "tmpfs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+diskFullSize+",mode=0700"); err != nil {
-		return Report{}, fmt.Errorf("mount a %s tmpfs on %s (needs root): %w", diskFullSize, dir, err)
+		return report{}, fmt.Errorf("mount a %s tmpfs on %s (needs root): %w", diskFullSize, dir, err)
 	}
 	defer func() {
 		if uerr := syscall.Unmount(dir, syscall.MNT_DETACH); uerr != nil {

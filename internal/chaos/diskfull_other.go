@@ -7,6 +7,6 @@ import (
 	"errors"
 )
 
-func diskFull(context.Context, Env) (Report, error) {
-	return Report{}, errors.New("disk-full mounts a tmpfs: Linux only")
+func diskFull(context.Context, scenarioEnv) (report, error) {
+	return report{}, errors.New("disk-full mounts a tmpfs: Linux only")
 }

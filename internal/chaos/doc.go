@@ -12,9 +12,11 @@
 //   - stuck: not terminal once the drain window closed;
 //   - time to drain, ingest latency, delivery rate, backlog.
 //
-// Scenarios returns the scenarios; each returns a Report, which WriteTable
-// and WriteJSON print. The reduced set runs inside `make test`, the full
-// set with `make chaos`; docs/reliability.md publishes the figures.
+// The package exports nothing: its tests are the entry point. TestScenarios
+// runs every scenario (scenarios), checks each report and prints them with
+// writeTable and writeJSON. The reduced set runs inside `make test`, the
+// full set with `make chaos` (the chaos build tag); docs/reliability.md
+// publishes the figures.
 package chaos
 
 import "log/slog"

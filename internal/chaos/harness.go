@@ -75,7 +75,7 @@ func sendLoad(ctx context.Context, cfg sourcemock.Config, token func(context.Con
 // statusPoller is what waitDrained reads: per-status counts as a cheap
 // first check, then each pending record.
 type statusPoller interface {
-	StatusReader
+	statusReader
 	Counts(ctx context.Context) (map[status.Status]int64, error)
 }
 

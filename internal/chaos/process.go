@@ -20,8 +20,8 @@ import (
 // /health.
 const healthTimeout = 60 * time.Second
 
-// ProcessOptions describe a `relayctl dev` process on loopback.
-type ProcessOptions struct {
+// relayProcessOptions describe a `relayctl dev` process on loopback.
+type relayProcessOptions struct {
 	// Bin is the relayctl binary.
 	Bin string
 	// DataDir is the stack's data directory; a restart reuses it.
@@ -36,29 +36,29 @@ type ProcessOptions struct {
 	Args []string
 }
 
-// Process is a running `relayctl dev` that the harness can kill and
+// relayProcess is a running `relayctl dev` that the harness can kill and
 // restart. Its output is appended to DataDir/chaos-relayctl.out.
-type Process struct {
-	opts ProcessOptions
+type relayProcess struct {
+	opts relayProcessOptions
 	cmd  *exec.Cmd
 	out  *os.File
 	exit chan error
 }
 
-// StartProcess starts `relayctl dev` (no source, no ops page) and waits
+// startRelayProcess starts `relayctl dev` (no source, no ops page) and waits
 // until ingest and the target answer on /health.
-func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
-	p := &Process{opts: o}
+func startRelayProcess(ctx context.Context, o relayProcessOptions) (*relayProcess, error) {
+	p := &relayProcess{opts: o}
 	if err := p.start(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// IngestAddr is the address ingest listens on.
-func (p *Process) IngestAddr() string { return p.opts.IngestAddr }
+// ingestAddr is the address ingest listens on.
+func (p *relayProcess) ingestAddr() string { return p.opts.IngestAddr }
 
-func (p *Process) start(ctx context.Context) error {
+func (p *relayProcess) start(ctx context.Context) error {
 	o := p.opts
 	out, err := os.OpenFile(filepath.Join(o.DataDir, "chaos-relayctl.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -88,11 +88,11 @@ func (p *Process) start(ctx context.Context) error {
 	p.cmd, p.out, p.exit = cmd, out, make(chan error, 1)
 	go func() { p.exit <- cmd.Wait() }()
 	if err := p.readAddrs(ctx, printedFrom); err != nil {
-		return errors.Join(err, p.Kill())
+		return errors.Join(err, p.kill())
 	}
 	for _, addr := range []string{p.opts.IngestAddr, p.opts.TargetAddr} {
 		if err := waitHealthy(ctx, "http://"+addr+"/health", p.exit); err != nil {
-			return errors.Join(err, p.Kill())
+			return errors.Join(err, p.kill())
 		}
 	}
 	return nil
@@ -101,7 +101,7 @@ func (p *Process) start(ctx context.Context) error {
 // readAddrs replaces each address with port 0 by the one the process
 // reports on its start-up line ("  ingest      http://127.0.0.1:41234/events
 // ..."), read from its output file past offset from.
-func (p *Process) readAddrs(ctx context.Context, from int64) error {
+func (p *relayProcess) readAddrs(ctx context.Context, from int64) error {
 	addrs := []struct {
 		addr *string
 		name string // as relayctl dev prints it
@@ -132,8 +132,8 @@ func (p *Process) readAddrs(ctx context.Context, from int64) error {
 	return nil
 }
 
-// Kill sends SIGKILL, as a crash would, and waits for the process to end.
-func (p *Process) Kill() error {
+// kill sends SIGKILL, as a crash would, and waits for the process to end.
+func (p *relayProcess) kill() error {
 	if p.cmd == nil {
 		return nil
 	}
@@ -146,24 +146,24 @@ func (p *Process) Kill() error {
 	return p.out.Close()
 }
 
-// Restart starts the process again on the same data directory and
+// restart starts the process again on the same data directory and
 // addresses; the previous one must have ended.
-func (p *Process) Restart(ctx context.Context) error {
+func (p *relayProcess) restart(ctx context.Context) error {
 	if p.cmd != nil {
 		return errors.New("restart: the process is still running")
 	}
 	return p.start(ctx)
 }
 
-// Stop sends SIGINT (a clean shutdown) and waits for the process to end;
+// stop sends SIGINT (a clean shutdown) and waits for the process to end;
 // after stopTimeout it kills it.
-func (p *Process) Stop() error {
+func (p *relayProcess) stop() error {
 	const stopTimeout = 30 * time.Second
 	if p.cmd == nil {
 		return nil
 	}
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return errors.Join(fmt.Errorf("interrupt relayctl dev: %w", err), p.Kill())
+		return errors.Join(fmt.Errorf("interrupt relayctl dev: %w", err), p.kill())
 	}
 	select {
 	case err := <-p.exit:
@@ -174,7 +174,7 @@ func (p *Process) Stop() error {
 		}
 		return closeErr
 	case <-time.After(stopTimeout):
-		return errors.Join(fmt.Errorf("relayctl dev did not stop within %v", stopTimeout), p.Kill())
+		return errors.Join(fmt.Errorf("relayctl dev did not stop within %v", stopTimeout), p.kill())
 	}
 }
 
@@ -207,7 +207,7 @@ func poll(ctx context.Context, exited chan error, what string, check func() (don
 		}
 		select {
 		case exitErr := <-exited:
-			exited <- exitErr // Kill reads it again
+			exited <- exitErr // kill reads it again
 			return fmt.Errorf("relayctl dev exited while waiting for %s: %v", what, exitErr)
 		default:
 		}

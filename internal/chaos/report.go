@@ -16,41 +16,41 @@ import (
 	"eventrelay/internal/targetmock"
 )
 
-// TargetRecord is what the reconciliation reads of the target: every event
+// targetRecord is what the reconciliation reads of the target: every event
 // it stored (the side effects) and every call it saw. *targetmock.Server
 // implements it.
-type TargetRecord interface {
+type targetRecord interface {
 	Events(ctx context.Context) ([]targetmock.ReceivedEvent, error)
 	Calls(ctx context.Context, f targetmock.CallFilter) ([]targetmock.Call, error)
 }
 
-// StatusReader is what the reconciliation reads of the status store. Every
+// statusReader is what the reconciliation reads of the status store. Every
 // status.Store implements it.
-type StatusReader interface {
+type statusReader interface {
 	Get(ctx context.Context, id string) (status.Record, error)
 }
 
 var (
-	_ TargetRecord = (*targetmock.Server)(nil)
-	_ StatusReader = (status.Store)(nil)
+	_ targetRecord = (*targetmock.Server)(nil)
+	_ statusReader = (status.Store)(nil)
 )
 
-// Input is what Reconcile compares: what the source was told, and what the
+// reconcileInput is what reconcile compares: what the source was told, and what the
 // target and the status store recorded.
-type Input struct {
+type reconcileInput struct {
 	// Source is the source's summary: its Accepted ids are the events that
 	// got a 2xx within the source's deadline, which the system must never
 	// lose.
 	Source sourcemock.Summary
 	// LoadStart and LoadEnd bound the source's run.
 	LoadStart, LoadEnd time.Time
-	Target             TargetRecord
-	Status             StatusReader
+	Target             targetRecord
+	Status             statusReader
 }
 
-// Report is the outcome of one scenario: the figures docs/reliability.md
+// report is the outcome of one scenario: the figures docs/reliability.md
 // publishes. Durations are in nanoseconds in JSON.
-type Report struct {
+type report struct {
 	// Scenario and Engine name the run; Injected says what was injected.
 	Scenario string `json:"scenario"`
 	Engine   string `json:"engine"`
@@ -159,12 +159,12 @@ const maxExamples = 10
 // getWorkers bounds the status reads in flight during a reconciliation.
 const getWorkers = 8
 
-// Reconcile compares every acknowledged event with the target's record and
+// reconcile compares every acknowledged event with the target's record and
 // the status store and fills in the figures; Scenario, Engine, Injected,
 // Limit, MaxBacklog (-1 here: unknown) and Timeline are left to the caller.
-func Reconcile(ctx context.Context, in Input) (Report, error) {
+func reconcile(ctx context.Context, in reconcileInput) (report, error) {
 	src := in.Source
-	r := Report{
+	r := report{
 		MaxBacklog:   -1,
 		Sent:         src.Sent,
 		Acknowledged: len(src.Accepted),
@@ -179,7 +179,7 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 
 	events, err := in.Target.Events(ctx)
 	if err != nil {
-		return Report{}, fmt.Errorf("read the target's events: %w", err)
+		return report{}, fmt.Errorf("read the target's events: %w", err)
 	}
 	stored := make(map[string]bool, len(events))
 	for _, e := range events {
@@ -187,7 +187,7 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 	}
 	calls, err := in.Target.Calls(ctx, targetmock.CallFilter{})
 	if err != nil {
-		return Report{}, fmt.Errorf("read the target's calls: %w", err)
+		return report{}, fmt.Errorf("read the target's calls: %w", err)
 	}
 	accepting := map[string]int{}
 	var firstAccept, lastAccept time.Time
@@ -226,7 +226,7 @@ func Reconcile(ctx context.Context, in Input) (Report, error) {
 
 	records, err := getAll(ctx, in.Status, src.Accepted)
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	acked := make(map[string]bool, len(src.Accepted))
 	var lastTerminal time.Time
@@ -288,7 +288,7 @@ type lookup struct {
 
 // getAll reads the record of every id, a few at a time; a missing record is
 // not an error (it counts as not terminal).
-func getAll(ctx context.Context, st StatusReader, ids []string) ([]lookup, error) {
+func getAll(ctx context.Context, st statusReader, ids []string) ([]lookup, error) {
 	out := make([]lookup, len(ids))
 	errs := make([]error, getWorkers)
 	var wg sync.WaitGroup
@@ -366,9 +366,9 @@ func rateLimitedOnly(rec status.Record) bool {
 	return seen
 }
 
-// Problems lists the acceptance failures of a report: lost events,
+// problems lists the acceptance failures of a report: lost events,
 // duplicate side effects and stuck events. Empty means the run passed.
-func (r Report) Problems() []string {
+func (r report) problems() []string {
 	var p []string
 	if r.Lost > 0 {
 		p = append(p, fmt.Sprintf("%d acknowledged events lost (neither delivered nor failed/dead-lettered), e.g. %s", r.Lost, strings.Join(r.LostIDs, ", ")))
@@ -382,8 +382,8 @@ func (r Report) Problems() []string {
 	return append(p, r.Violations...)
 }
 
-// WriteTable writes reports as one aligned table, a row per report.
-func WriteTable(w io.Writer, reports []Report) error {
+// writeTable writes reports as one aligned table, a row per report.
+func writeTable(w io.Writer, reports []report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\tmax attempts\tingest p99\tmax backlog\tdrain\tdelivered/s\tlimit\t")
 	for _, r := range reports {
@@ -399,12 +399,12 @@ func WriteTable(w io.Writer, reports []Report) error {
 	return tw.Flush()
 }
 
-// WriteJSON writes reports as an indented JSON array.
-func WriteJSON(w io.Writer, reports []Report) error {
+// writeJSON writes reports as an indented JSON array.
+func writeJSON(w io.Writer, reports []report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if reports == nil {
-		reports = []Report{}
+		reports = []report{}
 	}
 	return enc.Encode(reports)
 }

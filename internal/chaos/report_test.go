@@ -1,4 +1,4 @@
-package chaos_test
+package chaos
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"eventrelay/internal/chaos"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
 	"eventrelay/internal/targetmock"
@@ -73,7 +72,7 @@ func TestReconcile(t *testing.T) {
 		acked  []string
 		target fakeTarget
 		status fakeStatus
-		want   chaos.Report
+		want   report
 	}{
 		{
 			name:  "all delivered once",
@@ -86,7 +85,7 @@ func TestReconcile(t *testing.T) {
 				"a": rec("a", status.Delivered, 1, status.OutcomeDelivered),
 				"b": rec("b", status.Delivered, 2, status.OutcomeDelivered),
 			},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 2, Delivered: 2, TargetCalls: 2, MaxAttempts: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 2, Delivered: 2, TargetCalls: 2, MaxAttempts: 1,
 				Elapsed: 2 * time.Second, Drain: time.Second, DeliveryRate: 1, MaxAcceptedPerSecond: 1},
 		},
 		{
@@ -97,7 +96,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 1, status.OutcomeDelivered)},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 2, Delivered: 1, Lost: 1, Stuck: 1, TargetCalls: 1, MaxAttempts: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 2, Delivered: 1, Lost: 1, Stuck: 1, TargetCalls: 1, MaxAttempts: 1,
 				Elapsed: time.Second, MaxAcceptedPerSecond: 1, LostIDs: []string{"gone"}, StuckIDs: []string{"gone"}},
 		},
 		{
@@ -111,7 +110,7 @@ func TestReconcile(t *testing.T) {
 				},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 4, status.OutcomeRetryable, status.OutcomeRateLimited, status.OutcomeDelivered, status.OutcomeSkipped)},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 4, DuplicateCalls: 1, FaultCalls: 1, RateLimitedCalls: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 4, DuplicateCalls: 1, FaultCalls: 1, RateLimitedCalls: 1,
 				MaxAttempts: 3, Elapsed: 4 * time.Second, Drain: 3 * time.Second, MaxAcceptedPerSecond: 1},
 		},
 		{
@@ -122,7 +121,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1), call("a", targetmock.OutcomeAccepted, 1.5)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 2, status.OutcomeDelivered)},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 2, DuplicateSideEffects: 1, MaxAttempts: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 2, DuplicateSideEffects: 1, MaxAttempts: 1,
 				Elapsed: 2 * time.Second, Drain: time.Second, MaxAcceptedPerSecond: 2},
 		},
 		{
@@ -136,7 +135,7 @@ func TestReconcile(t *testing.T) {
 				"f":     rec("f", status.Failed, 1, status.OutcomePermanent),
 				"mixed": rec("mixed", status.DeadLettered, 2, status.OutcomeRetryable, status.OutcomeDeadLettered),
 			},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 3, Failed: 1, DeadLettered: 2, DeadLetteredRateLimitedOnly: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 3, Failed: 1, DeadLettered: 2, DeadLetteredRateLimitedOnly: 1,
 				TargetCalls: 2, RateLimitedCalls: 1, RejectedCalls: 1, MaxAttempts: 3, Elapsed: 3 * time.Second, Drain: 2 * time.Second},
 		},
 		{
@@ -147,7 +146,7 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivering, 1)},
-			want:   chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
+			want:   report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, Stuck: 1, TargetCalls: 1, MaxAcceptedPerSecond: 1, StuckIDs: []string{"a"}},
 		},
 		{
 			name:  "an event stored without a 2xx in time is extra, not an error",
@@ -157,24 +156,24 @@ func TestReconcile(t *testing.T) {
 				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 1), call("late", targetmock.OutcomeAccepted, 1.2)},
 			},
 			status: fakeStatus{"a": rec("a", status.Delivered, 1, status.OutcomeDelivered)},
-			want: chaos.Report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, ExtraDelivered: 1, TargetCalls: 2, MaxAttempts: 1,
+			want: report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, ExtraDelivered: 1, TargetCalls: 2, MaxAttempts: 1,
 				Elapsed: time.Second, DeliveryRate: 5, MaxAcceptedPerSecond: 2},
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := chaos.Reconcile(t.Context(), chaos.Input{
+			got, err := reconcile(t.Context(), reconcileInput{
 				Source:    sourcemock.Summary{Sent: len(c.acked), OK: len(c.acked), Accepted: c.acked},
 				LoadStart: t0, LoadEnd: at(1),
 				Target: c.target, Status: c.status,
 			})
 			if err != nil {
-				t.Fatalf("Reconcile: %v", err)
+				t.Fatalf("reconcile: %v", err)
 			}
 			c.want.Sent = len(c.acked)
 			if diff := cmp.Diff(c.want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
-				t.Errorf("Reconcile (-want +got):\n%s", diff)
+				t.Errorf("reconcile (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -188,12 +187,12 @@ func (failingStatus) Get(context.Context, string) (status.Record, error) {
 
 func TestReconcile_statusUnreadable(t *testing.T) {
 	t.Parallel()
-	_, err := chaos.Reconcile(t.Context(), chaos.Input{
+	_, err := reconcile(t.Context(), reconcileInput{
 		Source: sourcemock.Summary{Accepted: []string{"a"}},
 		Target: fakeTarget{}, Status: failingStatus{},
 	})
 	if err == nil || !strings.Contains(err.Error(), "store down") {
-		t.Errorf("Reconcile with an unreadable store: err = %v, want the store's error", err)
+		t.Errorf("reconcile with an unreadable store: err = %v, want the store's error", err)
 	}
 }
 
@@ -201,18 +200,18 @@ func TestReportProblems(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
-		r    chaos.Report
+		r    report
 		want []string // substrings, one per problem
 	}{
-		{name: "clean, duplicate calls allowed", r: chaos.Report{Acknowledged: 5, Delivered: 5, DuplicateCalls: 3}},
-		{name: "lost", r: chaos.Report{Lost: 2, LostIDs: []string{"x", "y"}}, want: []string{"2 acknowledged events lost"}},
-		{name: "side effects and stuck", r: chaos.Report{DuplicateSideEffects: 1, Stuck: 1, StuckIDs: []string{"z"}},
+		{name: "clean, duplicate calls allowed", r: report{Acknowledged: 5, Delivered: 5, DuplicateCalls: 3}},
+		{name: "lost", r: report{Lost: 2, LostIDs: []string{"x", "y"}}, want: []string{"2 acknowledged events lost"}},
+		{name: "side effects and stuck", r: report{DuplicateSideEffects: 1, Stuck: 1, StuckIDs: []string{"z"}},
 			want: []string{"1 duplicate side effects", "1 acknowledged events not terminal"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			got := c.r.Problems()
+			got := c.r.problems()
 			if len(got) != len(c.want) {
 				t.Fatalf("Problems() = %q, want %d problems", got, len(c.want))
 			}
@@ -227,10 +226,10 @@ func TestReportProblems(t *testing.T) {
 
 func TestWriteTableAndJSON(t *testing.T) {
 	t.Parallel()
-	reports := []chaos.Report{{Scenario: "kill9", Engine: "embedded", Sent: 600, Acknowledged: 590, Delivered: 590,
+	reports := []report{{Scenario: "kill9", Engine: "embedded", Sent: 600, Acknowledged: 590, Delivered: 590,
 		DuplicateCalls: 7, IngestP99: 12 * time.Millisecond, MaxBacklog: -1, Drain: 11 * time.Second, DeliveryRate: 49.5, Limit: 50}}
 	var table bytes.Buffer
-	if err := chaos.WriteTable(&table, reports); err != nil {
+	if err := writeTable(&table, reports); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
@@ -244,10 +243,10 @@ func TestWriteTableAndJSON(t *testing.T) {
 	}
 
 	var js bytes.Buffer
-	if err := chaos.WriteJSON(&js, reports); err != nil {
+	if err := writeJSON(&js, reports); err != nil {
 		t.Fatal(err)
 	}
-	var back []chaos.Report
+	var back []report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("JSON does not read back: %v", err)
 	}
@@ -255,7 +254,7 @@ func TestWriteTableAndJSON(t *testing.T) {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
 	}
 	js.Reset()
-	if err := chaos.WriteJSON(&js, nil); err != nil || strings.TrimSpace(js.String()) != "[]" {
-		t.Errorf("WriteJSON(nil) = %q, %v; want []", js.String(), err)
+	if err := writeJSON(&js, nil); err != nil || strings.TrimSpace(js.String()) != "[]" {
+		t.Errorf("writeJSON(nil) = %q, %v; want []", js.String(), err)
 	}
 }

@@ -1,8 +1,6 @@
 //go:build chaos
 
-package chaos_test
-
-import "eventrelay/internal/chaos"
+package chaos
 
 // testScale is the full set: `make chaos` (go test -tags chaos).
-const testScale = chaos.Full
+const testScale = full

@@ -19,33 +19,33 @@ import (
 	"eventrelay/internal/targetmock"
 )
 
-// Scale picks the size of a scenario.
-type Scale int
+// scenarioScale picks the size of a scenario.
+type scenarioScale int
 
 const (
-	// Reduced sizes run inside `make test`: a few minutes on two cores.
-	Reduced Scale = iota
-	// Full sizes are the issue's (5,000-event bursts, a 30 s outage, 60 s of
+	// reduced sizes run inside `make test`: a few minutes on two cores.
+	reduced scenarioScale = iota
+	// full sizes are the issue's (5,000-event bursts, a 30 s outage, 60 s of
 	// overload): `make chaos`.
-	Full
+	full
 )
 
-func (s Scale) String() string {
-	if s == Full {
+func (s scenarioScale) String() string {
+	if s == full {
 		return "full"
 	}
 	return "reduced"
 }
 
-// Env is where a scenario runs.
-type Env struct {
+// scenarioEnv is where a scenario runs.
+type scenarioEnv struct {
 	// Engine is devstack.EngineEmbedded (default) or devstack.EngineGCP.
 	Engine string
 	// GCP points the GCP engines at the emulators (TasksEndpoint,
 	// OIDCIssuer). Each run gets its own queue and collection.
 	GCP devstack.GCPOptions
 	// Scale picks the sizes.
-	Scale Scale
+	Scale scenarioScale
 	// DataDir is a fresh directory for the run's files.
 	DataDir string
 	// Relayctl is the relayctl binary, for the scenarios that kill a real
@@ -56,36 +56,36 @@ type Env struct {
 	Seed uint64
 }
 
-func (e Env) engine() string {
+func (e scenarioEnv) engine() string {
 	if e.Engine == "" {
 		return devstack.EngineEmbedded
 	}
 	return e.Engine
 }
 
-func (e Env) gcp() bool { return e.engine() == devstack.EngineGCP }
+func (e scenarioEnv) gcp() bool { return e.engine() == devstack.EngineGCP }
 
-// Scenario is one fault scenario. Run drives it to the end, waits for the
-// drain and reconciles; the caller judges the Report (Problems).
-type Scenario struct {
+// scenario is one fault scenario. Run drives it to the end, waits for the
+// drain and reconciles; the caller judges the report (problems).
+type scenario struct {
 	Name string
 	// Injects says what the scenario injects, in a line.
 	Injects string
 	// Engines lists the engines the scenario runs on.
 	Engines []string
 	// Process marks scenarios that run the real relayctl binary
-	// (Env.Relayctl is required).
+	// (scenarioEnv.Relayctl is required).
 	Process bool
 	// Root marks scenarios that need root on Linux (to mount a filesystem).
 	Root bool
-	Run  func(ctx context.Context, env Env) (Report, error)
+	Run  func(ctx context.Context, env scenarioEnv) (report, error)
 }
 
-// Scenarios returns every scenario, in the order docs/reliability.md
+// scenarios returns every scenario, in the order docs/reliability.md
 // lists them.
-func Scenarios() []Scenario {
+func scenarios() []scenario {
 	both := []string{devstack.EngineEmbedded, devstack.EngineGCP}
-	return []Scenario{
+	return []scenario{
 		{Name: "kill9", Engines: both, Process: true,
 			Injects: "SIGKILL of relayctl dev at 5 random moments of a burst and its drain, restarting each time",
 			Run:     kill9},
@@ -131,13 +131,13 @@ type sizes struct {
 
 // burstSizes are the sizes of the burst scenarios: the source at 4x the
 // limit. The emulators are slower, so the GCP runs are smaller.
-func burstSizes(env Env) sizes {
+func burstSizes(env scenarioEnv) sizes {
 	switch {
-	case env.gcp() && env.Scale == Full:
+	case env.gcp() && env.Scale == full:
 		return sizes{events: 1000, limit: 20, rate: 80}
 	case env.gcp():
 		return sizes{events: 200, limit: 20, rate: 80}
-	case env.Scale == Full:
+	case env.Scale == full:
 		return sizes{events: 5000, limit: 100, rate: 400}
 	default:
 		return sizes{events: 600, limit: 50, rate: 200}
@@ -145,8 +145,8 @@ func burstSizes(env Env) sizes {
 }
 
 // faultLength is how long an outage or a 429 storm lasts.
-func faultLength(env Env) time.Duration {
-	if env.Scale == Full {
+func faultLength(env scenarioEnv) time.Duration {
+	if env.Scale == full {
 		return 30 * time.Second
 	}
 	return 5 * time.Second
@@ -175,7 +175,7 @@ type stackPlan struct {
 
 // onStack starts a stack, drives the load while injecting, waits for the
 // drain, reconciles and stops the stack.
-func onStack(ctx context.Context, env Env, p stackPlan) (_ Report, err error) {
+func onStack(ctx context.Context, env scenarioEnv, p stackPlan) (_ report, err error) {
 	o := p.opts
 	o.Engine = env.engine()
 	o.DataDir = env.DataDir
@@ -188,7 +188,7 @@ func onStack(ctx context.Context, env Env, p stackPlan) (_ Report, err error) {
 	}
 	stack, err := devstack.Start(ctx, o)
 	if err != nil {
-		return Report{}, fmt.Errorf("start the stack: %w", err)
+		return report{}, fmt.Errorf("start the stack: %w", err)
 	}
 	defer func() {
 		if stopErr := stack.Stop(); stopErr != nil {
@@ -210,24 +210,24 @@ func onStack(ctx context.Context, env Env, p stackPlan) (_ Report, err error) {
 	load.IngestURL = stack.IngestURL
 	sum, start, end, err := sendLoad(ctx, load, stack.Token)
 	if err != nil {
-		return Report{}, errors.Join(err, <-injected)
+		return report{}, errors.Join(err, <-injected)
 	}
 	r.note("load ended: %s", sum)
 	if err := <-injected; err != nil {
-		return Report{}, fmt.Errorf("inject: %w", err)
+		return report{}, fmt.Errorf("inject: %w", err)
 	}
 	pending, err := waitDrained(ctx, stack.Status, sum.Accepted, p.window)
 	if err != nil {
-		return Report{}, fmt.Errorf("wait for the drain: %w", err)
+		return report{}, fmt.Errorf("wait for the drain: %w", err)
 	}
 	r.note("drain wait ended, %d acknowledged events pending", pending)
 	if p.after != nil {
 		p.after(ctx, stack, r)
 	}
 
-	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: stack.Target, Status: stack.Status})
+	rep, err := reconcile(ctx, reconcileInput{Source: sum, LoadStart: start, LoadEnd: end, Target: stack.Target, Status: stack.Status})
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	rep.Scenario, rep.Engine, rep.Injected, rep.Limit = p.name, o.Engine, p.injects, o.TargetRate
 	rep.MaxBacklog = backlog.Max()
@@ -241,7 +241,7 @@ func burstLoad(s sizes) sourcemock.Config {
 	return sourcemock.Config{Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline}
 }
 
-func target5xx(ctx context.Context, env Env) (Report, error) {
+func target5xx(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	return onStack(ctx, env, stackPlan{
 		name:    "target-5xx",
@@ -256,7 +256,7 @@ func target5xx(ctx context.Context, env Env) (Report, error) {
 	})
 }
 
-func targetMalformed(ctx context.Context, env Env) (Report, error) {
+func targetMalformed(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	return onStack(ctx, env, stackPlan{
 		name:    "target-malformed",
@@ -271,7 +271,7 @@ func targetMalformed(ctx context.Context, env Env) (Report, error) {
 	})
 }
 
-func targetSlow(ctx context.Context, env Env) (Report, error) {
+func targetSlow(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	s.events /= 2
 	s.rate /= 2
@@ -289,7 +289,7 @@ func targetSlow(ctx context.Context, env Env) (Report, error) {
 	})
 }
 
-func targetOutage(ctx context.Context, env Env) (Report, error) {
+func targetOutage(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	outage := faultLength(env)
 	return onStack(ctx, env, stackPlan{
@@ -320,12 +320,12 @@ func targetOutage(ctx context.Context, env Env) (Report, error) {
 // never dead-letter them (ADR 0010). The rate governor judges 2 s windows
 // so that it acts within the reduced 5 s storm; the harness notes each of
 // its decisions and the live rate once the backlog drained.
-func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env Env) (Report, error) {
+func storm(mode targetmock.RateLimitMode) func(ctx context.Context, env scenarioEnv) (report, error) {
 	name := "storm-429"
 	if mode == targetmock.ModeGraphQL {
 		name = "storm-graphql"
 	}
-	return func(ctx context.Context, env Env) (Report, error) {
+	return func(ctx context.Context, env scenarioEnv) (report, error) {
 		s := burstSizes(env)
 		length := faultLength(env)
 		const burst = 5
@@ -405,14 +405,14 @@ func watchGovernor(ctx context.Context, g *governor.Governor, r *run) (stop func
 	return func() { cancel(); <-done }
 }
 
-func overload(ctx context.Context, env Env) (Report, error) {
+func overload(ctx context.Context, env scenarioEnv) (report, error) {
 	limit, length := 20.0, 10*time.Second
 	switch {
 	case env.gcp():
 		// The emulators are functional stand-ins, not performance ones, and
 		// shared: a ten-minute drain on them measures their restarts. The
 		// 60 s figure is the embedded engine's.
-	case env.Scale == Full:
+	case env.Scale == full:
 		limit, length = 50, 60*time.Second
 	}
 	s := sizes{limit: limit, rate: 10 * limit, events: int(10 * limit * length.Seconds())}
@@ -430,37 +430,37 @@ func overload(ctx context.Context, env Env) (Report, error) {
 // directory each time. On the GCP engines the queue and the status store
 // live in the emulators and survive the kills; the target's record lives in
 // the data directory on both.
-func kill9(ctx context.Context, env Env) (_ Report, err error) {
+func kill9(ctx context.Context, env scenarioEnv) (_ report, err error) {
 	if env.Relayctl == "" {
-		return Report{}, errors.New("kill9 needs the relayctl binary (Env.Relayctl)")
+		return report{}, errors.New("kill9 needs the relayctl binary (scenarioEnv.Relayctl)")
 	}
 	const kills = 5
 	s := burstSizes(env)
 	// Each kill comes after a random uptime in [minUp, maxUp): spread over
 	// the burst and its drain.
 	minUp, maxUp := 300*time.Millisecond, 2500*time.Millisecond
-	if env.Scale == Full {
+	if env.Scale == full {
 		minUp, maxUp = time.Second, 10*time.Second
 	}
 	rng := rand.New(rand.NewPCG(env.Seed, env.Seed^0x9e3779b97f4a7c15))
 
 	gcp, args := processEngine(env, "kill9")
-	p, err := StartProcess(ctx, ProcessOptions{
+	p, err := startRelayProcess(ctx, relayProcessOptions{
 		Bin: env.Relayctl, DataDir: env.DataDir,
 		IngestAddr: "127.0.0.1:0", TargetAddr: "127.0.0.1:0", DispatcherAddr: "127.0.0.1:0",
 		Args: append([]string{"--target-rate", fmt.Sprint(s.limit)}, args...),
 	})
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	defer func() {
-		if stopErr := p.Stop(); stopErr != nil {
+		if stopErr := p.stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
 	token, err := devToken(env.DataDir)
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 
 	r := newRun()
@@ -473,12 +473,12 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 				killed <- ctx.Err()
 				return
 			}
-			if err := p.Kill(); err != nil {
+			if err := p.kill(); err != nil {
 				killed <- err
 				return
 			}
 			r.note("kill -9 #%d after %v up", i+1, up.Round(time.Millisecond))
-			if err := p.Restart(ctx); err != nil {
+			if err := p.restart(ctx); err != nil {
 				killed <- err
 				return
 			}
@@ -487,35 +487,35 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 		killed <- nil
 	}()
 	sum, start, end, err := sendLoad(ctx, sourcemock.Config{
-		IngestURL: "http://" + p.IngestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
+		IngestURL: "http://" + p.ingestAddr(), Rate: s.rate, Count: s.events, Concurrency: 64, Deadline: sourcemock.DefaultDeadline,
 	}, token)
 	if err != nil {
-		return Report{}, errors.Join(err, <-killed)
+		return report{}, errors.Join(err, <-killed)
 	}
 	r.note("load ended: %s", sum)
 	if err := <-killed; err != nil {
-		return Report{}, fmt.Errorf("kill and restart: %w", err)
+		return report{}, fmt.Errorf("kill and restart: %w", err)
 	}
 
 	st, err := drainAndStop(ctx, env, gcp, p, r, sum.Accepted, drainWindow(s, 0))
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	defer st.Close()
 
-	// Reconcile from the target's file, as the next start would find it.
+	// reconcile from the target's file, as the next start would find it.
 	quiet := logging.WithLogger(ctx, discardLogger())
 	target, err := targetmock.NewServer(quiet, targetmock.Config{
 		Port: "0", Rate: 1, Burst: 1, RateLimitMode: targetmock.ModeHTTP,
 		DataPath: filepath.Join(env.DataDir, devstack.TargetFile),
 	})
 	if err != nil {
-		return Report{}, fmt.Errorf("open the target's record: %w", err)
+		return report{}, fmt.Errorf("open the target's record: %w", err)
 	}
 	defer target.Close()
-	rep, err := Reconcile(ctx, Input{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
+	rep, err := reconcile(ctx, reconcileInput{Source: sum, LoadStart: start, LoadEnd: end, Target: target, Status: st})
 	if err != nil {
-		return Report{}, err
+		return report{}, err
 	}
 	rep.Scenario, rep.Engine, rep.Limit = "kill9", env.engine(), s.limit
 	rep.Injected = fmt.Sprintf("%d x SIGKILL of relayctl dev after %v-%v up each, restarting on the same data", kills, minUp, maxUp)
@@ -526,7 +526,7 @@ func kill9(ctx context.Context, env Env) (_ Report, err error) {
 // processEngine returns the GCP options of a relayctl process's run (a
 // queue and collection of its own, since the emulators remember every name)
 // and the flags that select its engine.
-func processEngine(env Env, name string) (devstack.GCPOptions, []string) {
+func processEngine(env scenarioEnv, name string) (devstack.GCPOptions, []string) {
 	gcp := env.GCP
 	if !env.gcp() {
 		return gcp, nil
@@ -557,7 +557,7 @@ func devToken(dataDir string) (func(context.Context) (string, error), error) {
 // closes), then stops the process cleanly. It returns the status store,
 // opened beside the process as relayctl status does (SQLite WAL, or
 // Firestore); the caller closes it.
-func drainAndStop(ctx context.Context, env Env, gcp devstack.GCPOptions, p *Process, r *run, acked []string, window time.Duration) (closingStatus, error) {
+func drainAndStop(ctx context.Context, env scenarioEnv, gcp devstack.GCPOptions, p *relayProcess, r *run, acked []string, window time.Duration) (closingStatus, error) {
 	st, err := openStatus(ctx, env, gcp)
 	if err != nil {
 		return nil, err
@@ -567,7 +567,7 @@ func drainAndStop(ctx context.Context, env Env, gcp devstack.GCPOptions, p *Proc
 		return nil, errors.Join(fmt.Errorf("wait for the drain: %w", err), st.Close())
 	}
 	r.note("drain wait ended, %d acknowledged events pending", pending)
-	if err := p.Stop(); err != nil {
+	if err := p.stop(); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
 	r.note("stopped cleanly")
@@ -582,7 +582,7 @@ type closingStatus interface {
 
 // openStatus opens the status store a relayctl process writes: the SQLite
 // file in the data directory, or the run's Firestore collection.
-func openStatus(ctx context.Context, env Env, gcp devstack.GCPOptions) (closingStatus, error) {
+func openStatus(ctx context.Context, env scenarioEnv, gcp devstack.GCPOptions) (closingStatus, error) {
 	engine := devstack.EngineEmbedded
 	if env.gcp() {
 		engine = devstack.EngineGCP
@@ -598,10 +598,10 @@ func openStatus(ctx context.Context, env Env, gcp devstack.GCPOptions) (closingS
 	return st, nil
 }
 
-// Names lists the scenarios' names, for flags and messages.
-func Names() string {
+// scenarioNames lists the scenarios' names, for flags and messages.
+func scenarioNames() string {
 	var n []string
-	for _, s := range Scenarios() {
+	for _, s := range scenarios() {
 		n = append(n, s.Name)
 	}
 	return strings.Join(n, ", ")

@@ -18,8 +18,8 @@ import (
 
 // storeFaultLength is how long the status store or the queue stays down,
 // slow or locked: the 10 s in full runs.
-func storeFaultLength(env Env) time.Duration {
-	if env.Scale == Full {
+func storeFaultLength(env scenarioEnv) time.Duration {
+	if env.Scale == full {
 		return 10 * time.Second
 	}
 	return 3 * time.Second
@@ -35,8 +35,8 @@ func storeFaultLength(env Env) time.Duration {
 // With maxAttempts > 0 the queue's retry budget is cut to that many
 // attempts, so the outage outlasts it: the dispatcher must then carry each
 // event on in a new task rather than let the queue drop it (ADR 0008).
-func statusFault(name string, mode faultMode, delay time.Duration, maxAttempts int) func(ctx context.Context, env Env) (Report, error) {
-	return func(ctx context.Context, env Env) (Report, error) {
+func statusFault(name string, mode faultMode, delay time.Duration, maxAttempts int) func(ctx context.Context, env scenarioEnv) (report, error) {
+	return func(ctx context.Context, env scenarioEnv) (report, error) {
 		s := burstSizes(env)
 		length := storeFaultLength(env)
 		f := &fault{}
@@ -72,7 +72,7 @@ func statusFault(name string, mode faultMode, delay time.Duration, maxAttempts i
 // failing every enqueue at once, then hanging every enqueue for as long:
 // ingest must answer 503 within its deadline in both halves, never hang and
 // never answer 202 for an event it did not enqueue.
-func queueDown(ctx context.Context, env Env) (Report, error) {
+func queueDown(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	length := storeFaultLength(env)
 	f := &fault{}
@@ -123,7 +123,7 @@ func switchFault(ctx context.Context, r *run, f *fault, mode faultMode, delay, a
 // enqueue meets the lock and answers 503 at its deadline, the dispatching
 // loop waits or retries, and nothing is corrupted. Every database file passes
 // integrity_check once the stack has stopped.
-func dbLocked(ctx context.Context, env Env) (Report, error) {
+func dbLocked(ctx context.Context, env scenarioEnv) (report, error) {
 	s := burstSizes(env)
 	length := storeFaultLength(env)
 	rep, err := onStack(ctx, env, stackPlan{
