@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/testutil"
 )
 
 // spans records every span the tests' dispatchers start.
@@ -66,16 +66,7 @@ var _ status.Store = (*spyStore)(nil)
 // closes it when tb ends.
 func newSpyStore(tb testing.TB) *spyStore {
 	tb.Helper()
-	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
-	if err != nil {
-		tb.Fatalf("sqlitestatus.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close status store: %v", err)
-		}
-	})
-	return &spyStore{Store: s}
+	return &spyStore{Store: testutil.EmbeddedStatus(tb)}
 }
 
 func (f *spyStore) Get(ctx context.Context, id string) (status.Record, error) {

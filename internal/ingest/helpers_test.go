@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +25,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/testutil"
 )
 
 var (
@@ -135,16 +135,7 @@ type spyStore struct {
 // closes it when tb ends.
 func newSpyStore(tb testing.TB) *spyStore {
 	tb.Helper()
-	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
-	if err != nil {
-		tb.Fatalf("sqlitestatus.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close status store: %v", err)
-		}
-	})
-	return &spyStore{Store: s}
+	return &spyStore{Store: testutil.EmbeddedStatus(tb)}
 }
 
 func (s *spyStore) Create(ctx context.Context, r status.Record) (bool, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/sqlitestatus"
+	"eventrelay/internal/testutil"
 )
 
 // spyStore is the embedded status engine on a temporary file whose reads can
@@ -32,16 +32,7 @@ var _ status.Store = (*spyStore)(nil)
 // closes it when tb ends.
 func newSpyStore(tb testing.TB) *spyStore {
 	tb.Helper()
-	s, err := sqlitestatus.Open(context.Background(), filepath.Join(tb.TempDir(), "status.db"))
-	if err != nil {
-		tb.Fatalf("sqlitestatus.Open: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close status store: %v", err)
-		}
-	})
-	return &spyStore{Store: s}
+	return &spyStore{Store: testutil.EmbeddedStatus(tb)}
 }
 
 func (f *spyStore) readErr() error {
