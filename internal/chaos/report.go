@@ -327,7 +327,7 @@ func getAll(ctx context.Context, st statusReader, ids []string) ([]lookup, error
 func deliveryAttempts(rec status.Record) int {
 	n := 0
 	for _, a := range rec.Attempts {
-		if a.Outcome != status.OutcomeSkipped && a.Outcome != status.OutcomeReplayed {
+		if a.Outcome != status.OutcomeSkipped && a.Outcome != status.OutcomeReplayed && a.Outcome != status.OutcomeReconciled {
 			n++
 		}
 	}

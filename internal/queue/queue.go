@@ -75,6 +75,18 @@ type StatsReader interface {
 	Stats(ctx context.Context) (Stats, error)
 }
 
+// Inspector is implemented by engines that can tell whether a task is
+// still in the queue: accepted and not yet finished (waiting, scheduled for
+// a retry, or in flight). A task that was delivered, that used its last
+// attempt, or that was deleted does not exist, even while the engine still
+// remembers its name for deduplication. The reconciler uses it to find
+// events whose task is gone while their record is not final.
+type Inspector interface {
+	// TaskExists reports whether the task named name is in the queue. An
+	// error means the engine could not tell; it is never a "no".
+	TaskExists(ctx context.Context, name string) (bool, error)
+}
+
 // TaskName derives the task name for an event id: a hex SHA-256, because
 // Cloud Tasks names allow only [A-Za-z0-9_-] and sequential names hot-spot.
 // The same id always yields the same name, which is what deduplicates.

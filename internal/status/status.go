@@ -84,6 +84,12 @@ const (
 	// round of attempts began. Its Error keeps the reason the round before
 	// ended with.
 	OutcomeReplayed Outcome = "replayed"
+	// OutcomeReconciled marks the reconciler's action in a record's history:
+	// the task carrying the event was gone from the queue while the record
+	// was not final. Not a delivery attempt. Its TaskName is the new task
+	// the event was enqueued under (empty when it was dead-lettered), and
+	// its Error says which task was missing.
+	OutcomeReconciled Outcome = "reconciled"
 )
 
 // Attempt is one delivery attempt as the dispatcher saw it.
