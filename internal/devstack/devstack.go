@@ -132,6 +132,10 @@ type Options struct {
 	// harness reads the truth while the services see the faults.
 	WrapQueue  func(queue.Queue) queue.Queue
 	WrapStatus func(status.Store) status.Store
+	// WrapDispatcher, when set, wraps the dispatcher's handler: a layer in
+	// front of it, as Cloud Run's front end is in production, that can
+	// answer a delivery itself so the handler never runs.
+	WrapDispatcher func(http.Handler) http.Handler
 
 	// Governor configures the rate governor (ADR 0010); the zero value is
 	// on with the defaults, Mode "off" only watches.
@@ -413,7 +417,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if disp.Governor != nil {
 		s.run(func() error { return disp.Run(ctx) })
 	}
-	s.run(func() error { return dispatchSrv.Serve(ctx, disp.Server.Routes(ctx)) })
+	dispatchHandler := disp.Server.Routes(ctx)
+	if o.WrapDispatcher != nil {
+		dispatchHandler = o.WrapDispatcher(dispatchHandler)
+	}
+	s.run(func() error { return dispatchSrv.Serve(ctx, dispatchHandler) })
 	if runQueue != nil {
 		s.run(func() error { return runQueue(ctx) }) // the embedded engine dispatches in-process
 	}
