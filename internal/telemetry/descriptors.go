@@ -56,10 +56,21 @@ var (
 		Kind:        "GAUGE",
 		ValueType:   "DOUBLE",
 	}
+	// ReconcileRecords describes MetricReconcileRecords.
+	ReconcileRecords = Descriptor{
+		Name:        MetricReconcileRecords,
+		Description: "Records whose task was gone from the queue while they were not final, by cause and by what the reconciler did.",
+		Unit:        "{record}",
+		Kind:        "CUMULATIVE",
+		ValueType:   "INT64",
+		Attributes:  []string{AttrAction, AttrCause},
+	}
 )
 
 // Declared lists the descriptors Terraform declares, by Name.
-func Declared() []Descriptor { return []Descriptor{DispatchAttempts, QueueOldestAge} }
+func Declared() []Descriptor {
+	return []Descriptor{DispatchAttempts, QueueOldestAge, ReconcileRecords}
+}
 
 // Check reports how m, as an SDK reader collected it, differs from d: the
 // name, description, unit, the kind and value type the googlecloud

@@ -55,6 +55,27 @@ const (
 	// MetricDispatchRequeues counts events the dispatcher re-enqueued
 	// because the target rate limited their last allowed attempt.
 	MetricDispatchRequeues = "eventrelay.dispatch.requeues"
+	// MetricReconcileRecords counts the records the reconciler acted on
+	// (or, in a dry run, would have), by AttrCause and AttrAction.
+	MetricReconcileRecords = "eventrelay.reconcile.records"
+)
+
+// AttrCause is the attribute that says why the reconciler acted on a
+// record (ReconcileCauseTaskMissing).
+const AttrCause = "cause"
+
+// Values of AttrCause and AttrAction on MetricReconcileRecords.
+const (
+	// ReconcileCauseTaskMissing: the record is not final and its task is
+	// no longer in the queue.
+	ReconcileCauseTaskMissing = "task_missing"
+	// ReconcileActionRequeued: the event was enqueued under its next task
+	// name.
+	ReconcileActionRequeued = "requeued"
+	// ReconcileActionDeadLettered: the record was dead-lettered, by policy.
+	ReconcileActionDeadLettered = "dead_lettered"
+	// ReconcileActionFound: a dry run found the record and changed nothing.
+	ReconcileActionFound = "found"
 )
 
 // AttrAction is the attribute that splits MetricGovernorActions.

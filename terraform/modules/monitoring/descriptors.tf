@@ -79,3 +79,39 @@ resource "google_monitoring_metric_descriptor" "queue_oldest_age" {
     value_type = "STRING"
   }
 }
+
+resource "google_monitoring_metric_descriptor" "reconcile_records" {
+  project         = var.project_id
+  type            = "workload.googleapis.com/eventrelay.reconcile.records"
+  display_name    = "eventrelay.reconcile.records"
+  description     = "Records whose task was gone from the queue while they were not final, by cause and by what the reconciler did."
+  metric_kind     = "CUMULATIVE"
+  value_type      = "INT64"
+  unit            = "{record}"
+  deletion_policy = "ABANDON"
+
+  labels {
+    key        = "action"
+    value_type = "STRING"
+  }
+
+  labels {
+    key        = "cause"
+    value_type = "STRING"
+  }
+
+  labels {
+    key        = "instrumentation_source"
+    value_type = "STRING"
+  }
+
+  labels {
+    key        = "instrumentation_version"
+    value_type = "STRING"
+  }
+
+  labels {
+    key        = "service_name"
+    value_type = "STRING"
+  }
+}
