@@ -575,8 +575,9 @@ func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, func(cont
 	if err != nil {
 		return nil, nil, err
 	}
-	// The dev issuer's key is in the data directory (Start loaded it).
-	c.DevIssuerDir = s.opts.DataDir
+	// Embedded: each delivery carries a dev issuer token for the
+	// dispatcher (Cloud Tasks ignores it and mints its own).
+	c.QueueToken = s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour)
 	eq, err := engines.OpenQueue(ctx, c, s.QueueConfig, taskURL)
 	if err != nil {
 		return nil, nil, err

@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	"eventrelay/internal/auth/devissuer"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/queue/sqlitequeue"
@@ -63,10 +62,11 @@ type Config struct {
 	// Embedded engines: the SQLite files.
 	QueueDB  string `env:"QUEUE_DB, default=eventrelay-queue.db"`
 	StatusDB string `env:"STATUS_DB, default=eventrelay-status.db"`
-	// DevIssuerDir, with the embedded queue, signs each delivery with the
-	// local dev issuer's key kept there (as relayctl dev does), so a
-	// standalone dispatcher in oidc mode accepts it. Not for production.
-	DevIssuerDir string `env:"DEV_ISSUER_DIR"`
+	// QueueToken, with the embedded queue, is the bearer token of each
+	// delivery, as Cloud Tasks puts its OIDC token on each. No variable
+	// sets it: the process that opens the queue does (devstack, with the
+	// dev issuer). Nil sends none.
+	QueueToken func(context.Context) (string, error)
 
 	// GCP engines.
 	Project string `env:"GOOGLE_CLOUD_PROJECT"`
@@ -194,19 +194,7 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 		}
 		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
 	}
-	o := sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL}
-	if c.DevIssuerDir != "" {
-		iss, err := devissuer.LoadOrCreate(c.DevIssuerDir)
-		if err != nil {
-			return Queue{}, fmt.Errorf("dev issuer for the queue's tokens: %w", err)
-		}
-		aud := c.DispatchAudience
-		if aud == "" {
-			aud = devissuer.DispatcherAudience
-		}
-		o.Token = iss.TokenSource(aud, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour)
-	}
-	q, err := sqlitequeue.New(ctx, o)
+	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL, Token: c.QueueToken})
 	if err != nil {
 		return Queue{}, err
 	}

@@ -1,7 +1,10 @@
 package engines_test
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -270,5 +273,42 @@ func TestOpenExisting(t *testing.T) {
 	stats, err := owner.Queue.(queue.StatsReader).Stats(t.Context())
 	if err != nil || stats.Backlog != 1 {
 		t.Errorf("owner's stats = %+v, %v; want the task enqueued through the handle", stats, err)
+	}
+}
+
+// TestOpenEmbedded_queueToken: the embedded queue puts Config.QueueToken's
+// token on each delivery, as Cloud Tasks puts its OIDC token.
+func TestOpenEmbedded_queueToken(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("Authorization"):
+		default:
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	c := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db")})
+	c.QueueToken = func(context.Context) (string, error) { return "queue-token", nil }
+	q, err := engines.OpenQueue(t.Context(), c, queuetestConfig(), srv.URL+"/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := q.Enqueue(t.Context(), queue.Task{Name: "evt-1", Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	select {
+	case h := <-got:
+		if h != "Bearer queue-token" {
+			t.Errorf("Authorization = %q, want %q", h, "Bearer queue-token")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10s")
 	}
 }
