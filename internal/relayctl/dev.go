@@ -17,32 +17,39 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"eventrelay/internal/devstack"
+	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
+	"eventrelay/internal/ingest"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/opspage"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
+	"eventrelay/internal/targetmock"
 	"eventrelay/internal/telemetry"
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev", stderr)
+	defaults, err := loadServiceDefaults(ctx)
+	if err != nil {
+		return err
+	}
 	var o devstack.Options
 	fs.StringVar(&o.DataDir, "data", DefaultDataDir, "directory for the durable queue, status store, target record and dev key")
-	fs.Float64Var(&o.TargetRate, "target-rate", 10, "the target's rate limit in events/s (the queue dispatches at this rate)")
+	fs.Float64Var(&o.TargetRate, "target-rate", defaults.Queue.MaxDispatchesPerSecond, "the target's rate limit in events/s (the queue dispatches at this rate)")
 	fs.IntVar(&o.TargetBurst, "target-burst", 5, "the target's token-bucket burst")
-	fs.StringVar(&o.TargetMode, "target-mode", "http", "how the target signals its limit: http (429 + Retry-After) or graphql (RATE_LIMITED error)")
+	fs.StringVar(&o.TargetMode, "target-mode", string(defaults.Target.RateLimitMode), "how the target signals its limit: http (429 + Retry-After) or graphql (RATE_LIMITED error)")
 	fs.Float64Var(&o.SourceRate, "source-rate", 20, "sourcemock's rate in events/s; 0 runs no source")
 	fs.IntVar(&o.SourceCount, "source-count", 0, "stop the source after this many events (0 = until Ctrl-C)")
-	fs.StringVar(&o.IngestAddr, "ingest-addr", "127.0.0.1:8080", "ingest listen address")
-	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:8082", "targetmock listen address")
+	fs.StringVar(&o.IngestAddr, "ingest-addr", "127.0.0.1:"+defaults.Ingest.Port, "ingest listen address")
+	fs.StringVar(&o.TargetAddr, "target-addr", "127.0.0.1:"+defaults.Target.Port, "targetmock listen address")
 	fs.StringVar(&o.TargetURL, "target-url", "", "call this external target's GraphQL URL instead of starting targetmock (--target-rate still sets the queue's rate)")
 	fs.StringVar(&o.DispatcherAddr, "dispatcher-addr", "127.0.0.1:0", "dispatcher listen address (port 0 picks a free port)")
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address of its own (empty: on the ops page's listener)")
-	fs.StringVar(&o.Brand, "brand", "testBrand", "brand added to every event")
+	fs.StringVar(&o.Brand, "brand", defaults.Dispatcher.Brand, "brand added to every event")
 	fs.StringVar(&o.Engine, "engine", engines.Embedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
 	gcpFlags(fs, &o.GCP)
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
@@ -160,6 +167,28 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, "stopped")
 	return err
+}
+
+// serviceDefaults are the settings the services take when their
+// environment sets nothing, read as the binaries read theirs: go-envconfig
+// over an empty environment. relayctl dev's flags that stand for a service
+// setting default to them, so each default is written once, in its env
+// tag.
+type serviceDefaults struct {
+	Dispatcher dispatcher.Config
+	Ingest     ingest.Config
+	Queue      queue.Config
+	Target     targetmock.Config
+}
+
+func loadServiceDefaults(ctx context.Context) (serviceDefaults, error) {
+	var d serviceDefaults
+	// TARGET_URL has no default (it is required): a placeholder.
+	env := envconfig.MapLookuper(map[string]string{"TARGET_URL": "http://target.invalid/graphql"})
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &d, Lookuper: env}); err != nil {
+		return serviceDefaults{}, fmt.Errorf("services' defaults: %w", err)
+	}
+	return d, nil
 }
 
 // progress prints one line a second until ctx is done or the stack stops.

@@ -3,6 +3,8 @@ package relayctl
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,8 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"eventrelay/internal/dispatcher"
+	"eventrelay/internal/ingest"
+	"eventrelay/internal/queue"
+	"eventrelay/internal/targetmock"
 )
 
 // lockedBuffer is an io.Writer safe to read while relayctl dev writes.
@@ -183,5 +191,40 @@ func TestDevExportsLikeProduction(t *testing.T) {
 	}
 	if col.seen("relayctl-dev") {
 		t.Error("spans exported as relayctl-dev: the components must carry their own service names")
+	}
+}
+
+// TestDevFlagDefaults: the flags that stand for a service setting default
+// to that setting's env tag default, as the binaries read it.
+func TestDevFlagDefaults(t *testing.T) {
+	t.Parallel()
+	var services struct {
+		Dispatcher dispatcher.Config
+		Ingest     ingest.Config
+		Queue      queue.Config
+	}
+	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &services,
+		Lookuper: envconfig.MapLookuper(map[string]string{"TARGET_URL": "http://t.invalid/"})}); err != nil {
+		t.Fatal(err)
+	}
+	target, err := targetmock.LoadConfig(t.Context(), envconfig.MapLookuper(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage bytes.Buffer
+	if err := runDev(t.Context(), []string{"-h"}, io.Discard, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("relayctl dev -h = %v, want flag.ErrHelp", err)
+	}
+	for flagName, want := range map[string]string{
+		"target-rate": strconv.FormatFloat(services.Queue.MaxDispatchesPerSecond, 'g', -1, 64),
+		"brand":       strconv.Quote(services.Dispatcher.Brand),
+		"target-mode": strconv.Quote(string(target.RateLimitMode)),
+		"ingest-addr": strconv.Quote("127.0.0.1:" + services.Ingest.Port),
+		"target-addr": strconv.Quote("127.0.0.1:" + target.Port),
+	} {
+		re := regexp.MustCompile(`(?m)^  -` + flagName + ` .*\n(?:    .*\n)*?.*\(default ` + regexp.QuoteMeta(want) + `\)`)
+		if !re.MatchString(usage.String()) {
+			t.Errorf("--%s: want default %s (its env tag's), usage:\n%s", flagName, want, usage.String())
+		}
 	}
 }
