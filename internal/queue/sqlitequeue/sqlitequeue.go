@@ -78,6 +78,9 @@
 // same file (relayctl queue) lands without a restart; Control reads the row
 // too.
 //
+// Queue is also a queue.Inspector: TaskExists reads the file, so it answers
+// in any process that opened it, running the queue or not.
+//
 // One process owns a data file: two Run loops over one file would deliver
 // tasks twice. Other processes may add tasks (relayctl replay) and change
 // the control row (relayctl queue); the owner's Run picks both up.
