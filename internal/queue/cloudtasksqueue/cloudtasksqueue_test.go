@@ -127,8 +127,8 @@ func pause(ctx context.Context, q *cloudtasksqueue.Queue, by string) error {
 }
 
 // emulatorQueue adapts a Queue to the conformance suite: it hides Stats,
-// which the emulator cannot answer (TestStats), and its Pause goes through
-// pause.
+// which the emulator cannot answer (TestStats), its Pause goes through
+// pause, and it passes TaskExists on.
 type emulatorQueue struct{ q *cloudtasksqueue.Queue }
 
 func (e emulatorQueue) Enqueue(ctx context.Context, t queue.Task) error { return e.q.Enqueue(ctx, t) }
@@ -142,6 +142,10 @@ func (e emulatorQueue) SetRate(ctx context.Context, r float64, by string) error 
 func (e emulatorQueue) Pause(ctx context.Context, by string) error { return pause(ctx, e.q, by) }
 
 func (e emulatorQueue) Resume(ctx context.Context, by string) error { return e.q.Resume(ctx, by) }
+
+func (e emulatorQueue) TaskExists(ctx context.Context, name string) (bool, error) {
+	return e.q.TaskExists(ctx, name)
+}
 
 // emulatorCapabilities is what the Cloud Tasks emulator v1.2.0 does. What
 // it does not (the package doc says more): FIFO, its tasks race for the

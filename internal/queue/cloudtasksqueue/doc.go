@@ -14,6 +14,9 @@
 // Cloud Tasks keeps no record of who changed a queue, so Control's By and
 // At are empty; each change is logged with its by instead.
 //
+// Queue is also a queue.Inspector: TaskExists is one GetTask (BASIC view,
+// a 5s deadline, no retry), NotFound meaning the task is gone.
+//
 // The same code talks to Google (Options.Endpoint "") and to the Cloud
 // Tasks emulator (Options.Endpoint its host:port, over insecure gRPC without
 // credentials). The emulator differs from Cloud Tasks in rates, bursts,
