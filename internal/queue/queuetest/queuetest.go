@@ -132,6 +132,7 @@ func Run(t *testing.T, h Harness) {
 		{"Pause", func(c Capabilities) bool { return c.Control }, testPause},
 		{"InvalidRate", func(c Capabilities) bool { return c.Control || c.SetRate }, testInvalidRate},
 		{"SetRate", func(c Capabilities) bool { return c.SetRate }, testSetRate},
+		{"TaskExists", nil, testTaskExists},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -784,4 +785,105 @@ func testSetRate(t *testing.T, h Harness) {
 	if worst > limit {
 		t.Errorf("%d deliveries in the second from %v after SetRate(%v), want <= rate+burst+%d = %d", worst, at.Format(time.StampMilli), slow, jitter, limit)
 	}
+}
+
+// inspector returns q's queue.Inspector, or skips the check when the engine
+// does not implement it.
+func inspector(t testing.TB, q queue.Queue) queue.Inspector {
+	t.Helper()
+	in, ok := q.(queue.Inspector)
+	if !ok {
+		t.Skipf("%T is not a queue.Inspector: it cannot tell whether a task is in the queue", q)
+	}
+	return in
+}
+
+// taskExists calls TaskExists, failing the check on an error.
+func taskExists(t testing.TB, in queue.Inspector, name string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err := in.TaskExists(ctx, name)
+	if err != nil {
+		t.Fatalf("TaskExists(%s): %v", name, err)
+	}
+	return ok
+}
+
+// testTaskExists follows tasks through their lives and asks TaskExists at
+// each step. Every step where the task must exist holds the task in that
+// state (a delivery blocked in the target, a retry an hour away), so the
+// answer cannot depend on timing; the steps where it must not exist wait
+// for the engine to finish the task.
+func testTaskExists(t *testing.T, h Harness) {
+	held, retrying, dropped := name(t, 0), name(t, 1), name(t, 2)
+	gate := make(chan struct{})
+	var closeGate sync.Once
+	release := func() { closeGate.Do(func() { close(gate) }) }
+	tg := newTarget(t, func(r *http.Request, d Delivery, n int) Reply {
+		switch d.Name {
+		case held:
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+			}
+			return Reply{Status: http.StatusOK}
+		case retrying, dropped:
+			return Reply{Status: http.StatusInternalServerError}
+		}
+		return Reply{Status: http.StatusOK}
+	})
+	// Registered after the target, so it runs before the target's server
+	// closes, which waits for its handlers.
+	t.Cleanup(release)
+
+	// A queue whose retries wait an hour: a failed task stays in its
+	// backoff for the whole check.
+	cfg := config(t)
+	cfg.Retry.MinBackoff, cfg.Retry.MaxBackoff = time.Hour, time.Hour
+	q := h.New(t, cfg, tg.URL())
+	in := inspector(t, q)
+
+	if taskExists(t, in, name(t, 99)) {
+		t.Errorf("TaskExists(%s) = true for a name never enqueued, want false", name(t, 99))
+	}
+
+	enqueue(t, q, queue.Task{Name: held, Body: body(held)})
+	if !taskExists(t, in, held) {
+		t.Errorf("TaskExists(%s) = false right after Enqueue, want true", held)
+	}
+	testutil.WaitFor(t, waitTimeout, "the held delivery to reach the target", func() bool { return tg.arrivedFor(held) >= 1 })
+	if !taskExists(t, in, held) {
+		t.Errorf("TaskExists(%s) = false while its delivery is in flight, want true", held)
+	}
+	release()
+	testutil.WaitFor(t, waitTimeout, "the held delivery to succeed", func() bool { return succeeded(tg.deliveries())[held] })
+	testutil.WaitFor(t, waitTimeout, "TaskExists to report the delivered task gone", func() bool { return !taskExists(t, in, held) })
+	if h.Capabilities.DedupAfterDelivery {
+		// The name is still remembered, and that does not make it a task.
+		if err := q.Enqueue(context.Background(), queue.Task{Name: held, Body: body(held)}); !errors.Is(err, queue.ErrAlreadyExists) {
+			t.Errorf("Enqueue(%s) after delivery = %v, want ErrAlreadyExists", held, err)
+		}
+		if taskExists(t, in, held) {
+			t.Errorf("TaskExists(%s) = true for a delivered task whose name is remembered, want false", held)
+		}
+	}
+
+	enqueue(t, q, queue.Task{Name: retrying, Body: body(retrying)})
+	testutil.WaitFor(t, waitTimeout, "the first attempt to be answered 500", func() bool { return len(byName(tg.deliveries(), retrying)) >= 1 })
+	if !taskExists(t, in, retrying) {
+		t.Errorf("TaskExists(%s) = false while it waits an hour for its retry, want true", retrying)
+	}
+
+	// A queue that gives up after two quick attempts.
+	dcfg := config(t)
+	dcfg.Retry.MaxAttempts = 2
+	dcfg.Retry.MinBackoff, dcfg.Retry.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
+	dq := h.New(t, dcfg, tg.URL())
+	din := inspector(t, dq)
+	enqueue(t, dq, queue.Task{Name: dropped, Body: body(dropped)})
+	testutil.WaitFor(t, waitTimeout, "both attempts to be answered 500", func() bool {
+		return len(byName(tg.deliveries(), dropped)) >= dcfg.Retry.MaxAttempts
+	})
+	testutil.WaitFor(t, waitTimeout, "TaskExists to report the task gone after its last attempt", func() bool { return !taskExists(t, din, dropped) })
 }
