@@ -225,6 +225,13 @@ func check(t *testing.T, scenario string, r report) {
 		if r.FaultCalls == 0 {
 			t.Error("no target call was answered with an injected 500: the fault did not happen")
 		}
+	case "target-500-storm":
+		if r.FaultCalls == 0 || r.OutageCalls == 0 {
+			t.Errorf("%d injected 500s, %d calls during the outage: the outage did not happen", r.FaultCalls, r.OutageCalls)
+		}
+		if r.RecoveryTime < 0 {
+			t.Errorf("the dispatch rate never got back to %.0f%% of the limit after the target healed", 100*fullRateShare)
+		}
 	case "target-malformed":
 		// Each mangled answer hides a stored event: its retry is a
 		// duplicate call, answered duplicate, with no second side effect.

@@ -120,6 +120,13 @@ type report struct {
 	// or a scenario that does not look).
 	GovernorCeiling   float64 `json:"governor_ceiling,omitempty"`
 	GovernorFinalRate float64 `json:"governor_final_rate,omitempty"`
+	// OutageLength, OutageCalls and RecoveryTime describe an injected
+	// target outage (target-500-storm): how long it lasted, how many calls
+	// the target received meanwhile, and how long after it healed the
+	// dispatch rate was back at the limit (-1: never within the run).
+	OutageLength time.Duration `json:"outage_length_ns,omitempty"`
+	OutageCalls  int           `json:"outage_calls,omitempty"`
+	RecoveryTime time.Duration `json:"recovery_time_ns,omitempty"`
 	// DeadLetteredRateLimitedOnly counts dead-lettered events whose every
 	// failed attempt was rate limited (the 429 storm's acceptance: 0).
 	DeadLetteredRateLimitedOnly int `json:"dead_lettered_rate_limited_only"`

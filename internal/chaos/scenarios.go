@@ -100,6 +100,8 @@ func scenarios() []scenario {
 			Injects: "target latency 600 ms + up to 600 ms against a 1 s dispatch deadline", Run: targetSlow},
 		{Name: "target-outage", Engines: both,
 			Injects: "every target call answered HTTP 500 for 5 s (full: 30 s)", Run: targetOutage},
+		{Name: "target-500-storm", Engines: both,
+			Injects: "every target call answered HTTP 500 for 5 s (full: 30 s), then healed: calls during the outage, time back to full rate", Run: target500Storm},
 		{Name: "storm-429", Engines: both,
 			Injects: "target limit cut to a tenth for 5 s (full: 30 s): HTTP 429 + Retry-After", Run: storm(targetmock.ModeHTTP)},
 		{Name: "storm-graphql", Engines: both,
