@@ -37,7 +37,8 @@ func main() {
 
 func realMain(ctx context.Context) (err error) {
 	var cfg wiring.DispatcherConfig
-	if err := envconfig.Process(ctx, &cfg); err != nil {
+	env := telemetry.WithServiceName(envconfig.OsLookuper(), telemetry.ServiceDispatcher)
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
 	}
 	if err := errors.Join(cfg.Server.Validate(), cfg.Queue.Retry.Validate()); err != nil {
@@ -46,9 +47,6 @@ func realMain(ctx context.Context) (err error) {
 	verifier, err := auth.NewVerifier(ctx, cfg.Server.Auth)
 	if err != nil {
 		return err
-	}
-	if cfg.Telemetry.ServiceName == "" {
-		cfg.Telemetry.ServiceName = "dispatcher"
 	}
 	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry)
 	if err != nil {

@@ -46,14 +46,12 @@ func realMain(ctx context.Context) (err error) {
 		Telemetry   telemetry.Config
 		DispatchURL string `env:"DISPATCH_URL, required"`
 	}
-	if err := envconfig.Process(ctx, &cfg); err != nil {
+	env := telemetry.WithServiceName(envconfig.OsLookuper(), telemetry.ServiceIngest)
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
 		return fmt.Errorf("read ingest config: %w", err)
 	}
 	if err := errors.Join(cfg.Config.Validate(), cfg.Queue.Validate(), cfg.Telemetry.Validate()); err != nil {
 		return fmt.Errorf("invalid ingest config: %w", err)
-	}
-	if cfg.Telemetry.ServiceName == "" {
-		cfg.Telemetry.ServiceName = "ingest"
 	}
 	shutdown, err := telemetry.Setup(ctx, cfg.Telemetry)
 	if err != nil {

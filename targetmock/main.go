@@ -37,11 +37,9 @@ func realMain(ctx context.Context) (err error) {
 		return err
 	}
 	var tcfg telemetry.Config
-	if err := envconfig.Process(ctx, &tcfg); err != nil {
+	env := telemetry.WithServiceName(envconfig.OsLookuper(), telemetry.ServiceTargetmock)
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &tcfg, Lookuper: env}); err != nil {
 		return fmt.Errorf("read telemetry config: %w", err)
-	}
-	if tcfg.ServiceName == "" {
-		tcfg.ServiceName = "targetmock"
 	}
 	shutdown, err := telemetry.Setup(ctx, tcfg)
 	if err != nil {

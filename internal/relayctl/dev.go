@@ -91,12 +91,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// service name, go to the ops page (the spans of recent traces kept in
 	// memory, so it shows an event's path without a tracing backend) and,
 	// with OTEL_EXPORTER_OTLP_ENDPOINT set, to that collector.
+	// The process's own name (OTEL_SERVICE_NAME, default relayctl-dev)
+	// is that of its own spans and of every component's metrics (one meter
+	// provider: docs/lld/devstack.md).
 	var tcfg telemetry.Config
-	if err := envconfig.Process(ctx, &tcfg); err != nil {
+	env := telemetry.WithServiceName(envconfig.OsLookuper(), telemetry.ServiceRelayctlDev)
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &tcfg, Lookuper: env}); err != nil {
 		return fmt.Errorf("read telemetry config: %w", err)
-	}
-	if tcfg.ServiceName == "" {
-		tcfg.ServiceName = "relayctl-dev" // the process's own metrics and spans
 	}
 	spans := telemetry.NewRecorder(5000)
 	pipeline, err := telemetry.NewPipeline(ctx, tcfg, spans)
@@ -105,7 +106,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer pipeline.Shutdown(context.WithoutCancel(ctx))
 	tracers := map[string]trace.TracerProvider{}
-	for _, name := range []string{tcfg.ServiceName, "ingest", "dispatcher", "targetmock"} {
+	for _, name := range []string{tcfg.ServiceName, telemetry.ServiceIngest, telemetry.ServiceDispatcher, telemetry.ServiceTargetmock} {
 		if tracers[name], err = pipeline.TracerProvider(name); err != nil {
 			return err
 		}
