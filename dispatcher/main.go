@@ -1,6 +1,7 @@
 // Command dispatcher serves the task handler the queue delivers each event
 // to (see internal/dispatcher). It records status in the engine STATUS_ENGINE
-// names: Firestore in production, SQLite at STATUS_DB locally.
+// names: Firestore in production, SQLite at STATUS_DB locally. Beside the
+// handler it runs the rate governor and the reconciler (internal/wiring).
 package main
 
 import (
@@ -41,7 +42,7 @@ func realMain(ctx context.Context) (err error) {
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &cfg, Lookuper: env}); err != nil {
 		return fmt.Errorf("read dispatcher config: %w", err)
 	}
-	if err := errors.Join(cfg.Server.Validate(), cfg.Queue.Retry.Validate()); err != nil {
+	if err := errors.Join(cfg.Server.Validate(), cfg.Queue.Retry.Validate(), cfg.Reconcile.Validate()); err != nil {
 		return fmt.Errorf("invalid dispatcher config: %w", err)
 	}
 	verifier, err := auth.NewVerifier(ctx, cfg.Server.Auth)

@@ -12,6 +12,11 @@
 // so that each region's dispatchers govern their own queue. On the
 // embedded engine one dispatcher process sees every dispatch: no lease, and
 // the queue's configured rate is the ceiling.
+//
+// The dispatcher also runs the reconciler (internal/reconcile), which
+// requeues events whose task vanished from the queue: on the instance that
+// holds the governor's lease when there is one (one instance does the
+// work), else on every instance (safe: the reconciler is idempotent).
 package wiring
 
 import (
@@ -23,12 +28,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/errgroup"
+
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/governor/firestorelease"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
 )
@@ -55,6 +63,8 @@ type DispatcherConfig struct {
 	DispatchURL string `env:"DISPATCH_URL"`
 	// LeaseCollection holds the governor's Firestore lease documents.
 	LeaseCollection string `env:"GOVERNOR_LEASE_COLLECTION, default=governor"`
+	// Reconcile is RECONCILE_*: the reconciler the dispatcher runs.
+	Reconcile reconcile.Config
 }
 
 // DispatcherParts are what NewDispatcher assembles a dispatcher from.
@@ -76,6 +86,12 @@ type DispatcherParts struct {
 	// governor (the queue engine has no dispatch controls, or there is no
 	// queue). Governor.MeterProvider nil: Telemetry's.
 	Governor governor.Options
+	// Inspector tells the reconciler whether a task is still in the queue
+	// Requeue enqueues into. Nil (or Requeue nil): no reconciler.
+	Inspector queue.Inspector
+	// Reconcile configures the reconciler; it must be valid when
+	// Inspector is set.
+	Reconcile reconcile.Config
 	// Telemetry instruments the dispatcher and the governor (nil: the
 	// global providers).
 	Telemetry []telemetry.Option
@@ -90,16 +106,23 @@ type Dispatcher struct {
 	Governor *governor.Governor
 	// Requeue is the queue the server requeues into (nil: none).
 	Requeue queue.Queue
-	closers []func() error
+	// Reconciler requeues events whose task vanished (nil: none).
+	Reconciler *reconcile.Reconciler
+	closers    []func() error
 }
 
-// Run runs the governor, if any, until ctx is done.
+// Run runs the governor and the reconciler, those there are, until ctx is
+// done.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if d.Governor == nil {
-		<-ctx.Done()
-		return nil
+	g, ctx := errgroup.WithContext(ctx)
+	if d.Governor != nil {
+		g.Go(func() error { return d.Governor.Run(ctx) })
 	}
-	return d.Governor.Run(ctx)
+	if d.Reconciler != nil {
+		g.Go(func() error { return d.Reconciler.Run(ctx) })
+	}
+	g.Go(func() error { <-ctx.Done(); return nil })
+	return g.Wait()
 }
 
 // Close releases what the dispatcher holds: the governor's instruments, the
@@ -112,10 +135,12 @@ func (d *Dispatcher) Close() error {
 	return errors.Join(errs...)
 }
 
-// NewDispatcher builds the governor (when p.Governor.Control is set) and the
-// dispatcher that requeues into p.Requeue, tells the governor every verdict
-// and authenticates with p.Authenticate. An invalid governor configuration
-// is an error.
+// NewDispatcher builds the governor (when p.Governor.Control is set), the
+// reconciler (when p.Inspector and p.Requeue are set) and the dispatcher
+// that requeues into p.Requeue, tells the governor every verdict and
+// authenticates with p.Authenticate. An invalid governor or reconciler
+// configuration is an error. With a governor that takes a lease, the
+// reconciler runs only while this instance holds it.
 func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err error) {
 	d := &Dispatcher{}
 	defer func() {
@@ -139,6 +164,19 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 	if d.Server, err = dispatcher.NewServer(ctx, p.Config, p.Store, o, p.Telemetry...); err != nil {
 		return nil, err
 	}
+	if p.Inspector != nil && p.Requeue != nil {
+		ro := reconcile.Options{
+			Store: p.Store, Queue: p.Requeue, Inspector: p.Inspector, Config: p.Reconcile,
+			MeterProvider: telemetry.NewProviders(p.Telemetry...).Meter,
+		}
+		if d.Governor != nil && p.Governor.Lease != nil {
+			gov := d.Governor
+			ro.Active = func() bool { return gov.Snapshot().Leader }
+		}
+		if d.Reconciler, err = reconcile.New(ro); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -155,9 +193,10 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 	log := logging.FromContext(ctx)
 	ec, g := c.Engines, c
 	p.Config, p.Retry = c.Server, c.Queue.Retry
+	p.Reconcile = c.Reconcile
 	if g.DispatchURL == "" {
-		log.WarnContext(ctx, "DISPATCH_URL is not set: no requeue of rate-limited last attempts and no rate governor")
-		p.Requeue, p.Governor = nil, governor.Options{}
+		log.WarnContext(ctx, "DISPATCH_URL is not set: no requeue of rate-limited last attempts, no rate governor and no reconciler")
+		p.Requeue, p.Governor, p.Inspector = nil, governor.Options{}, nil
 		return NewDispatcher(ctx, p)
 	}
 	if err := g.Governor.Validate(); err != nil {
@@ -177,6 +216,12 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 	}
 	closers = append(closers, q.Close)
 	p.Requeue = q.Queue
+	p.Inspector = nil
+	if insp, ok := q.Queue.(queue.Inspector); ok {
+		p.Inspector = insp
+	} else {
+		log.WarnContext(ctx, "the queue engine cannot tell whether a task exists: no reconciler", "engine", ec.QueueEngine)
+	}
 	p.Governor = governor.Options{Control: q.Controller, Config: g.Governor}
 	if q.Controller == nil {
 		log.WarnContext(ctx, "the queue engine has no dispatch controls: no rate governor", "engine", ec.QueueEngine)

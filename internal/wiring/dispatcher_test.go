@@ -19,6 +19,7 @@ import (
 	"eventrelay/internal/engines"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/sqlitestatus"
 	"eventrelay/internal/testutil"
@@ -73,8 +74,8 @@ func TestOpenDispatcherWithoutDispatchURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Close() })
-	if a.Server == nil || a.Governor != nil || a.Requeue != nil {
-		t.Errorf("opened without DISPATCH_URL: server %v, governor %v, requeue %v; want a server only", a.Server, a.Governor, a.Requeue)
+	if a.Server == nil || a.Governor != nil || a.Requeue != nil || a.Reconciler != nil {
+		t.Errorf("opened without DISPATCH_URL: server %v, governor %v, requeue %v, reconciler %v; want a server only", a.Server, a.Governor, a.Requeue, a.Reconciler)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -101,8 +102,12 @@ func TestOpenDispatcherEmbedded(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	if a.Server == nil || a.Governor == nil || a.Requeue == nil {
-		t.Fatalf("opened: server %v, governor %v, requeue %v; want all set", a.Server, a.Governor, a.Requeue)
+	if a.Server == nil || a.Governor == nil || a.Requeue == nil || a.Reconciler == nil {
+		t.Fatalf("opened: server %v, governor %v, requeue %v, reconciler %v; want all set", a.Server, a.Governor, a.Requeue, a.Reconciler)
+	}
+	// RECONCILE_* is read with the dispatcher's configuration, once.
+	if got := a.Reconciler.Config(); got.Grace != 15*time.Minute || got.Policy != reconcile.PolicyRequeue {
+		t.Errorf("reconciler config = %+v, want the env tags' defaults", got)
 	}
 	// The requeue queue is the embedded engine: a task enqueued lands in
 	// the file ingest's process dispatches from.
@@ -345,3 +350,90 @@ func (c *fixedControl) SetRate(_ context.Context, rate float64, _ string) error 
 
 func (c *fixedControl) Pause(context.Context, string) error  { return nil }
 func (c *fixedControl) Resume(context.Context, string) error { return nil }
+
+// TestNewDispatcherReconcilesWhileLeading runs a dispatcher whose governor
+// takes a lease: its reconciler leaves a record whose task vanished alone
+// while another instance holds the lease, and requeues it once this one
+// does.
+func TestNewDispatcherReconcilesWhileLeading(t *testing.T) {
+	t.Parallel()
+	store := testutil.EmbeddedStatus(t)
+	if _, err := store.Create(t.Context(), status.Record{EventID: "lost", ReceivedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	q := &inspectedQueue{}
+	lease := &switchLease{}
+	p := parts()
+	p.Store, p.Requeue, p.Inspector = store, q, q
+	p.Reconcile = reconcile.Config{Grace: time.Minute, Interval: 5 * time.Millisecond, Policy: reconcile.PolicyRequeue, PageSize: 10}
+	p.Governor = governor.Options{Control: &fixedControl{rate: 10}, Config: governor.Config{Window: 5 * time.Millisecond},
+		Lease: lease, Holder: "me", Partial: true}
+	d, err := wiring.NewDispatcher(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+
+	time.Sleep(200 * time.Millisecond) // some 40 intervals, none leading
+	if _, ran := d.Reconciler.Snapshot(); ran || len(q.names()) != 0 {
+		t.Fatalf("the reconciler ran (%v) or enqueued %v without the lease", ran, q.names())
+	}
+	lease.held.Store(true)
+	testutil.WaitFor(t, 10*time.Second, "the leader to requeue the lost event", func() bool { return len(q.names()) == 1 })
+	if got := q.names()[0]; got != queue.TaskName("lost")+"-q1" {
+		t.Errorf("requeued as %s, want the next name of its chain", got)
+	}
+}
+
+// inspectedQueue holds the tasks enqueued; only those exist.
+type inspectedQueue struct {
+	mu    sync.Mutex
+	tasks []string
+}
+
+func (q *inspectedQueue) Enqueue(_ context.Context, t queue.Task) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, n := range q.tasks {
+		if n == t.Name {
+			return queue.ErrAlreadyExists
+		}
+	}
+	q.tasks = append(q.tasks, t.Name)
+	return nil
+}
+
+func (q *inspectedQueue) TaskExists(_ context.Context, name string) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, n := range q.tasks {
+		if n == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (q *inspectedQueue) names() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.tasks...)
+}
+
+// switchLease is held by this instance while held is true, else by another.
+type switchLease struct{ held atomic.Bool }
+
+func (l *switchLease) Acquire(context.Context, string, time.Time, time.Duration) (governor.State, bool, error) {
+	return governor.State{}, l.held.Load(), nil
+}
+func (l *switchLease) Save(context.Context, string, governor.State) error { return nil }
+func (l *switchLease) Release(context.Context, string) error              { return nil }
