@@ -20,7 +20,7 @@ const (
 	// domain is the Event: pure, no I/O.
 	domain layer = "domain"
 	// core is the ports and the policy built on them: the queue and status
-	// ports and the rate governor.
+	// ports, the rate governor and the reconciler.
 	core layer = "core"
 	// engine is one implementation of a port (SQLite, Cloud Tasks,
 	// Firestore).
@@ -71,9 +71,10 @@ var mayImport = map[layer][]layer{
 var layers = map[string]layer{
 	"internal/event": domain,
 
-	"internal/queue":    core,
-	"internal/status":   core,
-	"internal/governor": core,
+	"internal/queue":     core,
+	"internal/status":    core,
+	"internal/governor":  core,
+	"internal/reconcile": core,
 
 	"internal/queue/sqlitequeue":       engine,
 	"internal/queue/cloudtasksqueue":   engine,
