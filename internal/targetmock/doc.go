@@ -5,7 +5,7 @@
 //
 // It serves the schema in graph/schema.graphqls (the wire contract from which
 // the dispatcher's client is generated) with gqlgen, and adds what tests need
-// to judge the relay:
+// to judge the relay through gqlgen's extension points (gate.go):
 //
 //   - receiveEvent requires a non-empty brand and an RFC 3339 timestamp, and
 //     is idempotent on the event id: the first accepted call stores the event
@@ -29,8 +29,8 @@
 //	200 errors[0].extensions.code BAD_USER_INPUT, data null  rejected: empty or missing
 //	    brand, empty id, timestamp not RFC 3339 (extensions.field names it)
 //	422 errors[0].extensions.code GRAPHQL_VALIDATION_FAILED  rejected by the schema
-//	400 errors[0].extensions.code BAD_REQUEST                rejected: batch, several
-//	    receiveEvent fields or directives on it in one request
+//	400 errors[0].extensions.code BAD_REQUEST                refused: not one JSON request
+//	    (a batch), several receiveEvent fields or directives on it in one request
 //	413 errors[0].extensions.code REQUEST_TOO_LARGE          body over MaxRequestBytes
 //	429 + Retry-After: N, code RATE_LIMITED, extensions.retryAfterSeconds N  (http mode)
 //	200 code RATE_LIMITED, extensions.retryAfterSeconds N, no data            (graphql mode)

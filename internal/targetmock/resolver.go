@@ -54,8 +54,8 @@ func quoteShort(s string) string {
 }
 
 // ReceiveEvent validates the event and stores it unless its id is stored
-// already. The HTTP gate in handleGraphQL has taken the token and injected
-// any fault before this runs.
+// already. The gate (gate.go) has taken the token and injected any fault
+// before this runs.
 func (m mutationResolver) ReceiveEvent(ctx context.Context, in graph.EventInput) (*graph.Receipt, error) {
 	cs := callStateFrom(ctx)
 	if cs == nil {

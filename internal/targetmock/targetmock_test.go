@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/sethvargo/go-envconfig"
 
 	"eventrelay/internal/logging"
@@ -786,71 +785,6 @@ func TestHealthAndMethods(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestClassify(t *testing.T) {
-	t.Parallel()
-
-	cases := []struct {
-		name      string
-		body      string
-		wantKind  requestKind
-		wantInput map[string]any
-	}{
-		{name: "query", body: gqlBody(`{ stats { calls } }`), wantKind: kindOther},
-		{name: "mutation without receiveEvent", body: gqlBody(`mutation { __typename }`), wantKind: kindOther},
-		{name: "parse error", body: gqlBody(`mutation {`), wantKind: kindOther},
-		{name: "unknown operationName", body: `{"operationName":"X","query":"mutation M { receiveEvent(input: {}) { id } }"}`, wantKind: kindOther},
-		{
-			name:      "variables",
-			body:      `{"query":"mutation($in: EventInput!) { receiveEvent(input: $in) { id } }","variables":{"in":{"id":7,"brand":"b"}}}`,
-			wantKind:  kindReceiveEvent,
-			wantInput: map[string]any{"id": json.Number("7"), "brand": "b"},
-		},
-		{
-			name:      "nested variables",
-			body:      `{"query":"mutation($b: String!) { receiveEvent(input: {id: \"x\", brand: $b}) { id } }","variables":{"b":"tb"}}`,
-			wantKind:  kindReceiveEvent,
-			wantInput: map[string]any{"id": "x", "brand": "tb"},
-		},
-		{
-			name:      "unset variable is absent",
-			body:      `{"query":"mutation($b: String) { receiveEvent(input: {id: \"x\", brand: $b}) { id } }"}`,
-			wantKind:  kindReceiveEvent,
-			wantInput: map[string]any{"id": "x"},
-		},
-		{name: "self-referencing fragment", body: gqlBody(`mutation { ...F } fragment F on Mutation { ...F receiveEvent(input: {}) { id } }`),
-			wantKind: kindReceiveEvent, wantInput: map[string]any{}},
-		{name: "batch with leading space", body: ` [{"query":"{ stats { calls } }"}]`, wantKind: kindUnsupported},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got := classify([]byte(tc.body))
-			if got.kind != tc.wantKind {
-				t.Errorf("kind = %d, want %d (reason %q)", got.kind, tc.wantKind, got.reason)
-			}
-			if diff := cmp.Diff(tc.wantInput, got.input, cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("input (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func FuzzClassify(f *testing.F) {
-	f.Add([]byte(gqlBody(receiveMutation)))
-	f.Add([]byte(`{"query":"mutation($in: EventInput!) { receiveEvent(input: $in) { id } }","variables":{"in":{"id":"a","brand":"b"}}}`))
-	f.Add([]byte(`[{"query":"{ stats { calls } }"}]`))
-	f.Add([]byte(gqlBody(`mutation { ...F } fragment F on Mutation { ...F receiveEvent(input: [1, {a: $x}]) { id } }`)))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		c := classify(body)
-		if c.kind == kindUnsupported && c.reason == "" {
-			t.Errorf("unsupported request without a reason: %q", body)
-		}
-		if c.kind != kindReceiveEvent && c.input != nil {
-			t.Errorf("kind %d carries an input: %q", c.kind, body)
-		}
-	})
 }
 
 func TestNewServerWarnsItIsATestDouble(t *testing.T) {
