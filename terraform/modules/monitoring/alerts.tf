@@ -301,3 +301,54 @@ resource "google_monitoring_alert_policy" "target_rate_limited" {
     EOT
   }
 }
+
+resource "google_monitoring_alert_policy" "reconciled_records" {
+  project               = var.project_id
+  display_name          = "[${var.environment}] eventrelay records whose task vanished"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = local.alert_common_labels
+
+  conditions {
+    display_name = "records the reconciler found without a task > 0"
+
+    condition_threshold {
+      # Every action counts, "found" (a dry run) included: each one is an
+      # event the queue stopped carrying while its record was not final.
+      filter          = "metric.type = \"${local.m.reconcile_records}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.action", "metric.label.cause"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "eventrelay records whose task vanished"
+    content   = <<-EOT
+      The reconciler found at least one event whose record was not final while its task was no
+      longer in the queue: the last attempt was answered before the dispatcher ran, the status
+      store and the queue failed together, or a task was deleted. It re-enqueued the event under
+      its next task name, or dead-lettered it when RECONCILE_POLICY says so. Nothing is lost, but
+      something upstream of the handler is dropping deliveries.
+
+      Playbook: ${local.playbook["reconciled-records"]}
+    EOT
+  }
+}

@@ -136,6 +136,17 @@ locals {
         },
       ]
     },
+
+    # Row 5: what the reconciler found.
+    {
+      title = "records reconciled (per 5 min)"
+      y     = "records"
+      lines = []
+      series = [{
+        filter  = "metric.type = \"${local.m.reconcile_records}\""
+        aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", group_by = ["metric.label.action"], plot = "STACKED_BAR"
+      }]
+    },
   ]
 
   tiles = [

@@ -16,6 +16,7 @@ locals {
     queue_backlog     = "workload.googleapis.com/eventrelay.queue.backlog"
     queue_oldest_age  = google_monitoring_metric_descriptor.queue_oldest_age.type
     ingest_duplicates = "workload.googleapis.com/eventrelay.ingest.duplicates"
+    reconcile_records = google_monitoring_metric_descriptor.reconcile_records.type
 
     run_request_count     = "run.googleapis.com/request_count"
     run_request_latencies = "run.googleapis.com/request_latencies"
@@ -29,7 +30,7 @@ locals {
   queue_scope = "resource.type = \"cloud_tasks_queue\" AND resource.labels.queue_id = \"${var.queue_name}\""
 
   playbook = {
-    for a in ["ingest-latency", "ingest-5xx", "backlog-age", "dead-letters", "target-rate-limited"] :
+    for a in ["ingest-latency", "ingest-5xx", "backlog-age", "dead-letters", "target-rate-limited", "reconciled-records"] :
     a => "${var.playbook_base_url}/${a}.md"
   }
 }

@@ -11,5 +11,6 @@ output "alert_policies" {
     "backlog-age"         = google_monitoring_alert_policy.backlog_age.name
     "dead-letters"        = google_monitoring_alert_policy.dead_letters.name
     "target-rate-limited" = google_monitoring_alert_policy.target_rate_limited.name
+    "reconciled-records"  = google_monitoring_alert_policy.reconciled_records.name
   }
 }

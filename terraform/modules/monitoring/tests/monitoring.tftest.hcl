@@ -37,6 +37,7 @@ run "no_alert_needs_a_metric_that_does_not_exist" {
         google_monitoring_alert_policy.backlog_age,
         google_monitoring_alert_policy.dead_letters,
         google_monitoring_alert_policy.target_rate_limited,
+        google_monitoring_alert_policy.reconciled_records,
         ] : [
         for c in p.conditions : [
           for f in [c.condition_threshold[0].filter, c.condition_threshold[0].denominator_filter] : [
@@ -44,6 +45,7 @@ run "no_alert_needs_a_metric_that_does_not_exist" {
             startswith(t[0], "run.googleapis.com/") || startswith(t[0], "cloudtasks.googleapis.com/") || contains([
               google_monitoring_metric_descriptor.dispatch_attempts.type,
               google_monitoring_metric_descriptor.queue_oldest_age.type,
+              google_monitoring_metric_descriptor.reconcile_records.type,
             ], t[0])
           ] if f != null && f != ""
         ]
@@ -60,6 +62,7 @@ run "no_alert_needs_a_metric_that_does_not_exist" {
         google_monitoring_alert_policy.backlog_age,
         google_monitoring_alert_policy.dead_letters,
         google_monitoring_alert_policy.target_rate_limited,
+        google_monitoring_alert_policy.reconciled_records,
       ] : [for c in p.conditions : length(regexall("metric\\.type = ", c.condition_threshold[0].filter)) == 1]
     ]))
     error_message = "every alert condition must name exactly one metric type (the check above reads it)"
@@ -67,7 +70,11 @@ run "no_alert_needs_a_metric_that_does_not_exist" {
 
   assert {
     condition = alltrue([
-      for d in [google_monitoring_metric_descriptor.dispatch_attempts, google_monitoring_metric_descriptor.queue_oldest_age] :
+      for d in [
+        google_monitoring_metric_descriptor.dispatch_attempts,
+        google_monitoring_metric_descriptor.queue_oldest_age,
+        google_monitoring_metric_descriptor.reconcile_records,
+      ] :
       startswith(d.type, "workload.googleapis.com/eventrelay.") && d.deletion_policy == "ABANDON"
     ])
     error_message = "declared descriptors are workload.googleapis.com/eventrelay.* and abandoned, never deleted, with their history"
@@ -90,13 +97,14 @@ run "every_alert_links_an_existing_playbook" {
         "backlog-age"         = google_monitoring_alert_policy.backlog_age,
         "dead-letters"        = google_monitoring_alert_policy.dead_letters,
         "target-rate-limited" = google_monitoring_alert_policy.target_rate_limited,
+        "reconciled-records"  = google_monitoring_alert_policy.reconciled_records,
       } : strcontains(p.documentation[0].content, "${var.playbook_base_url}/${name}.md")
     ])
     error_message = "every alert's documentation links its playbook"
   }
 
   assert {
-    condition     = length(output.alert_policies) == 5
+    condition     = length(output.alert_policies) == 6
     error_message = "the list of alerts checked here must grow with alerts.tf"
   }
 
@@ -108,6 +116,7 @@ run "every_alert_links_an_existing_playbook" {
         google_monitoring_alert_policy.backlog_age,
         google_monitoring_alert_policy.dead_letters,
         google_monitoring_alert_policy.target_rate_limited,
+        google_monitoring_alert_policy.reconciled_records,
       ] : toset(p.notification_channels) == toset(var.notification_channels)
     ])
     error_message = "every alert notifies the configured channels"
