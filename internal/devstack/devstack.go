@@ -31,6 +31,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
@@ -140,6 +141,9 @@ type Options struct {
 	// Governor configures the rate governor (ADR 0010); the zero value is
 	// on with the defaults, Mode "off" only watches.
 	Governor governor.Config
+	// Reconcile configures the reconciler the dispatcher runs; each zero
+	// field takes its RECONCILE_* env tag's default.
+	Reconcile reconcile.Config
 }
 
 func (o *Options) defaults() {
@@ -216,6 +220,9 @@ type Stack struct {
 	Sender *sourcemock.Sender // nil when SourceRate is 0
 	// Governor is the rate governor (nil when the engine has no controls).
 	Governor *governor.Governor
+	// Reconciler requeues events whose task vanished from the queue (nil
+	// when the engine cannot tell whether a task exists).
+	Reconciler *reconcile.Reconciler
 
 	IngestURL, TargetURL, DispatcherURL string
 	QueueConfig                         queue.Config
@@ -375,22 +382,27 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.WrapStatus != nil {
 		services = o.WrapStatus(services)
 	}
-	// The same wiring as the dispatcher binary's: the queue engine is the
-	// requeue queue and the governor's control.
+	// The same wiring as the dispatcher binary's: the queue engine (behind
+	// WrapQueue, as ingest's) is the requeue queue, the governor's control
+	// and, with the engine's Inspector (unwrapped: the truth), what the
+	// reconciler repairs through.
+	inspector, _ := s.Queue.(queue.Inspector)
 	disp, err := wiring.NewDispatcher(ctx, wiring.DispatcherParts{
 		Config:       cfg.Dispatcher,
 		Retry:        s.QueueConfig.Retry, // the queue's own policy
 		Store:        services,
 		Authenticate: auth.Middleware(dispatchVerifier),
-		Requeue:      s.Queue,
+		Requeue:      ingestQueue,
 		Governor:     s.governorOptions(ctx, o.Governor),
+		Inspector:    inspector,
+		Reconcile:    cfg.Reconcile,
 		Telemetry:    instrument("dispatcher"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	closers = append(closers, disp.Close)
-	s.Governor = disp.Governor
+	s.Governor, s.Reconciler = disp.Governor, disp.Reconciler
 
 	ing, err := ingest.NewServer(ctx, cfg.Ingest, ingestQueue, services, verifier, instrument("ingest")...)
 	if err != nil {
@@ -414,7 +426,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if targetSrv != nil {
 		s.run(func() error { return targetSrv.Serve(ctx, s.Target.Routes(ctx)) })
 	}
-	if disp.Governor != nil {
+	if disp.Governor != nil || disp.Reconciler != nil {
 		s.run(func() error { return disp.Run(ctx) })
 	}
 	dispatchHandler := disp.Server.Routes(ctx)
@@ -554,6 +566,22 @@ func (s *Stack) serviceConfigs(ctx context.Context, targetGraphQL string) (servi
 	}
 	// The retry policy is one value, replaced whole (defaults() set it).
 	c.Queue.Retry = o.Retry
+	// The reconciler's fields the caller set replace their defaults.
+	if r := o.Reconcile; r.Grace != 0 {
+		c.Reconcile.Grace = r.Grace
+	}
+	if r := o.Reconcile; r.Interval != 0 {
+		c.Reconcile.Interval = r.Interval
+	}
+	if r := o.Reconcile; r.Policy != "" {
+		c.Reconcile.Policy = r.Policy
+	}
+	if r := o.Reconcile; r.PageSize != 0 {
+		c.Reconcile.PageSize = r.PageSize
+	}
+	if err := c.Reconcile.Validate(); err != nil {
+		return serviceConfigs{}, fmt.Errorf("devstack reconciler: %w", err)
+	}
 	s.QueueConfig, s.opts.TargetRate = c.Queue, c.Queue.MaxDispatchesPerSecond
 	return c, nil
 }
@@ -563,6 +591,7 @@ type serviceConfigs struct {
 	Dispatcher dispatcher.Config
 	Ingest     ingest.Config
 	Queue      queue.Config
+	Reconcile  reconcile.Config
 }
 
 // openQueue opens the queue engine through internal/engines, delivering to
