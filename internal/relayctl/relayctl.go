@@ -31,6 +31,8 @@ func commands() []command {
 		{"events", "list events by status", runEvents},
 		{"replay", "send failed or dead-lettered events again, keeping their history", runReplay},
 		{"queue", "show or change the queue's dispatch rate, pause or resume it", runQueue},
+		{"audit", "count events by status and list those that look stuck (task gone), changing nothing", runAudit},
+		{"reconcile", "requeue events whose task vanished from the queue (--dry-run to only look)", runReconcile},
 		{"bench", "run the load benchmarks against a local stack", runBench},
 	}
 }
@@ -74,7 +76,7 @@ func usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("relayctl — operate eventrelay\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-7s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'relayctl COMMAND -h' for a command's flags.\n")
 	fmt.Fprint(w, b.String())
