@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"eventrelay/internal/event"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/status"
@@ -298,7 +299,12 @@ func (r *Reconciler) scanStatus(ctx context.Context, st status.Status, cutoff ti
 				continue // moved on since, or busy: not idle
 			}
 			rep.Idle++
-			f, live := r.check(ctx, rec, dryRun)
+			f, live, err := r.check(ctx, rec, dryRun)
+			if err != nil {
+				// The queue cannot answer: asking it about every other
+				// record would only add load. The next run starts over.
+				return err
+			}
 			if live {
 				rep.Live++
 				continue
@@ -346,26 +352,27 @@ func CurrentTask(rec status.Record) string {
 }
 
 // check looks at one idle record. live is true when its current task is in
-// the queue; otherwise f says what was found and done.
-func (r *Reconciler) check(ctx context.Context, rec status.Record, dryRun bool) (f Finding, live bool) {
+// the queue; otherwise f says what was found and done. err is set only when
+// the queue could not say whether the current task exists: the pass stops.
+func (r *Reconciler) check(ctx context.Context, rec status.Record, dryRun bool) (f Finding, live bool, err error) {
 	cur := CurrentTask(rec)
 	exists, err := r.exists(ctx, cur)
 	if err != nil {
-		return r.finding(rec, cur, ActionStuck, "", fmt.Errorf("check task %s: %w", cur, err)), false
+		return Finding{}, false, fmt.Errorf("check task %s of event %s: %w", cur, rec.EventID, err)
 	}
 	if exists {
-		return Finding{}, true
+		return Finding{}, true, nil
 	}
 	// Read the record again: it may have moved on since the page was read
 	// (the task just finished and recorded its outcome).
 	fresh, err := r.get(ctx, rec.EventID)
 	if err != nil {
-		return r.finding(rec, cur, ActionStuck, "", err), false
+		return r.finding(rec, cur, ActionStuck, "", err), false, nil
 	}
 	if fresh.Status.Terminal() || !fresh.UpdatedAt.Equal(rec.UpdatedAt) {
-		return r.finding(fresh, cur, ActionMoved, "", nil), false
+		return r.finding(fresh, cur, ActionMoved, "", nil), false, nil
 	}
-	return r.walk(ctx, fresh, cur, dryRun), false
+	return r.walk(ctx, fresh, cur, dryRun), false, nil
 }
 
 // walk acts on a record whose task cur is gone: along the event's chain of
@@ -539,6 +546,10 @@ func (r *Reconciler) enqueue(ctx context.Context, rec status.Record, name string
 	body, err := rec.Event.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("encode the event: %w", err)
+	}
+	// Never send a body the dispatcher would drop as malformed.
+	if ev, err := event.Parse(body); err != nil || ev.ID != rec.EventID {
+		return fmt.Errorf("the record holds no valid event %s to send: %v", rec.EventID, err)
 	}
 	t := queue.Task{Name: name, Body: body, Header: http.Header{}}
 	if tp := Traceparent(rec.TraceID); tp != "" {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type fakeQueue struct {
 	finished map[string]bool
 	enqueued []queue.Task
 	failNext error
+	// existsErr, when set, is every TaskExists answer.
+	existsErr error
+	asked     int
 }
 
 func newFakeQueue() *fakeQueue {
@@ -52,6 +56,10 @@ func (q *fakeQueue) Enqueue(_ context.Context, t queue.Task) error {
 func (q *fakeQueue) TaskExists(_ context.Context, name string) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.asked++
+	if q.existsErr != nil {
+		return false, q.existsErr
+	}
 	_, ok := q.live[name]
 	return ok, nil
 }
@@ -602,5 +610,46 @@ func TestStepsOverAPageInOneMicrosecond(t *testing.T) {
 	}
 	if rep.Skipped != 1 || len(rep.Findings) < cfg.PageSize {
 		t.Errorf("skipped %d with %d findings, want 1 and at least a page", rep.Skipped, len(rep.Findings))
+	}
+}
+
+func TestQueueUnreachableStopsThePass(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, testConfig())
+	for i := range 5 {
+		h.record(t, fmt.Sprintf("u%d", i), status.Queued, t0.Add(time.Duration(i)*time.Second), t0)
+	}
+	h.q.existsErr = errors.New("cloud tasks unavailable")
+	rep, err := h.r.Scan(context.Background(), false)
+	if err == nil || !strings.Contains(err.Error(), "cloud tasks unavailable") || rep.Err == "" {
+		t.Fatalf("Scan = %v (report error %q), want the queue's error", err, rep.Err)
+	}
+	// One question per non-final status, then the pass stops.
+	if h.q.asked != 1 || len(rep.Findings) != 0 || len(h.q.enqueuedNames()) != 0 {
+		t.Errorf("asked the queue %d times, %d findings, enqueued %v; want 1, none, none", h.q.asked, len(rep.Findings), h.q.enqueuedNames())
+	}
+}
+
+func TestRecordWithoutItsEventIsNotRequeued(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, testConfig())
+	// Records without a valid event to send: the task would be dropped as
+	// malformed, so the record stays for an operator to see.
+	if _, err := h.store.Apply(context.Background(), "bare", status.Update{Status: status.Delivering, At: t0, Event: event.Event{ID: "bare"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Create(context.Background(), status.Record{EventID: "empty", ReceivedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	rep := h.scan(t, false)
+	got := map[string]Action{}
+	for _, f := range rep.Findings {
+		got[f.EventID] = f.Action
+	}
+	if diff := cmp.Diff(map[string]Action{"bare": ActionStuck, "empty": ActionStuck}, got); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if n := len(h.q.enqueuedNames()); n != 0 {
+		t.Errorf("enqueued %d tasks, want none", n)
 	}
 }
