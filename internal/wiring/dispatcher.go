@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -219,6 +220,10 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 	p.Inspector = nil
 	if insp, ok := q.Queue.(queue.Inspector); ok {
 		p.Inspector = insp
+		if least := g.Queue.DispatchDeadline + time.Minute; c.Reconcile.Grace < least {
+			log.WarnContext(ctx, "RECONCILE_GRACE is shorter than a delivery can outlive its task: the reconciler may requeue events still being delivered (the target deduplicates them)",
+				"grace", c.Reconcile.Grace.String(), "at_least", least.String())
+		}
 	} else {
 		log.WarnContext(ctx, "the queue engine cannot tell whether a task exists: no reconciler", "engine", ec.QueueEngine)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/engines"
+	"eventrelay/internal/event"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/reconcile"
@@ -358,7 +359,8 @@ func (c *fixedControl) Resume(context.Context, string) error { return nil }
 func TestNewDispatcherReconcilesWhileLeading(t *testing.T) {
 	t.Parallel()
 	store := testutil.EmbeddedStatus(t)
-	if _, err := store.Create(t.Context(), status.Record{EventID: "lost", ReceivedAt: time.Now().Add(-time.Hour)}); err != nil {
+	ev := event.Event{ID: "lost", Name: "n", Body: "b", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if _, err := store.Create(t.Context(), status.Record{EventID: "lost", Event: ev, ReceivedAt: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	q := &inspectedQueue{}
