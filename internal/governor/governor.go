@@ -4,11 +4,13 @@
 // it judges the calls seen and acts on the queue through queue.Controller:
 //
 //   - more than 20 % of the calls rate limited → slow the queue to 80 % of
-//     the rate the target accepted (multiplicative decrease), never below a
-//     floor, straight to the floor on a long Retry-After;
-//   - a window with no call rate limited → raise the rate by 10 % of the
-//     ceiling (additive increase), never above the ceiling: the rate ops
-//     gave the queue (ADR 0005);
+//     the rate the target accepted (multiplicative decrease), or back to
+//     the last rate the target took in full, never below a floor, straight
+//     to the floor on a long Retry-After;
+//   - a window with no call rate limited → raise the rate: by 10 % of the
+//     ceiling (additive increase) with many dispatcher instances, straight
+//     to it on the embedded engine, whose queue pauses itself on each 429;
+//     never above the ceiling: the rate ops gave the queue (ADR 0005);
 //   - the live rate is not the one the governor set → ops changed it: the
 //     governor adopts it as the ceiling, logs "governor stood down" and
 //     holds off (QUEUE_GOVERNOR_HOLD).
@@ -100,6 +102,8 @@ type Governor struct {
 	// leaseUntil is when the lease this governor last took expires: it
 	// leads only until then (zero: it holds none).
 	leaseUntil time.Time
+	// good is Input.Good.
+	good float64
 
 	actions metric.Int64Counter
 	acts    map[Action]metric.AddOption
@@ -110,6 +114,11 @@ type Governor struct {
 type counts struct {
 	attempts, rateLimited, delivered atomic.Int64
 	maxRetryAfter                    atomic.Int64 // nanoseconds
+	// held is the time the queue holds itself back after the rate-limited
+	// calls seen (nanoseconds, the union of their pauses, some of which
+	// may lie past the window's end); heldUntil is when the last pause
+	// ends (unix nanoseconds). Counted only when not Partial.
+	held, heldUntil atomic.Int64
 }
 
 // New checks o and builds a Governor, registering its instruments.
@@ -159,11 +168,37 @@ func (g *Governor) Observe(kind status.Outcome, retryAfter time.Duration) {
 				break
 			}
 		}
+		if !g.o.Partial {
+			g.countHeld(g.o.now(), queueHold(retryAfter))
+		}
 	case status.OutcomeRetryable, status.OutcomePermanent:
 	default:
 		return
 	}
 	g.counts.attempts.Add(1)
+}
+
+// queueHold is how long the embedded queue pauses every dispatch after the
+// dispatcher answered a rate-limited call: the Retry-After the dispatcher
+// sends, the target's rounded up to whole seconds, at least 1 s.
+func queueHold(retryAfter time.Duration) time.Duration {
+	return max(time.Second, (retryAfter+time.Second-1)/time.Second*time.Second)
+}
+
+// countHeld counts the pause [now, now+d] the queue takes after a 429, adding
+// only what does not overlap the pauses counted already.
+func (g *Governor) countHeld(now time.Time, d time.Duration) {
+	start, end := now.UnixNano(), now.Add(d).UnixNano()
+	for {
+		cur := g.counts.heldUntil.Load()
+		if end <= cur {
+			return
+		}
+		if g.counts.heldUntil.CompareAndSwap(cur, end) {
+			g.counts.held.Add(end - max(start, cur))
+			return
+		}
+	}
 }
 
 // take returns the calls seen since the last take and starts a new window.
@@ -175,6 +210,14 @@ func (g *Governor) take(now time.Time) Window {
 		MaxRetryAfter: time.Duration(g.counts.maxRetryAfter.Swap(0)),
 		Partial:       g.o.Partial,
 	}
+	// The part of the pauses that lies past now belongs to the next window.
+	held := g.counts.held.Swap(0)
+	if ahead := g.counts.heldUntil.Load() - now.UnixNano(); ahead > 0 {
+		ahead = min(ahead, held)
+		held -= ahead
+		g.counts.held.Add(ahead)
+	}
+	w.Held = time.Duration(max(held, 0))
 	g.mu.Lock()
 	w.Span = now.Sub(g.taken)
 	g.taken = now
@@ -183,6 +226,7 @@ func (g *Governor) take(now time.Time) Window {
 	// keep the window consistent.
 	w.RateLimited = min(w.RateLimited, w.Attempts)
 	w.Delivered = min(w.Delivered, w.Attempts-w.RateLimited)
+	w.Held = min(w.Held, w.Span)
 	return w
 }
 
@@ -236,6 +280,9 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 			g.mu.Lock()
 			g.snap.Leader, g.snap.Window, g.snap.Last = false, g.cfg.Window, w
 			g.leaseUntil = time.Time{}
+			// The holder's good rate is its own: taking the lease back
+			// later starts from the stored state only.
+			g.good = 0
 			g.mu.Unlock()
 			return
 		}
@@ -266,7 +313,8 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		// restart): go on from there rather than stand down.
 		g.lastRate = live.Rate
 	}
-	in := Input{Window: w, Live: live, Ceiling: g.ceiling, LastRate: g.lastRate, Now: now, HoldUntil: g.hold}
+	in := Input{Window: w, Live: live, Ceiling: g.ceiling, LastRate: g.lastRate, Now: now, HoldUntil: g.hold,
+		Good: g.good}
 	g.mu.Unlock()
 
 	d := Decision{Action: ActionNone, Reason: "first look"}
@@ -276,7 +324,7 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 	case !first:
 		d = g.policy.Decide(in)
 	}
-	if d.Action == ActionSlow || d.Action == ActionRaise {
+	if d.Action.SetsRate() {
 		cctx, cancel := context.WithTimeout(ctx, controlTimeout)
 		err := g.o.Control.SetRate(cctx, d.Rate, queue.ByGovernor)
 		cancel()
@@ -289,12 +337,15 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 	}
 
 	g.mu.Lock()
-	switch d.Action {
-	case ActionSlow, ActionRaise:
+	if d.Action.SetsRate() {
 		g.lastRate = d.Rate
 		live.Rate, live.By, live.At = d.Rate, queue.ByGovernor, now
-	case ActionStandDown:
+	}
+	if d.Action == ActionStandDown {
 		g.ceiling, g.lastRate, g.hold = d.Rate, 0, now.Add(g.cfg.Hold)
+	}
+	if g.cfg.Enabled() && !first {
+		g.good = NextGood(in, d)
 	}
 	g.snap = Snapshot{
 		Queue:     g.o.Queue,
@@ -340,8 +391,8 @@ func (g *Governor) report(ctx context.Context, log *slog.Logger, d Decision, liv
 	attrs := []any{
 		"old_rate", in.Live.Rate, "new_rate", live.Rate, "ceiling", in.Ceiling,
 		"rate_limited_share", w.RateLimitedShare(), "attempts", w.Attempts, "rate_limited", w.RateLimited,
-		"delivered", w.Delivered, "retry_after_s", w.MaxRetryAfter.Seconds(), "by", queue.ByGovernor,
-		"reason", d.Reason,
+		"delivered", w.Delivered, "retry_after_s", w.MaxRetryAfter.Seconds(),
+		"held_s", w.Held.Seconds(), "by", queue.ByGovernor, "reason", d.Reason,
 	}
 	switch d.Action {
 	case ActionSlow:

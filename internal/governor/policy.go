@@ -48,6 +48,11 @@ type Window struct {
 	Attempts    int `json:"attempts"`
 	RateLimited int `json:"rate_limited"`
 	Delivered   int `json:"delivered"`
+	// Held is how much of Span the queue itself held every dispatch back
+	// after a rate-limited call: the embedded queue pauses for the
+	// Retry-After the dispatcher answers (whole seconds, at least 1 s).
+	// Counted only when the window saw every dispatch (not Partial).
+	Held time.Duration `json:"held_ns,omitempty"`
 	// MaxRetryAfter is the longest Retry-After the target sent.
 	MaxRetryAfter time.Duration `json:"max_retry_after_ns"`
 	// Partial says the window saw only a share of the queue's dispatches
@@ -67,17 +72,30 @@ func (w Window) RateLimitedShare() float64 {
 
 // acceptedRate estimates the rate at which the target accepted calls from
 // the whole queue during w.
+//
+// Partial (one instance's share): the live rate times the delivered share.
+//
+// Seeing every dispatch (embedded): the delivered calls per second of the
+// time the queue was dispatching (Span - Held), and no more than the live
+// rate times the delivered share. The time the queue held itself back
+// after a 429 is not the target's doing, so it does not count against the
+// target's capacity; and far above the target's limit each pause ends with
+// a call or two the target takes at the queue's pace before refusing the
+// next, so the dispatching time alone would credit the target with the
+// queue's rate: the delivered share bounds it.
 func (w Window) acceptedRate(live float64) float64 {
-	if w.Partial {
-		if w.Attempts == 0 {
-			return live
-		}
-		return live * float64(w.Delivered) / float64(w.Attempts)
-	}
-	if w.Span <= 0 {
+	if w.Attempts == 0 {
 		return live
 	}
-	return float64(w.Delivered) / w.Span.Seconds()
+	share := live * float64(w.Delivered) / float64(w.Attempts)
+	if w.Partial {
+		return share
+	}
+	dispatching := w.Span - min(w.Held, w.Span)
+	if dispatching <= 0 {
+		return min(share, float64(w.Delivered)/max(w.Span.Seconds(), 1e-9))
+	}
+	return min(share, float64(w.Delivered)/dispatching.Seconds())
 }
 
 // Input is everything Decide reads.
@@ -96,6 +114,10 @@ type Input struct {
 	// stood down for ops).
 	Now       time.Time
 	HoldUntil time.Time
+	// Good is the last rate below the ceiling at which a window's calls
+	// met no rate limit (0: none known). A slow from above it returns to
+	// it (NextGood keeps it).
+	Good float64
 }
 
 // expected is the live rate the governor believes the queue has.
@@ -123,6 +145,34 @@ const (
 	ActionStandDown Action = "stand_down"
 )
 
+// SetsRate reports whether a carries a rate to set on the queue.
+func (a Action) SetsRate() bool {
+	switch a {
+	case ActionSlow, ActionRaise:
+		return true
+	}
+	return false
+}
+
+// NextGood is Input.Good after d: the live rate of a window below the
+// ceiling whose calls met no rate limit; forgotten when a window at or
+// below it was rate limited (the target's limit fell) and when ops changed
+// the rate.
+func NextGood(in Input, d Decision) float64 {
+	w, live := in.Window, in.Live.Rate
+	switch {
+	case d.Action == ActionStandDown:
+		return 0
+	case d.Action == ActionSlow && live <= in.Good:
+		return 0
+	case d.Action == ActionSlow:
+		return in.Good
+	case w.Attempts > 0 && w.RateLimited == 0 && live < in.Ceiling && !sameRate(live, in.Ceiling) && !in.Live.Paused:
+		return live
+	}
+	return in.Good
+}
+
 // Decision is Decide's answer.
 type Decision struct {
 	Action Action `json:"action"`
@@ -142,14 +192,19 @@ type Decision struct {
 //     ceiling: ops changed it and have the last word;
 //  3. before HoldUntil → none;
 //  4. more than Threshold of at least MinAttempts calls rate limited →
-//     slow to max(Floor, min(live, accepted rate) × Decrease), or to
-//     Floor when the target asked for a Retry-After of LongRetryAfter or
-//     more; none when that is not below the live rate (at the floor);
-//  5. below the ceiling and no call rate limited → raise by Increase ×
-//     ceiling, at most to the ceiling. A window without calls counts as
-//     clean only when it saw every dispatch (not Partial): the queue is
-//     idle, and an idle queue held low would only slow the next burst;
-//     one instance's empty share says nothing about the queue;
+//     slow back to Good when the live rate is above it, else to
+//     max(Floor, min(live, accepted rate) × Decrease), or to Floor when
+//     the target asked for a Retry-After of LongRetryAfter or more; none
+//     when that is not below the live rate (at the floor);
+//  5. below the ceiling and no call rate limited → raise. When the window
+//     saw every dispatch (the embedded engine) straight to the ceiling: a
+//     probe above the target's limit costs one refused call per
+//     Retry-After there, since the queue pauses itself on each 429, and
+//     rule 4 returns to Good the next window. Otherwise (Partial) by
+//     Increase × ceiling, at most to the ceiling. A window without calls
+//     counts as clean only when it saw every dispatch (not Partial): the
+//     queue is idle, and an idle queue held low would only slow the next
+//     burst; one instance's empty share says nothing about the queue;
 //  6. otherwise none.
 func (p Policy) Decide(in Input) Decision {
 	live := in.Live.Rate
@@ -165,11 +220,17 @@ func (p Policy) Decide(in Input) Decision {
 	case in.Now.Before(in.HoldUntil):
 		return Decision{Action: ActionNone, Reason: "holding off after ops changed the rate, until " + in.HoldUntil.UTC().Format(time.RFC3339)}
 	case share > p.Threshold && w.Attempts >= p.MinAttempts:
-		next := min(live, w.acceptedRate(live)) * p.Decrease
 		why := fmt.Sprintf("%.0f%% of %d target calls rate limited (threshold %.0f%%)", share*100, w.Attempts, p.Threshold*100)
-		if p.LongRetryAfter > 0 && w.MaxRetryAfter >= p.LongRetryAfter {
+		var next float64
+		switch {
+		case p.LongRetryAfter > 0 && w.MaxRetryAfter >= p.LongRetryAfter:
 			next = p.Floor
 			why += fmt.Sprintf(", Retry-After %s: down to the floor", w.MaxRetryAfter)
+		case in.Good > 0 && in.Good < live && !sameRate(in.Good, live):
+			next = in.Good
+			why += fmt.Sprintf(": back to %s/s, the last rate the target took in full", fmtRate(in.Good))
+		default:
+			next = min(live, w.acceptedRate(live)) * p.Decrease
 		}
 		next = max(roundRate(next), p.Floor)
 		if next >= live || sameRate(next, live) {
@@ -177,11 +238,15 @@ func (p Policy) Decide(in Input) Decision {
 		}
 		return Decision{Action: ActionSlow, Rate: next, Reason: why}
 	case live < in.Ceiling && !sameRate(live, in.Ceiling) && w.RateLimited == 0 && (w.Attempts > 0 || !w.Partial):
-		next := min(in.Ceiling, roundRate(live+p.Increase*in.Ceiling))
 		calls := fmt.Sprintf("%d target calls, none rate limited", w.Attempts)
 		if w.Attempts == 0 {
 			calls = "no target calls (the queue is idle)"
 		}
+		if !w.Partial {
+			return Decision{Action: ActionRaise, Rate: in.Ceiling, Reason: fmt.Sprintf(
+				"%s: back to the ceiling %s/s (the queue pauses itself on a 429)", calls, fmtRate(in.Ceiling))}
+		}
+		next := min(in.Ceiling, roundRate(live+p.Increase*in.Ceiling))
 		return Decision{Action: ActionRaise, Rate: next, Reason: fmt.Sprintf(
 			"%s: +%.0f%% of the ceiling %s/s", calls, p.Increase*100, fmtRate(in.Ceiling))}
 	case w.Attempts == 0:

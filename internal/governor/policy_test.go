@@ -18,6 +18,7 @@ func TestDecide(t *testing.T) {
 	// storm: 100 calls in 10 s, 60 rate limited, 40 delivered (4/s).
 	storm := Window{Span: ten, Attempts: 100, RateLimited: 60, Delivered: 40, MaxRetryAfter: time.Second}
 	clean := Window{Span: ten, Attempts: 50, Delivered: 50}
+	partialClean := Window{Span: ten, Attempts: 50, Delivered: 50, Partial: true}
 	live := func(rate float64) queue.Control { return queue.Control{Rate: rate} }
 
 	cases := []struct {
@@ -33,9 +34,40 @@ func TestDecide(t *testing.T) {
 			want: Decision{Action: ActionSlow, Rate: 3.2}, reasonHas: "60% of 100",
 		},
 		{
-			name: "accepted rate above the live rate: 80 % of the live rate",
+			name: "delivered above the live rate: the delivered share of the live rate bounds the estimate",
 			in:   Input{Window: Window{Span: ten, Attempts: 200, RateLimited: 50, Delivered: 150}, Live: live(10), Ceiling: 10, Now: now},
-			want: Decision{Action: ActionSlow, Rate: 8},
+			want: Decision{Action: ActionSlow, Rate: 6}, // 10 × 150/200 × 0.8
+		},
+		{
+			name: "the time the queue held itself back after 429s is not the target's: accepted over the dispatching time",
+			// 3 s of the 10 paused after the 429s; 35 accepted over the 7 s
+			// the queue dispatched.
+			in:   Input{Window: Window{Span: ten, Attempts: 50, RateLimited: 15, Delivered: 35, Held: 3 * time.Second}, Live: live(10), Ceiling: 10, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 4}, // min(10 × 35/50, 35/7) × 0.8; not 35/10 × 0.8
+		},
+		{
+			name: "far above the target's limit, pauses fill the window: the delivered share bounds the estimate",
+			// 100/s against a target taking 10/s with a burst of 1: each
+			// 1 s pause ends with one call taken and the next refused 10 ms
+			// later, so the dispatching time alone says 100/s.
+			in:   Input{Window: Window{Span: ten, Attempts: 20, RateLimited: 10, Delivered: 10, Held: ten - 100*time.Millisecond}, Live: live(100), Ceiling: 100, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 40}, // 100 × 10/20 × 0.8
+		},
+		{
+			name: "a storm above the last good rate goes back to it",
+			in:   Input{Window: storm, Live: live(10), Ceiling: 10, LastRate: 10, Good: 4.5, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 4.5}, reasonHas: "last rate the target took in full",
+		},
+		{
+			name: "a storm at the last good rate: the estimate again",
+			in:   Input{Window: storm, Live: live(4.5), Ceiling: 10, LastRate: 4.5, Good: 4.5, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 1.44}, // 4.5 × 0.4 × 0.8
+		},
+		{
+			name: "a long Retry-After goes to the floor, whatever the good rate",
+			in: Input{Window: Window{Span: ten, Attempts: 100, RateLimited: 30, Delivered: 70, MaxRetryAfter: time.Minute},
+				Live: live(10), Ceiling: 10, Good: 5, Now: now},
+			want: Decision{Action: ActionSlow, Rate: 1}, reasonHas: "Retry-After 1m0s",
 		},
 		{
 			name: "a partial window estimates the accepted rate from the delivered share",
@@ -75,13 +107,18 @@ func TestDecide(t *testing.T) {
 			want: Decision{Action: ActionNone}, reasonHas: "too few",
 		},
 		{
-			name: "a clean window below the ceiling raises by 10 % of the ceiling",
+			name: "seeing every dispatch, a clean window below the ceiling raises straight to it",
 			in:   Input{Window: clean, Live: live(3.2), Ceiling: 10, LastRate: 3.2, Now: now},
+			want: Decision{Action: ActionRaise, Rate: 10}, reasonHas: "back to the ceiling",
+		},
+		{
+			name: "a partial clean window below the ceiling raises by 10 % of the ceiling",
+			in:   Input{Window: partialClean, Live: live(3.2), Ceiling: 10, LastRate: 3.2, Now: now},
 			want: Decision{Action: ActionRaise, Rate: 4.2},
 		},
 		{
 			name: "a raise stops at the ceiling",
-			in:   Input{Window: clean, Live: live(9.5), Ceiling: 10, LastRate: 9.5, Now: now},
+			in:   Input{Window: partialClean, Live: live(9.5), Ceiling: 10, LastRate: 9.5, Now: now},
 			want: Decision{Action: ActionRaise, Rate: 10},
 		},
 		{
@@ -97,7 +134,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "an idle queue is raised: nothing was refused",
 			in:   Input{Window: Window{Span: ten}, Live: live(5), Ceiling: 10, LastRate: 5, Now: now},
-			want: Decision{Action: ActionRaise, Rate: 6}, reasonHas: "idle",
+			want: Decision{Action: ActionRaise, Rate: 10}, reasonHas: "idle",
 		},
 		{
 			name: "one instance's empty share is no evidence to raise on",
@@ -121,7 +158,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "a rate the engine rounded is still the governor's",
-			in:   Input{Window: clean, Live: live(3.2000001), Ceiling: 10, LastRate: 3.2, Now: now},
+			in:   Input{Window: partialClean, Live: live(3.2000001), Ceiling: 10, LastRate: 3.2, Now: now},
 			want: Decision{Action: ActionRaise, Rate: 4.2},
 		},
 		{
@@ -132,7 +169,7 @@ func TestDecide(t *testing.T) {
 		{
 			name: "after the hold the storm slows the queue again",
 			in:   Input{Window: storm, Live: live(7), Ceiling: 7, Now: now, HoldUntil: now.Add(-time.Second)},
-			want: Decision{Action: ActionSlow, Rate: 3.2},
+			want: Decision{Action: ActionSlow, Rate: 2.24}, // 7 × 40/100 × 0.8
 		},
 		{
 			name: "ops changing the rate again during the hold: stand down again",
@@ -235,5 +272,33 @@ func TestStormConverges(t *testing.T) {
 	}
 	if rate != ceiling {
 		t.Errorf("after the storm the rate is %v, want back at the ceiling %v", rate, ceiling)
+	}
+}
+
+func TestNextGood(t *testing.T) {
+	t.Parallel()
+	ten := 10 * time.Second
+	clean := Window{Span: ten, Attempts: 50, Delivered: 50}
+	storm := Window{Span: ten, Attempts: 50, RateLimited: 30, Delivered: 20}
+	cases := []struct {
+		name string
+		in   Input
+		d    Action
+		want float64
+	}{
+		{name: "a clean window below the ceiling is good", in: Input{Window: clean, Live: queue.Control{Rate: 8}, Ceiling: 100}, d: ActionRaise, want: 8},
+		{name: "at the ceiling nothing is remembered", in: Input{Window: clean, Live: queue.Control{Rate: 100}, Ceiling: 100, Good: 8}, d: ActionNone, want: 8},
+		{name: "an idle window proves nothing", in: Input{Window: Window{Span: ten}, Live: queue.Control{Rate: 9}, Ceiling: 100, Good: 8}, d: ActionRaise, want: 8},
+		{name: "a slow from above keeps it", in: Input{Window: storm, Live: queue.Control{Rate: 100}, Ceiling: 100, Good: 8}, d: ActionSlow, want: 8},
+		{name: "rate limited at it: the limit fell, forget it", in: Input{Window: storm, Live: queue.Control{Rate: 8}, Ceiling: 100, Good: 8}, d: ActionSlow, want: 0},
+		{name: "ops changed the rate: forget it", in: Input{Window: clean, Live: queue.Control{Rate: 8}, Ceiling: 100, Good: 8}, d: ActionStandDown, want: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := NextGood(tc.in, Decision{Action: tc.d}); got != tc.want {
+				t.Errorf("NextGood = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
