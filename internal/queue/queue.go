@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -101,6 +102,41 @@ func TaskName(eventID string) string {
 // re-enqueued without creating a second task.
 func ReplayTaskName(eventID string, n int) string {
 	return TaskName(eventID) + "-r" + strconv.Itoa(n)
+}
+
+// ShardName names shard i of n of the queue named base: base itself for
+// shard 0, so a single queue keeps its name when more shards are added, and
+// base-<i> for the others.
+func ShardName(base string, i int) string {
+	if i == 0 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(i)
+}
+
+// ShardOf picks the shard, of n, that carries the task named name. It reads
+// the hash in the name (TaskName's hex SHA-256 of the event id), so every
+// task of one event (its replays and requeues, which extend that name)
+// lands on the same shard, and a repeated id meets its first task there
+// and is deduplicated. A name without that hash falls back to a hash of the
+// whole name. n < 2 is shard 0.
+func ShardOf(name string, n int) int {
+	if n < 2 {
+		return 0
+	}
+	var h uint64
+	if rest, ok := strings.CutPrefix(name, "ev-"); ok && len(rest) >= 16 {
+		if v, err := strconv.ParseUint(rest[:16], 16, 64); err == nil {
+			h = v
+		}
+	}
+	if h == 0 {
+		sum := sha256.Sum256([]byte(name))
+		for _, b := range sum[:8] {
+			h = h<<8 | uint64(b)
+		}
+	}
+	return int(h % uint64(n))
 }
 
 // Config is a queue's rate, concurrency and retry configuration, the same

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"strings"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,6 +100,49 @@ func TestConfigValidate(t *testing.T) {
 	for _, want := range []string{"queue name", "max dispatches", "burst", "concurrent", "deadline", "max attempts", "max backoff", "max doublings"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate(bad) does not mention %q: %v", want, err)
+		}
+	}
+}
+
+func TestShardOf(t *testing.T) {
+	const n = 4
+	counts := make([]int, n)
+	for i := range 4000 {
+		id := fmt.Sprintf("event-%d", i)
+		s := queue.ShardOf(queue.TaskName(id), n)
+		if s < 0 || s >= n {
+			t.Fatalf("ShardOf(%q) = %d, want 0..%d", id, s, n-1)
+		}
+		counts[s]++
+		// Every task of one event lands on the shard of its first task.
+		for _, name := range []string{queue.ReplayTaskName(id, 2), queue.TaskName(id) + "-q3", queue.ReplayTaskName(id, 1) + "-q1"} {
+			if got := queue.ShardOf(name, n); got != s {
+				t.Fatalf("ShardOf(%q) = %d, want %d (the shard of %s)", name, got, s, queue.TaskName(id))
+			}
+		}
+	}
+	for i, c := range counts {
+		// 1,000 expected per shard; a hash that ignored part of the name
+		// would pile them up.
+		if c < 850 || c > 1150 {
+			t.Errorf("shard %d got %d of 4000 tasks, want about 1000: %v", i, c, counts)
+		}
+	}
+	if got := queue.ShardOf(queue.TaskName("x"), 1); got != 0 {
+		t.Errorf("one shard: ShardOf = %d, want 0", got)
+	}
+	if a, b := queue.ShardOf("foreign-name", n), queue.ShardOf("foreign-name", n); a != b || a < 0 || a >= n {
+		t.Errorf("a foreign name must map to one stable shard, got %d and %d", a, b)
+	}
+}
+
+func TestShardName(t *testing.T) {
+	for _, tc := range []struct {
+		i    int
+		want string
+	}{{0, "events"}, {1, "events-1"}, {3, "events-3"}} {
+		if got := queue.ShardName("events", tc.i); got != tc.want {
+			t.Errorf("ShardName(events, %d) = %q, want %q", tc.i, got, tc.want)
 		}
 	}
 }
