@@ -1,8 +1,8 @@
 package queue_test
 
 import (
-	"strings"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
