@@ -12,7 +12,7 @@
 // reversible, but it keeps the input's order (so its hot spots), grows with
 // the id and can still spell "__x__". The raw id is kept in the event_id
 // field, so support finds a document with the console filter
-// event_id == "<id>" (single-field indexes are automatic) or computes the id
+// event_id == "<id>" (event_id keeps its single-field index) or computes the id
 // (relayctl status does it through Get). It is the hex part of the queue's
 // task name (queue.TaskName is "ev-" + the same hash) for the first
 // enqueue.
@@ -20,6 +20,7 @@
 // # Document
 //
 //	event_id      string     the event id as received
+//	shard         integer    ShardOf(event_id), 0 to Shards-1: spreads the indexes List uses
 //	status        string     queued, delivering, retrying, delivered, failed, dead_lettered
 //	received_at   timestamp  ingest's handler start (or the dispatcher's time if it created the record)
 //	updated_at    timestamp  the last change
@@ -32,39 +33,28 @@
 //
 // Timestamps are stored with Firestore's microsecond precision.
 //
-// # Indexes and policies production needs
+// # Indexes production needs
 //
-// The emulator runs every query without composite indexes; production
-// refuses List with a status filter without this one:
+// Firestore limits a collection whose documents carry an indexed field
+// with sequential values (a timestamp that grows with time) to 500 writes
+// per second; every received_at, updated_at, delivered_at and expire_at is
+// such a value. So the single-field indexes of every field but event_id
+// (support's console lookup) and status (Counts) are exempted, and the two
+// indexes List needs put shard before received_at, so that each index
+// range growing with time takes 1/Shards of the writes:
 //
-//	collection: events   fields: status ASC, received_at DESC   (query scope: collection)
+//	collection: events   fields: status ASC, shard ASC, received_at DESC   (List with a status)
+//	collection: events   fields: shard ASC, received_at DESC               (List without one)
 //
-// In Terraform:
-//
-//	resource "google_firestore_index" "events_by_status" {
-//	  database   = "(default)"
-//	  collection = "events"
-//	  fields {
-//	    field_path = "status"
-//	    order      = "ASCENDING"
-//	  }
-//	  fields {
-//	    field_path = "received_at"
-//	    order      = "DESCENDING"
-//	  }
-//	}
-//
-// List without a status uses the automatic single-field index on
-// received_at, Counts the one on status. Also recommended: a TTL policy on
-// expire_at (google_firestore_field with ttl_config), and single-field index
-// exemptions for event and attempts (google_firestore_field with an empty
-// index_config), which no query filters on: fewer index writes, and no index
-// entries for a large body.
+// terraform/modules/firestore declares both, the exemptions and the TTL
+// policy on expire_at; docs/lld/status.md gives the reasoning and Google's
+// documents. The emulator runs every query without indexes and has no
+// index configuration, so only the Terraform tests check them.
 //
 // # Transactions and contention
 //
 // Apply runs in a read-write transaction: read, check status.CanMove, write
-// only status, updated_at, delivered_at, reason and attempts (an Update, so
+// only shard, status, updated_at, delivered_at, reason and attempts (an Update, so
 // fields this engine does not know survive). Firestore transactions lock
 // what they read; two that read one document and then both write it
 // conflict, one is aborted and the client runs it again after a random
@@ -85,9 +75,12 @@ package firestorestatus
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +111,14 @@ const (
 	// createAttempts bounds how often Create is tried when it is aborted by
 	// a concurrent transaction on the document.
 	createAttempts = 5
+	// Shards is how many values the shard field takes (0 to Shards-1). Every
+	// index holding received_at starts with shard, so each index range that
+	// grows with time takes 1/Shards of the writes; List runs one query per
+	// shard. Changing it moves records between shards: existing documents
+	// keep their old value until rewritten (see AddShards).
+	Shards = 16
+	// addShardsPage is how many documents AddShards reads per query.
+	addShardsPage = 500
 )
 
 // Options configure a Store.
@@ -180,6 +181,14 @@ func DocID(eventID string) string {
 }
 
 func (s *Store) doc(eventID string) *firestore.DocumentRef { return s.coll.Doc(DocID(eventID)) }
+
+// ShardOf is the shard of the record of eventID: the first four bytes of
+// the id's SHA-256 (the document id's hash), big-endian, modulo Shards.
+// It is stable: a record's shard never changes.
+func ShardOf(eventID string) int {
+	sum := sha256.Sum256([]byte(eventID))
+	return int(binary.BigEndian.Uint32(sum[:4]) % Shards)
+}
 
 // Create stores r as a new record in status Queued, whatever r.Status says.
 // It reports created=false, and changes nothing, when the id exists. The id
@@ -316,6 +325,7 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 		}
 		d := s.toDoc(rec)
 		return tx.Update(ref, []firestore.Update{
+			{Path: "shard", Value: d.Shard}, // same value; sets it on a record written before shards
 			{Path: "status", Value: d.Status},
 			{Path: "updated_at", Value: d.UpdatedAt},
 			{Path: "delivered_at", Value: d.DeliveredAt},
@@ -343,15 +353,30 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 	return rec, nil
 }
 
-// List returns records matching q, newest received first. Times are kept
-// to the microsecond, so Before is too: a record received in the same
-// microsecond as Before is not listed, and paging by Before skips records
-// received in the same microsecond as the last one of a page. Records
-// received in the same microsecond come in document id order, not event id
-// order as in the embedded engine.
+// List returns records matching q, newest received first. Records
+// received in the same microsecond are ordered by event id, descending, as
+// in the embedded engine.
 //
-// With q.Status set the query needs the composite index (status ASC,
-// received_at DESC) in production; see the package doc.
+// Every index holding received_at starts with shard, so List reads each
+// shard newest first and merges them, in rounds: the first reads a little
+// more than its share of q.Limit from every shard, concurrently; a later
+// round reads on (from where it stopped, twice as many) only in the shards
+// whose last record read is not older than the q.Limit-th newest so far,
+// the only ones that may still hold a record of the result. Spread evenly,
+// a page reads about q.Limit + 2*Shards documents in one or two rounds;
+// at worst (all of a page in one shard) about 3*q.Limit + 2*Shards, in
+// up to log2(q.Limit) rounds.
+//
+// Times are kept to the microsecond, so Before is too: a record received
+// in the same microsecond as Before is not listed, and paging by Before
+// skips records received in the same microsecond as the last one of a
+// page.
+//
+// The queries need the composite indexes (status ASC, shard ASC,
+// received_at DESC) and (shard ASC, received_at DESC) in production; see
+// the package doc. A document without a shard field (written before
+// shards existed) is in neither index and is not listed; AddShards gives
+// it one.
 func (s *Store) List(ctx context.Context, q status.Query) ([]status.Record, error) {
 	if q.Status != "" && !q.Status.Valid() {
 		return nil, fmt.Errorf("list status: unknown status %q", q.Status)
@@ -360,35 +385,184 @@ func (s *Store) List(ctx context.Context, q status.Query) ([]status.Record, erro
 	if limit <= 0 {
 		limit = defaultListLimit
 	}
-	fq := s.coll.Query
+	base := s.coll.Query
 	if q.Status != "" {
-		fq = fq.Where("status", "==", string(q.Status))
+		base = base.Where("status", "==", string(q.Status))
 	}
 	if !q.Before.IsZero() {
 		// Stored times are truncated to the microsecond; truncate the bound
 		// too, so that a record never sorts before a bound equal to its own
 		// received time.
-		fq = fq.Where("received_at", "<", q.Before.UTC().Truncate(time.Microsecond))
+		base = base.Where("received_at", "<", q.Before.UTC().Truncate(time.Microsecond))
 	}
-	fq = fq.OrderBy("received_at", firestore.Desc).Limit(limit)
 
+	type shardRead struct {
+		q    firestore.Query
+		next int                         // how many to read in the next round; 0 = done
+		last *firestore.DocumentSnapshot // cursor: the last document read
+		recs []status.Record
+	}
+	shards := make([]*shardRead, Shards)
+	for i := range shards {
+		shards[i] = &shardRead{
+			q:    base.Where("shard", "==", i).OrderBy("received_at", firestore.Desc),
+			next: min(limit, limit/Shards+2),
+		}
+	}
+	var merged []status.Record
+	for {
+		g, gctx := errgroup.WithContext(ctx)
+		for i, sh := range shards {
+			if sh.next == 0 {
+				continue
+			}
+			g.Go(func() error {
+				fq := sh.q.Limit(sh.next)
+				if sh.last != nil {
+					fq = fq.StartAfter(sh.last)
+				}
+				recs, last, err := s.query(gctx, fq)
+				if err != nil {
+					return fmt.Errorf("list status (shard %d): %w", i, err)
+				}
+				sh.recs = append(sh.recs, recs...)
+				if len(recs) < sh.next {
+					sh.next = 0 // the shard has no more
+				} else {
+					sh.last, sh.next = last, min(limit, 2*sh.next)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		merged = merged[:0]
+		for _, sh := range shards {
+			merged = append(merged, sh.recs...)
+		}
+		slices.SortFunc(merged, newestFirst)
+		if len(merged) < limit {
+			// Every shard with more to read may hold a record of the page.
+			if !slices.ContainsFunc(shards, func(sh *shardRead) bool { return sh.next > 0 }) {
+				return merged, nil
+			}
+			continue
+		}
+		// A shard may still hold a record of the page only if the last
+		// one read from it is not older than the page's last.
+		bound := merged[limit-1].ReceivedAt
+		more := false
+		for _, sh := range shards {
+			if sh.next > 0 && sh.recs[len(sh.recs)-1].ReceivedAt.Before(bound) {
+				sh.next = 0
+			}
+			more = more || sh.next > 0
+		}
+		if !more {
+			return merged[:limit], nil
+		}
+	}
+}
+
+// newestFirst orders records by received_at, then event id, both
+// descending: List's order.
+func newestFirst(a, b status.Record) int {
+	if c := b.ReceivedAt.Compare(a.ReceivedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.EventID, a.EventID)
+}
+
+// query reads every record fq returns, and the last document.
+func (s *Store) query(ctx context.Context, fq firestore.Query) ([]status.Record, *firestore.DocumentSnapshot, error) {
 	it := fq.Documents(ctx)
 	defer it.Stop()
-	out := make([]status.Record, 0, min(limit, defaultListLimit))
+	var (
+		out  []status.Record
+		last *firestore.DocumentSnapshot
+	)
 	for {
 		snap, err := it.Next()
 		if errors.Is(err, iterator.Done) {
-			return out, nil
+			return out, last, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list status: %w", err)
+			return nil, nil, err
 		}
 		rec, err := fromSnapshot(snap)
 		if err != nil {
-			return nil, fmt.Errorf("list status: %w", err)
+			return nil, nil, err
 		}
-		out = append(out, rec)
+		out, last = append(out, rec), snap
 	}
+}
+
+// AddShards sets the shard field on every record in status st that has
+// none: records written before shards existed, which List does not see.
+// It reads every record in st (by the single-field index on status, in
+// document id order) and writes only those without the field; it is safe
+// to run while the services write (the value is the one they would write)
+// and to run again. It returns how many records it changed.
+func (s *Store) AddShards(ctx context.Context, st status.Status) (int, error) {
+	if !st.Valid() {
+		return 0, fmt.Errorf("add shards: unknown status %q", st)
+	}
+	bw := s.client.BulkWriter(ctx)
+	var (
+		jobs []*firestore.BulkWriterJob
+		last *firestore.DocumentSnapshot
+	)
+	for {
+		q := s.coll.Where("status", "==", string(st)).OrderBy(firestore.DocumentID, firestore.Asc).Limit(addShardsPage)
+		if last != nil {
+			q = q.StartAfter(last)
+		}
+		snaps, err := q.Documents(ctx).GetAll()
+		if err != nil {
+			bw.End()
+			return 0, fmt.Errorf("add shards %s: %w", st, err)
+		}
+		for _, snap := range snaps {
+			if _, err := snap.DataAt("shard"); err == nil {
+				continue
+			}
+			id, err := snap.DataAt("event_id")
+			eventID, ok := id.(string)
+			if err != nil || !ok {
+				bw.End()
+				return 0, fmt.Errorf("add shards %s: document %s has no event_id", st, snap.Ref.ID)
+			}
+			job, err := bw.Update(snap.Ref, []firestore.Update{{Path: "shard", Value: ShardOf(eventID)}})
+			if err != nil {
+				bw.End()
+				return 0, fmt.Errorf("add shards %s: %w", st, err)
+			}
+			jobs = append(jobs, job)
+		}
+		if len(snaps) < addShardsPage {
+			break
+		}
+		last = snaps[len(snaps)-1]
+	}
+	bw.End()
+	n := 0
+	var errs []error
+	for _, job := range jobs {
+		_, err := job.Results()
+		switch {
+		case err == nil:
+			n++
+		case grpcstatus.Code(err) == codes.NotFound:
+			// Deleted (TTL) since it was read: nothing to list.
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("add shards %s: %w", st, err)
+	}
+	return n, nil
 }
 
 // Counts returns how many records are in each status; every known status is
@@ -439,6 +613,7 @@ func countOf(res firestore.AggregationResult, alias string) (int64, error) {
 // document is a record as stored; see the package doc.
 type document struct {
 	EventID     string       `firestore:"event_id"`
+	Shard       int64        `firestore:"shard"`
 	Status      string       `firestore:"status"`
 	ReceivedAt  time.Time    `firestore:"received_at"`
 	UpdatedAt   time.Time    `firestore:"updated_at"`
@@ -473,6 +648,7 @@ type attemptDoc struct {
 func (s *Store) toDoc(r status.Record) document {
 	d := document{
 		EventID:    r.EventID,
+		Shard:      int64(ShardOf(r.EventID)),
 		Status:     string(r.Status),
 		ReceivedAt: r.ReceivedAt.UTC(),
 		UpdatedAt:  r.UpdatedAt.UTC(),

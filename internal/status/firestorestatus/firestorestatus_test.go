@@ -295,6 +295,7 @@ func TestDocumentReadable(t *testing.T) {
 	}
 	want := map[string]any{
 		"event_id":     "readable",
+		"shard":        int64(firestorestatus.ShardOf("readable")),
 		"status":       "delivered",
 		"received_at":  received,
 		"updated_at":   delivered,
@@ -337,6 +338,274 @@ func TestDocumentReadable(t *testing.T) {
 	if v, err := snap.DataAt("attempts"); err != nil || v == nil {
 		t.Errorf("pending attempts = %v, %v; want an empty array", v, err)
 	}
+}
+
+// TestShardOf pins the derivation (a record's shard must never change: it
+// decides which index range holds it) and checks that ordinary ids use
+// every shard.
+func TestShardOf(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		id   string
+		want int
+	}{
+		{name: "empty", id: "", want: 0xe3b0c442 % firestorestatus.Shards},
+		{name: "abc", id: "abc", want: 0xba7816bf % firestorestatus.Shards},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := firestorestatus.ShardOf(tc.id); got != tc.want {
+				t.Errorf("ShardOf(%q) = %d, want %d", tc.id, got, tc.want)
+			}
+		})
+	}
+	seen := map[int]int{}
+	for i := range 200 {
+		shard := firestorestatus.ShardOf(fmt.Sprintf("evt-%d", i))
+		if shard < 0 || shard >= firestorestatus.Shards {
+			t.Fatalf("ShardOf(evt-%d) = %d, out of [0, %d)", i, shard, firestorestatus.Shards)
+		}
+		seen[shard]++
+	}
+	if len(seen) != firestorestatus.Shards {
+		t.Errorf("200 ids fall in %d shards, want all %d: %v", len(seen), firestorestatus.Shards, seen)
+	}
+}
+
+// TestListAcrossShards pages by 5 through more than Shards*5 records whose
+// ids fall in every shard, received one millisecond apart: every page must
+// be the next five newest whatever shard holds them. Each document carries
+// its shard, whether Create or Apply wrote it.
+func TestListAcrossShards(t *testing.T) {
+	t.Parallel()
+	s, coll := newStore(t, 0)
+	raw := rawClient(t)
+	const (
+		n        = 5*firestorestatus.Shards + 13
+		pageSize = 5
+	)
+	var want []string // newest first
+	shards := map[int]bool{}
+	for i := range n {
+		id := fmt.Sprintf("evt-%03d", i)
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		if i%4 == 0 { // created by the dispatcher's Apply
+			if _, err := s.Apply(t.Context(), id, status.Update{Status: status.Queued, At: at, Event: statustest.NewEvent(id)}); err != nil {
+				t.Fatalf("Apply(%s): %v", id, err)
+			}
+		} else if _, err := s.Create(t.Context(), statustest.NewRecord(id, at)); err != nil {
+			t.Fatalf("Create(%s): %v", id, err)
+		}
+		want = append(want, id)
+		shards[firestorestatus.ShardOf(id)] = true
+	}
+	slices.Reverse(want)
+	if len(shards) != firestorestatus.Shards {
+		t.Fatalf("the ids fall in %d shards, want all %d", len(shards), firestorestatus.Shards)
+	}
+
+	var (
+		got         []string
+		before      time.Time
+		mixedPages  int
+		total, full int
+	)
+	for {
+		page, err := s.List(t.Context(), status.Query{Limit: pageSize, Before: before})
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if total++; total > n {
+			t.Fatal("paging does not end")
+		}
+		if len(page) == pageSize {
+			full++
+		}
+		inPage := map[int]bool{}
+		for _, r := range page {
+			inPage[firestorestatus.ShardOf(r.EventID)] = true
+		}
+		if len(inPage) > 1 {
+			mixedPages++
+		}
+		got = append(got, ids(page)...)
+		before = page[len(page)-1].ReceivedAt
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("paged ids, newest first (-want +got):\n%s", diff)
+	}
+	if wantFull := n / pageSize; full != wantFull {
+		t.Errorf("%d full pages, want %d", full, wantFull)
+	}
+	if mixedPages == 0 {
+		t.Error("no page mixed records of two shards: the test does not exercise the merge")
+	}
+
+	for _, id := range []string{"evt-000", "evt-001"} { // by Apply, by Create
+		snap, err := raw.Collection(coll).Doc(firestorestatus.DocID(id)).Get(t.Context())
+		if err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		if v, err := snap.DataAt("shard"); err != nil || v != int64(firestorestatus.ShardOf(id)) {
+			t.Errorf("%s: shard = %v, %v; want %d", id, v, err, firestorestatus.ShardOf(id))
+		}
+	}
+}
+
+// TestListSkewedShards pages through records most of which sit in one
+// shard, newest first, with a few newer and older ones elsewhere: List
+// must read on in the full shard, round after round, and still interleave
+// the others where they belong.
+func TestListSkewedShards(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	const hot = 3
+	var inHot, elsewhere []string
+	for i := 0; len(inHot) < 40 || len(elsewhere) < 6; i++ {
+		id := fmt.Sprintf("skew-%d", i)
+		if firestorestatus.ShardOf(id) == hot {
+			if len(inHot) < 40 {
+				inHot = append(inHot, id)
+			}
+		} else if len(elsewhere) < 6 {
+			elsewhere = append(elsewhere, id)
+		}
+	}
+	// Received order, oldest first: 2 elsewhere, 20 hot, 2 elsewhere, 20 hot, 2 elsewhere.
+	order := slices.Concat(elsewhere[:2], inHot[:20], elsewhere[2:4], inHot[20:], elsewhere[4:])
+	for i, id := range order {
+		if _, err := s.Create(t.Context(), statustest.NewRecord(id, base.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			t.Fatalf("Create(%s): %v", id, err)
+		}
+	}
+	want := slices.Clone(order)
+	slices.Reverse(want)
+	for _, pageSize := range []int{1, 7, 25, 100} {
+		t.Run(fmt.Sprintf("page %d", pageSize), func(t *testing.T) {
+			t.Parallel()
+			var (
+				got    []string
+				before time.Time
+			)
+			for range len(want) + 1 {
+				page, err := s.List(t.Context(), status.Query{Limit: pageSize, Before: before})
+				if err != nil {
+					t.Fatalf("List: %v", err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				if len(page) > pageSize {
+					t.Fatalf("page of %d records, limit %d", len(page), pageSize)
+				}
+				got = append(got, ids(page)...)
+				before = page[len(page)-1].ReceivedAt
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("paged ids, newest first (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestListTies checks that records received in the same microsecond come
+// in event id order, descending, as in the embedded engine, even when
+// Firestore's order (document id) in their shard differs.
+func TestListTies(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	var all []string
+	for i := 0; len(all) < 12; i++ {
+		id := fmt.Sprintf("tie-%02d", i)
+		if firestorestatus.ShardOf(id) == 5 || i%7 == 0 {
+			all = append(all, id)
+			if _, err := s.Create(t.Context(), statustest.NewRecord(id, base)); err != nil {
+				t.Fatalf("Create(%s): %v", id, err)
+			}
+		}
+	}
+	slices.Sort(all)
+	slices.Reverse(all)
+	got, err := s.List(t.Context(), status.Query{Limit: 4})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if diff := cmp.Diff(all[:4], ids(got)); diff != "" {
+		t.Errorf("List(limit 4) of 12 records received at once (-want +got):\n%s", diff)
+	}
+}
+
+// TestAddShards checks records written before shards existed (no shard
+// field): List does not see them, Apply gives one its shard, AddShards the
+// rest of a status, once.
+func TestAddShards(t *testing.T) {
+	t.Parallel()
+	s, coll := newStore(t, 0)
+	raw := rawClient(t)
+	legacy := []string{"old-a", "old-b", "old-c", "old-d", "old-e"}
+	for i, id := range legacy {
+		if _, err := s.Create(t.Context(), statustest.NewRecord(id, base.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		ref := raw.Collection(coll).Doc(firestorestatus.DocID(id))
+		if _, err := ref.Update(t.Context(), []firestore.Update{{Path: "shard", Value: firestore.Delete}}); err != nil {
+			t.Fatalf("drop shard of %s: %v", id, err)
+		}
+	}
+	list := func(q status.Query) []string {
+		t.Helper()
+		got, err := s.List(t.Context(), q)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", q, err)
+		}
+		return ids(got)
+	}
+	if got := list(status.Query{}); len(got) != 0 {
+		t.Fatalf("List without shards = %v, want none", got)
+	}
+	if _, err := s.Get(t.Context(), "old-a"); err != nil {
+		t.Errorf("Get of a record without a shard: %v", err)
+	}
+
+	if _, err := s.Apply(t.Context(), "old-a", status.Update{Status: status.Delivering}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if diff := cmp.Diff([]string{"old-a"}, list(status.Query{})); diff != "" {
+		t.Errorf("List after Apply (-want +got):\n%s", diff)
+	}
+
+	n, err := s.AddShards(t.Context(), status.Queued)
+	if err != nil || n != 4 {
+		t.Errorf("AddShards(queued) = %d, %v; want 4, nil", n, err)
+	}
+	if n, err := s.AddShards(t.Context(), status.Queued); err != nil || n != 0 {
+		t.Errorf("AddShards(queued) again = %d, %v; want 0, nil", n, err)
+	}
+	if diff := cmp.Diff([]string{"old-e", "old-d", "old-c", "old-b"}, list(status.Query{Status: status.Queued})); diff != "" {
+		t.Errorf("List(queued) after AddShards (-want +got):\n%s", diff)
+	}
+	if got := list(status.Query{}); len(got) != len(legacy) {
+		t.Errorf("List after AddShards = %v, want all %d", got, len(legacy))
+	}
+	if _, err := s.AddShards(t.Context(), "lost"); err == nil {
+		t.Error("AddShards of an unknown status succeeded, want an error")
+	}
+}
+
+// base is the received time of a test's first record.
+var base = time.Date(2026, 3, 14, 15, 9, 26, 535897000, time.UTC)
+
+func ids(rs []status.Record) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.EventID)
+	}
+	return out
 }
 
 // TestApplyKeepsUnknownFields checks that Apply writes only the fields it

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) status.Store) {
 		{"ConcurrentCreateAndApply", testConcurrentCreateAndApply},
 		{"List", testList},
 		{"ListPaging", testListPaging},
+		{"ListPagingMany", testListPagingMany},
 		{"ListDefaultLimit", testListDefaultLimit},
 		{"Counts", testCounts},
 		{"Replay", testReplay},
@@ -619,6 +620,69 @@ func testListPaging(t *testing.T, newStore func(*testing.T) status.Store) {
 	}
 	if diff := cmp.Diff(all, got); diff != "" {
 		t.Errorf("paged ids (-want +got):\n%s", diff)
+	}
+}
+
+// testListPagingMany pages by 6 through 100 records, with and without a
+// status: more records than an engine that splits its indexes in up to 16
+// parts (firestorestatus) reads for one page, so a page is only right if
+// the parts are merged newest first and Before moves every part on.
+func testListPagingMany(t *testing.T, newStore func(*testing.T) status.Store) {
+	s := newStore(t)
+	all, delivered := seed(t, s, 100, status.Delivered)
+	var queued []string
+	for _, id := range all {
+		if !slices.Contains(delivered, id) {
+			queued = append(queued, id)
+		}
+	}
+	const pageSize = 6
+	cases := []struct {
+		name   string
+		status status.Status
+		want   []string
+	}{
+		{name: "any status", want: all},
+		{name: "delivered", status: status.Delivered, want: delivered},
+		{name: "queued", status: status.Queued, want: queued},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				got    []string
+				before time.Time
+				pages  int
+			)
+			for {
+				page, err := s.List(t.Context(), status.Query{Status: tc.status, Limit: pageSize, Before: before})
+				if err != nil {
+					t.Fatalf("List page %d: %v", pages, err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				if pages++; pages > len(tc.want) {
+					t.Fatalf("paging does not end: %d pages", pages)
+				}
+				if len(page) > pageSize {
+					t.Fatalf("page %d has %d records, limit %d", pages, len(page), pageSize)
+				}
+				for _, r := range page {
+					if tc.status != "" && r.Status != tc.status {
+						t.Errorf("page %d: %s is %s, want %s", pages, r.EventID, r.Status, tc.status)
+					}
+				}
+				got = append(got, ids(page)...)
+				before = page[len(page)-1].ReceivedAt
+			}
+			if want := (len(tc.want) + pageSize - 1) / pageSize; pages != want {
+				t.Errorf("paged %d records by %d in %d pages, want %d", len(tc.want), pageSize, pages, want)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("paged ids, newest first (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
