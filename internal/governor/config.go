@@ -46,6 +46,16 @@ type Config struct {
 	// LongRetryAfter: a window whose largest Retry-After is at least this
 	// long, and that is slowed, goes straight to Floor.
 	LongRetryAfter time.Duration `env:"QUEUE_GOVERNOR_LONG_RETRY_AFTER, default=30s"`
+	// BreakerThreshold is the share of a window's target calls that must
+	// fail (Classify's retryable: 5xx, no answer; strictly more than it)
+	// for the circuit breaker to open, sending the queue to Floor.
+	BreakerThreshold float64 `env:"QUEUE_GOVERNOR_BREAKER_THRESHOLD, default=0.5"`
+	// BreakerMinAttempts is how many target calls a window needs before
+	// the breaker opens on its failed share.
+	BreakerMinAttempts int `env:"QUEUE_GOVERNOR_BREAKER_MIN_ATTEMPTS, default=20"`
+	// BreakerOpen is how long the open breaker holds the queue at Floor
+	// before probing the target for one window (half-open).
+	BreakerOpen time.Duration `env:"QUEUE_GOVERNOR_BREAKER_OPEN, default=30s"`
 }
 
 // withDefaults fills the zero fields of c from the env tags' defaults (an
@@ -88,6 +98,15 @@ func (c Config) Validate() error {
 	if c.LongRetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("QUEUE_GOVERNOR_LONG_RETRY_AFTER must be >= 0, got %v", c.LongRetryAfter))
 	}
+	if !(c.BreakerThreshold > 0 && c.BreakerThreshold < 1) {
+		errs = append(errs, fmt.Errorf("QUEUE_GOVERNOR_BREAKER_THRESHOLD must be within (0, 1), got %v", c.BreakerThreshold))
+	}
+	if c.BreakerMinAttempts < 1 {
+		errs = append(errs, fmt.Errorf("QUEUE_GOVERNOR_BREAKER_MIN_ATTEMPTS must be >= 1, got %d", c.BreakerMinAttempts))
+	}
+	if c.BreakerOpen < 0 {
+		errs = append(errs, fmt.Errorf("QUEUE_GOVERNOR_BREAKER_OPEN must be >= 0, got %v", c.BreakerOpen))
+	}
 	return errors.Join(errs...)
 }
 
@@ -101,5 +120,9 @@ func (c Config) Policy() Policy {
 		Decrease:       DefaultDecrease,
 		Increase:       DefaultIncrease,
 		LongRetryAfter: c.LongRetryAfter,
+
+		BreakerThreshold:   c.BreakerThreshold,
+		BreakerMinAttempts: c.BreakerMinAttempts,
+		BreakerOpen:        c.BreakerOpen,
 	}
 }

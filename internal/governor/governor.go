@@ -3,6 +3,10 @@
 // every target call (Observe); once a window (QUEUE_GOVERNOR_WINDOW, 10 s)
 // it judges the calls seen and acts on the queue through queue.Controller:
 //
+//   - more than half of the calls failed (5xx, no answer) → open the
+//     circuit breaker: the queue goes to the floor, probes the target at a
+//     low rate for one window after QUEUE_GOVERNOR_BREAKER_OPEN, and goes
+//     straight back to its rate once the probe passes (ADR 0013);
 //   - more than 20 % of the calls rate limited → slow the queue to 80 % of
 //     the rate the target accepted (multiplicative decrease), or back to
 //     the last rate the target took in full, never below a floor, straight
@@ -21,10 +25,11 @@
 //
 // The rule is the pure Policy.Decide; Governor runs it (Run), keeps the
 // counts (Observe, cheap and safe for concurrent use), logs each change
-// ("queue slowed", "queue rate raised", "governor stood down"), exports the
-// live rate, the ceiling and the actions as metrics, and gives the ops page
-// a Snapshot. With many dispatcher instances (Cloud Run), a Lease makes one
-// of them the only writer.
+// ("queue slowed", "queue rate raised", "governor stood down", "circuit
+// breaker opened", "circuit breaker half-open", "circuit breaker closed"),
+// exports the live rate, the ceiling and the actions as metrics, and gives
+// the ops page a Snapshot. With many dispatcher instances (Cloud Run), a
+// Lease makes one of them the only writer.
 package governor
 
 import (
@@ -102,8 +107,9 @@ type Governor struct {
 	// leaseUntil is when the lease this governor last took expires: it
 	// leads only until then (zero: it holds none).
 	leaseUntil time.Time
-	// good is Input.Good.
-	good float64
+	// good is Input.Good; breaker the circuit breaker's state.
+	good    float64
+	breaker Breaker
 
 	actions metric.Int64Counter
 	acts    map[Action]metric.AddOption
@@ -112,8 +118,8 @@ type Governor struct {
 
 // counts are the calls seen since the last window, updated with atomics.
 type counts struct {
-	attempts, rateLimited, delivered atomic.Int64
-	maxRetryAfter                    atomic.Int64 // nanoseconds
+	attempts, rateLimited, delivered, failed atomic.Int64
+	maxRetryAfter                            atomic.Int64 // nanoseconds
 	// held is the time the queue holds itself back after the rate-limited
 	// calls seen (nanoseconds, the union of their pauses, some of which
 	// may lie past the window's end); heldUntil is when the last pause
@@ -171,7 +177,9 @@ func (g *Governor) Observe(kind status.Outcome, retryAfter time.Duration) {
 		if !g.o.Partial {
 			g.countHeld(g.o.now(), queueHold(retryAfter))
 		}
-	case status.OutcomeRetryable, status.OutcomePermanent:
+	case status.OutcomeRetryable:
+		g.counts.failed.Add(1)
+	case status.OutcomePermanent:
 	default:
 		return
 	}
@@ -207,6 +215,7 @@ func (g *Governor) take(now time.Time) Window {
 		Attempts:      int(g.counts.attempts.Swap(0)),
 		RateLimited:   int(g.counts.rateLimited.Swap(0)),
 		Delivered:     int(g.counts.delivered.Swap(0)),
+		Failed:        int(g.counts.failed.Swap(0)),
 		MaxRetryAfter: time.Duration(g.counts.maxRetryAfter.Swap(0)),
 		Partial:       g.o.Partial,
 	}
@@ -226,6 +235,7 @@ func (g *Governor) take(now time.Time) Window {
 	// keep the window consistent.
 	w.RateLimited = min(w.RateLimited, w.Attempts)
 	w.Delivered = min(w.Delivered, w.Attempts-w.RateLimited)
+	w.Failed = min(w.Failed, w.Attempts-w.RateLimited-w.Delivered)
 	w.Held = min(w.Held, w.Span)
 	return w
 }
@@ -237,7 +247,9 @@ func (g *Governor) Run(ctx context.Context) error {
 	log := g.logger(ctx)
 	log.InfoContext(ctx, "governor started", "mode", g.cfg.Mode, "window", g.cfg.Window.String(),
 		"threshold", g.cfg.Threshold, "min_attempts", g.cfg.MinAttempts, "floor", g.cfg.Floor,
-		"ceiling", g.o.Ceiling, "hold", g.cfg.Hold.String(), "lease", g.o.Lease != nil)
+		"ceiling", g.o.Ceiling, "hold", g.cfg.Hold.String(), "lease", g.o.Lease != nil,
+		"breaker_threshold", g.cfg.BreakerThreshold, "breaker_min_attempts", g.cfg.BreakerMinAttempts,
+		"breaker_open", g.cfg.BreakerOpen.String())
 	defer func() {
 		if g.o.Lease != nil {
 			g.mu.Lock()
@@ -280,9 +292,9 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 			g.mu.Lock()
 			g.snap.Leader, g.snap.Window, g.snap.Last = false, g.cfg.Window, w
 			g.leaseUntil = time.Time{}
-			// The holder's good rate is its own: taking the lease back
-			// later starts from the stored state only.
-			g.good = 0
+			// The holder's breaker and good rate are its own: taking the
+			// lease back later starts from the stored state only.
+			g.good, g.breaker = 0, Breaker{}
 			g.mu.Unlock()
 			return
 		}
@@ -314,7 +326,7 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		g.lastRate = live.Rate
 	}
 	in := Input{Window: w, Live: live, Ceiling: g.ceiling, LastRate: g.lastRate, Now: now, HoldUntil: g.hold,
-		Good: g.good}
+		Good: g.good, Breaker: g.breaker}
 	g.mu.Unlock()
 
 	d := Decision{Action: ActionNone, Reason: "first look"}
@@ -345,7 +357,7 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		g.ceiling, g.lastRate, g.hold = d.Rate, 0, now.Add(g.cfg.Hold)
 	}
 	if g.cfg.Enabled() && !first {
-		g.good = NextGood(in, d)
+		g.good, g.breaker = NextGood(in, d), g.policy.NextBreaker(in, d)
 	}
 	g.snap = Snapshot{
 		Queue:     g.o.Queue,
@@ -359,6 +371,7 @@ func (g *Governor) step(ctx context.Context, now time.Time, first bool) {
 		Window:    g.cfg.Window,
 		Last:      w,
 		Decision:  d,
+		Breaker:   g.breaker,
 		ActedAt:   g.snap.ActedAt,
 		Acted:     g.snap.Acted,
 	}
@@ -391,10 +404,17 @@ func (g *Governor) report(ctx context.Context, log *slog.Logger, d Decision, liv
 	attrs := []any{
 		"old_rate", in.Live.Rate, "new_rate", live.Rate, "ceiling", in.Ceiling,
 		"rate_limited_share", w.RateLimitedShare(), "attempts", w.Attempts, "rate_limited", w.RateLimited,
-		"delivered", w.Delivered, "retry_after_s", w.MaxRetryAfter.Seconds(),
+		"delivered", w.Delivered, "failed", w.Failed, "retry_after_s", w.MaxRetryAfter.Seconds(),
 		"held_s", w.Held.Seconds(), "by", queue.ByGovernor, "reason", d.Reason,
 	}
 	switch d.Action {
+	case ActionBreakOpen:
+		log.WarnContext(ctx, "circuit breaker opened", append(attrs, "failed_share", w.FailedShare(),
+			"open_until", in.Now.Add(g.cfg.BreakerOpen).UTC().Format(time.RFC3339))...)
+	case ActionBreakHalfOpen:
+		log.InfoContext(ctx, "circuit breaker half-open", attrs...)
+	case ActionBreakClose:
+		log.InfoContext(ctx, "circuit breaker closed", append(attrs, "failed_share", w.FailedShare())...)
 	case ActionSlow:
 		log.WarnContext(ctx, "queue slowed", attrs...)
 	case ActionRaise:
@@ -452,6 +472,9 @@ type Snapshot struct {
 	Decision Decision  `json:"decision"`
 	Acted    Decision  `json:"acted"`
 	ActedAt  time.Time `json:"acted_at"`
+	// Breaker is the circuit breaker's state: closed, open (the queue at
+	// the floor until Breaker.Until) or half-open (probing).
+	Breaker Breaker `json:"breaker"`
 	// Err is why the last window could not be judged ("" when it was).
 	Err string `json:"error,omitempty"`
 }
@@ -502,7 +525,7 @@ func (g *Governor) instrument(mp metric.MeterProvider) error {
 	}
 	g.actions = actions
 	g.acts = map[Action]metric.AddOption{}
-	for _, a := range []Action{ActionSlow, ActionRaise, ActionStandDown} {
+	for _, a := range []Action{ActionSlow, ActionRaise, ActionStandDown, ActionBreakOpen, ActionBreakHalfOpen, ActionBreakClose} {
 		g.acts[a] = metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrAction, string(a))))
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {

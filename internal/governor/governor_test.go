@@ -280,6 +280,77 @@ func TestGovernorCountsTheQueuesOwnPauses(t *testing.T) {
 	}
 }
 
+// TestGovernorBreaker: a target failing every call opens the breaker (the
+// queue to the floor), after BreakerOpen a probe window at 10 % of the
+// ceiling, and a clean probe closes it straight back to the rate before;
+// each transition logged, counted and shown in the snapshot.
+func TestGovernorBreaker(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 50, Config: Config{BreakerOpen: 30 * time.Second}}, queue.Control{Rate: 50})
+
+	r.window(10, 0, 490, 0) // 98 % failed
+	snap := r.g.Snapshot()
+	if !snap.Breaker.Is(BreakerOpenState) || snap.Live.Rate != 1 || snap.Breaker.Resume != 50 || !snap.Breaker.Until.Equal(r.now.Add(30*time.Second)) {
+		t.Fatalf("snapshot after the failing window = %+v, want open at the floor until +30s, resuming 50", snap)
+	}
+	opened := r.logs.lines(t, "circuit breaker opened")
+	if len(opened) != 1 || opened[0]["new_rate"] != 1.0 || opened[0]["failed_share"] != 0.98 || opened[0]["severity"] != "WARNING" {
+		t.Errorf("\"circuit breaker opened\" lines = %v", opened)
+	}
+
+	// Open: while the floor's calls fail, nothing changes for 30 s.
+	r.window(0, 0, 10, 0)
+	r.window(2, 0, 8, 0)
+	if n := len(r.q.calls()); n != 1 {
+		t.Errorf("%d SetRate calls while open, want only the first", n)
+	}
+	r.window(0, 0, 10, 0) // 30 s: half-open
+	if snap := r.g.Snapshot(); !snap.Breaker.Is(BreakerHalfOpen) || snap.Live.Rate != 5 {
+		t.Errorf("snapshot = %+v, want half-open probing at 5", snap)
+	}
+	r.window(0, 0, 50, 0) // the probe fails: open again
+	r.window(10, 0, 0, 0) // the target answers at the floor: half-open at once
+	r.window(50, 0, 0, 0) // the probe passes: closed, back to 50
+	want := []setCall{{1, queue.ByGovernor}, {5, queue.ByGovernor}, {1, queue.ByGovernor}, {5, queue.ByGovernor}, {50, queue.ByGovernor}}
+	if diff := cmp.Diff(want, r.q.calls()); diff != "" {
+		t.Errorf("SetRate calls (-want +got):\n%s", diff)
+	}
+	snap = r.g.Snapshot()
+	if !snap.Breaker.Is(BreakerClosed) || snap.Holding || snap.Acted.Action != ActionBreakClose {
+		t.Errorf("snapshot = %+v, want closed at the ceiling", snap)
+	}
+	for msg, n := range map[string]int{"circuit breaker opened": 2, "circuit breaker half-open": 2, "circuit breaker closed": 1} {
+		if got := len(r.logs.lines(t, msg)); got != n {
+			t.Errorf("%d %q lines, want %d", got, msg, n)
+		}
+	}
+	_, actions := r.metrics(t)
+	if diff := cmp.Diff(map[string]int64{"break_open": 2, "break_half_open": 2, "break_close": 1}, actions); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+}
+
+// TestGovernorBreakerStandsDownForOps: ops changing the rate while the
+// breaker is open have the last word: the governor stands down and the
+// breaker closes without touching the queue.
+func TestGovernorBreakerStandsDownForOps(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, Options{Ceiling: 50}, queue.Control{Rate: 50})
+	r.window(0, 0, 100, 0)
+	r.q.operator(20)
+	r.window(0, 0, 20, 0)
+	snap := r.g.Snapshot()
+	if !snap.Breaker.Is(BreakerClosed) || snap.Acted.Action != ActionStandDown || snap.Ceiling != 20 {
+		t.Errorf("snapshot = %+v, want stood down, breaker closed, ceiling 20", snap)
+	}
+	if n := len(r.q.calls()); n != 1 {
+		t.Errorf("%d SetRate calls, want only the opening one", n)
+	}
+}
+
+// TestGovernorNamesItsQueue: with Options.Queue set, every log line and the
+// snapshot name the queue, so two regions' governors of queues with one
+// short name are told apart.
 func TestGovernorNamesItsQueue(t *testing.T) {
 	t.Parallel()
 	const name = "projects/p/locations/europe-west1/queues/events"
@@ -428,13 +499,15 @@ func TestObserveIsSafeForConcurrentUse(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 1000 {
-				switch j % 4 {
+				switch j % 5 {
 				case 0:
 					g.Observe(status.OutcomeDelivered, 0)
 				case 1:
 					g.Observe(status.OutcomeRateLimited, time.Duration(i*1000+j)*time.Millisecond)
 				case 2:
 					g.Observe(status.OutcomePermanent, 0)
+				case 3:
+					g.Observe(status.OutcomeRetryable, 0)
 				default:
 					g.Observe(status.OutcomeSkipped, time.Hour) // not a target call
 				}
@@ -443,7 +516,7 @@ func TestObserveIsSafeForConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	w := g.take(time.Now())
-	want := Window{Attempts: 6000, RateLimited: 2000, Delivered: 2000, MaxRetryAfter: (7*1000 + 997) * time.Millisecond}
+	want := Window{Attempts: 6400, RateLimited: 1600, Delivered: 1600, Failed: 1600, MaxRetryAfter: (7*1000 + 996) * time.Millisecond}
 	w.Span, w.Held = 0, 0 // the clock's
 	if diff := cmp.Diff(want, w); diff != "" {
 		t.Errorf("window (-want +got):\n%s", diff)
@@ -490,17 +563,21 @@ func TestConfig(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "defaults", want: Config{Mode: ModeOn, Window: 10 * time.Second, Threshold: 0.2, MinAttempts: 20, Floor: 1,
-			Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second}},
+			Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second, BreakerThreshold: 0.5, BreakerMinAttempts: 20, BreakerOpen: 30 * time.Second}},
 		{
 			name: "set",
 			env: map[string]string{"QUEUE_GOVERNOR": "off", "QUEUE_GOVERNOR_WINDOW": "30s", "QUEUE_GOVERNOR_THRESHOLD": "0.5",
-				"QUEUE_GOVERNOR_MIN_ATTEMPTS": "5", "QUEUE_GOVERNOR_FLOOR": "0.5", "QUEUE_GOVERNOR_HOLD": "1h", "QUEUE_GOVERNOR_LONG_RETRY_AFTER": "2m"},
-			want: Config{Mode: ModeOff, Window: 30 * time.Second, Threshold: 0.5, MinAttempts: 5, Floor: 0.5, Hold: time.Hour, LongRetryAfter: 2 * time.Minute},
+				"QUEUE_GOVERNOR_MIN_ATTEMPTS": "5", "QUEUE_GOVERNOR_FLOOR": "0.5", "QUEUE_GOVERNOR_HOLD": "1h", "QUEUE_GOVERNOR_LONG_RETRY_AFTER": "2m",
+				"QUEUE_GOVERNOR_BREAKER_THRESHOLD": "0.8", "QUEUE_GOVERNOR_BREAKER_MIN_ATTEMPTS": "50", "QUEUE_GOVERNOR_BREAKER_OPEN": "1m"},
+			want: Config{Mode: ModeOff, Window: 30 * time.Second, Threshold: 0.5, MinAttempts: 5, Floor: 0.5, Hold: time.Hour, LongRetryAfter: 2 * time.Minute,
+				BreakerThreshold: 0.8, BreakerMinAttempts: 50, BreakerOpen: time.Minute},
 		},
 		{
-			name:    "invalid",
-			env:     map[string]string{"QUEUE_GOVERNOR": "maybe", "QUEUE_GOVERNOR_THRESHOLD": "1.5", "QUEUE_GOVERNOR_FLOOR": "-1", "QUEUE_GOVERNOR_MIN_ATTEMPTS": "-3", "QUEUE_GOVERNOR_WINDOW": "-1s"},
-			wantErr: []string{"QUEUE_GOVERNOR must be on or off", "QUEUE_GOVERNOR_THRESHOLD", "QUEUE_GOVERNOR_FLOOR", "QUEUE_GOVERNOR_MIN_ATTEMPTS", "QUEUE_GOVERNOR_WINDOW"},
+			name: "invalid",
+			env: map[string]string{"QUEUE_GOVERNOR": "maybe", "QUEUE_GOVERNOR_THRESHOLD": "1.5", "QUEUE_GOVERNOR_FLOOR": "-1", "QUEUE_GOVERNOR_MIN_ATTEMPTS": "-3", "QUEUE_GOVERNOR_WINDOW": "-1s",
+				"QUEUE_GOVERNOR_BREAKER_THRESHOLD": "1", "QUEUE_GOVERNOR_BREAKER_MIN_ATTEMPTS": "-1", "QUEUE_GOVERNOR_BREAKER_OPEN": "-1s"},
+			wantErr: []string{"QUEUE_GOVERNOR must be on or off", "QUEUE_GOVERNOR_THRESHOLD", "QUEUE_GOVERNOR_FLOOR", "QUEUE_GOVERNOR_MIN_ATTEMPTS", "QUEUE_GOVERNOR_WINDOW",
+				"QUEUE_GOVERNOR_BREAKER_THRESHOLD", "QUEUE_GOVERNOR_BREAKER_MIN_ATTEMPTS", "QUEUE_GOVERNOR_BREAKER_OPEN"},
 		},
 	}
 	for _, tc := range cases {
@@ -532,7 +609,8 @@ func TestConfig(t *testing.T) {
 	}
 	// A zero field takes its env tag's default, a set one is kept.
 	if got, want := (Config{Window: time.Second}).withDefaults(), (Config{Mode: ModeOn, Window: time.Second, Threshold: 0.2,
-		MinAttempts: 20, Floor: 1, Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second}); got != want {
+		MinAttempts: 20, Floor: 1, Hold: 10 * time.Minute, LongRetryAfter: 30 * time.Second,
+		BreakerThreshold: 0.5, BreakerMinAttempts: 20, BreakerOpen: 30 * time.Second}); got != want {
 		t.Errorf("withDefaults = %+v, want %+v", got, want)
 	}
 }

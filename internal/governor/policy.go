@@ -35,6 +35,15 @@ type Policy struct {
 	// LongRetryAfter: a slow whose window saw a Retry-After at least this
 	// long goes straight to Floor.
 	LongRetryAfter time.Duration
+	// BreakerThreshold: a window whose failed share (Window.Failed) is
+	// above it, with at least BreakerMinAttempts calls, opens the circuit
+	// breaker; a half-open window above it opens it again.
+	BreakerThreshold float64
+	// BreakerMinAttempts: a closed breaker never opens on fewer calls.
+	BreakerMinAttempts int
+	// BreakerOpen is how long an open breaker holds the queue at the floor
+	// before it probes the target (half-open).
+	BreakerOpen time.Duration
 }
 
 // Window is what the governor saw of the target in one period: every call
@@ -48,6 +57,9 @@ type Window struct {
 	Attempts    int `json:"attempts"`
 	RateLimited int `json:"rate_limited"`
 	Delivered   int `json:"delivered"`
+	// Failed counts the calls Classify found retryable: a 5xx, no answer,
+	// a timeout, an unusable answer (not rate limited).
+	Failed int `json:"failed"`
 	// Held is how much of Span the queue itself held every dispatch back
 	// after a rate-limited call: the embedded queue pauses for the
 	// Retry-After the dispatcher answers (whole seconds, at least 1 s).
@@ -68,6 +80,14 @@ func (w Window) RateLimitedShare() float64 {
 		return 0
 	}
 	return float64(w.RateLimited) / float64(w.Attempts)
+}
+
+// FailedShare is Failed / Attempts (0 without attempts).
+func (w Window) FailedShare() float64 {
+	if w.Attempts == 0 {
+		return 0
+	}
+	return float64(w.Failed) / float64(w.Attempts)
 }
 
 // acceptedRate estimates the rate at which the target accepted calls from
@@ -118,6 +138,8 @@ type Input struct {
 	// met no rate limit (0: none known). A slow from above it returns to
 	// it (NextGood keeps it).
 	Good float64
+	// Breaker is the circuit breaker's state (zero: closed).
+	Breaker Breaker
 }
 
 // expected is the live rate the governor believes the queue has.
@@ -143,25 +165,88 @@ const (
 	// ActionStandDown: someone else changed the rate; Decision.Rate is the
 	// new ceiling, and the governor holds off.
 	ActionStandDown Action = "stand_down"
+	// ActionBreakOpen opens the circuit breaker: the target fails most
+	// calls, so the queue goes to Decision.Rate (the floor) for
+	// Policy.BreakerOpen.
+	ActionBreakOpen Action = "break_open"
+	// ActionBreakHalfOpen: the breaker was open long enough; the queue
+	// probes the target at Decision.Rate for one window.
+	ActionBreakHalfOpen Action = "break_half_open"
+	// ActionBreakClose: the probe window passed; the queue goes back to
+	// Decision.Rate, the rate it had when the breaker opened.
+	ActionBreakClose Action = "break_close"
 )
 
 // SetsRate reports whether a carries a rate to set on the queue.
 func (a Action) SetsRate() bool {
 	switch a {
-	case ActionSlow, ActionRaise:
+	case ActionSlow, ActionRaise, ActionBreakOpen, ActionBreakHalfOpen, ActionBreakClose:
 		return true
 	}
 	return false
 }
 
+// BreakerState is the circuit breaker's state.
+type BreakerState string
+
+// The breaker's states.
+const (
+	// BreakerClosed: the target answers; the rate follows the 429 rules.
+	BreakerClosed BreakerState = "closed"
+	// BreakerOpenState: the target failed most calls; the queue is held at
+	// the floor until Breaker.Until.
+	BreakerOpenState BreakerState = "open"
+	// BreakerHalfOpen: one window probing the target at a low rate.
+	BreakerHalfOpen BreakerState = "half_open"
+)
+
+// Breaker is the circuit breaker's state, which the governor keeps and
+// Decide reads.
+type Breaker struct {
+	State BreakerState `json:"state"`
+	// Since is when it entered State (zero when never opened).
+	Since time.Time `json:"since"`
+	// Until is when an open breaker probes (open only).
+	Until time.Time `json:"until"`
+	// Resume is the rate the queue goes back to when the breaker closes:
+	// the live rate when it first opened (open and half-open only).
+	Resume float64 `json:"resume_rate,omitempty"`
+}
+
+// Is reports whether b is in state s (the zero Breaker is closed).
+func (b Breaker) Is(s BreakerState) bool {
+	if b.State == "" {
+		return s == BreakerClosed
+	}
+	return b.State == s
+}
+
+// NextBreaker is the breaker's state after d was carried out at now; it
+// is pure, like Decide.
+func (p Policy) NextBreaker(in Input, d Decision) Breaker {
+	switch d.Action {
+	case ActionBreakOpen:
+		resume := in.Live.Rate
+		if !in.Breaker.Is(BreakerClosed) && in.Breaker.Resume > 0 {
+			resume = in.Breaker.Resume // reopened from a failed probe
+		}
+		return Breaker{State: BreakerOpenState, Since: in.Now, Until: in.Now.Add(p.BreakerOpen), Resume: resume}
+	case ActionBreakHalfOpen:
+		return Breaker{State: BreakerHalfOpen, Since: in.Now, Resume: in.Breaker.Resume}
+	case ActionBreakClose, ActionStandDown:
+		return Breaker{State: BreakerClosed, Since: in.Now}
+	}
+	return in.Breaker
+}
+
 // NextGood is Input.Good after d: the live rate of a window below the
 // ceiling whose calls met no rate limit; forgotten when a window at or
-// below it was rate limited (the target's limit fell) and when ops changed
-// the rate.
+// below it was rate limited (the target's limit fell), when ops changed
+// the rate, and by the breaker.
 func NextGood(in Input, d Decision) float64 {
 	w, live := in.Window, in.Live.Rate
 	switch {
-	case d.Action == ActionStandDown:
+	case d.Action == ActionStandDown, d.Action == ActionBreakOpen, d.Action == ActionBreakHalfOpen, d.Action == ActionBreakClose:
 		return 0
 	case d.Action == ActionSlow && live <= in.Good:
 		return 0
@@ -191,25 +276,39 @@ type Decision struct {
 //     set, or the ceiling) → stand down, adopting the live rate as the
 //     ceiling: ops changed it and have the last word;
 //  3. before HoldUntil → none;
-//  4. more than Threshold of at least MinAttempts calls rate limited →
+//  4. the circuit breaker is open → none until Breaker.Until, or until a
+//     window at the floor saw calls and none failed (the target answers
+//     again), then half-open: probe at max(Floor, Increase × ceiling), at
+//     most the rate to resume, for one window;
+//  5. the breaker is half-open → open again when more than
+//     BreakerThreshold of the probe's calls failed, else close: straight
+//     back to the rate the queue had when the breaker opened (a window
+//     without calls closes it only when it saw every dispatch);
+//  6. more than BreakerThreshold of at least BreakerMinAttempts calls
+//     failed → open the breaker: the queue goes to the floor;
+//  7. more than Threshold of at least MinAttempts calls rate limited →
 //     slow back to Good when the live rate is above it, else to
 //     max(Floor, min(live, accepted rate) × Decrease), or to Floor when
 //     the target asked for a Retry-After of LongRetryAfter or more; none
 //     when that is not below the live rate (at the floor);
-//  5. below the ceiling and no call rate limited → raise. When the window
+//  8. below the ceiling and no call rate limited → raise. When the window
 //     saw every dispatch (the embedded engine) straight to the ceiling: a
 //     probe above the target's limit costs one refused call per
 //     Retry-After there, since the queue pauses itself on each 429, and
-//     rule 4 returns to Good the next window. Otherwise (Partial) by
+//     rule 7 returns to Good the next window. Otherwise (Partial) by
 //     Increase × ceiling, at most to the ceiling. A window without calls
 //     counts as clean only when it saw every dispatch (not Partial): the
 //     queue is idle, and an idle queue held low would only slow the next
 //     burst; one instance's empty share says nothing about the queue;
-//  6. otherwise none.
+//  9. otherwise none.
 func (p Policy) Decide(in Input) Decision {
 	live := in.Live.Rate
 	w := in.Window
 	share := w.RateLimitedShare()
+	failed := w.FailedShare()
+	failedWhy := func() string {
+		return fmt.Sprintf("%.0f%% of %d target calls failed (breaker threshold %.0f%%)", failed*100, w.Attempts, p.BreakerThreshold*100)
+	}
 	switch {
 	case in.Live.Paused:
 		return Decision{Action: ActionNone, Reason: "the queue is paused" + byWhom(in.Live.By) + "; the governor leaves a paused queue alone"}
@@ -219,6 +318,26 @@ func (p Policy) Decide(in Input) Decision {
 			fmtRate(live), fmtRate(in.expected()), byWhom(in.Live.By))}
 	case in.Now.Before(in.HoldUntil):
 		return Decision{Action: ActionNone, Reason: "holding off after ops changed the rate, until " + in.HoldUntil.UTC().Format(time.RFC3339)}
+	case in.Breaker.Is(BreakerOpenState) && in.Now.Before(in.Breaker.Until) && (w.Attempts == 0 || w.Failed > 0):
+		return Decision{Action: ActionNone, Reason: fmt.Sprintf("circuit breaker open until %s: the queue stays at the floor (%d of %d calls failed)",
+			in.Breaker.Until.UTC().Format(time.RFC3339), w.Failed, w.Attempts)}
+	case in.Breaker.Is(BreakerOpenState):
+		why := fmt.Sprintf("circuit breaker open for %s", p.BreakerOpen)
+		if in.Now.Before(in.Breaker.Until) {
+			why = fmt.Sprintf("none of %d target calls at the floor failed", w.Attempts)
+		}
+		return Decision{Action: ActionBreakHalfOpen, Rate: p.probeRate(in), Reason: fmt.Sprintf(
+			"%s: probing the target at %s/s for one window", why, fmtRate(p.probeRate(in)))}
+	case in.Breaker.Is(BreakerHalfOpen) && w.Attempts > 0 && failed > p.BreakerThreshold:
+		return Decision{Action: ActionBreakOpen, Rate: min(live, p.Floor), Reason: "probe failed: " + failedWhy()}
+	case in.Breaker.Is(BreakerHalfOpen) && w.Attempts == 0 && w.Partial:
+		return Decision{Action: ActionNone, Reason: "circuit breaker half-open: no target calls to judge the probe on"}
+	case in.Breaker.Is(BreakerHalfOpen):
+		return Decision{Action: ActionBreakClose, Rate: p.resumeRate(in), Reason: fmt.Sprintf(
+			"probe passed (%d target calls, %.0f%% failed): back to %s/s", w.Attempts, failed*100, fmtRate(p.resumeRate(in)))}
+	case failed > p.BreakerThreshold && w.Attempts >= p.BreakerMinAttempts:
+		return Decision{Action: ActionBreakOpen, Rate: min(live, p.Floor), Reason: failedWhy() + fmt.Sprintf(
+			": the queue goes to the floor %s/s for %s", fmtRate(min(live, p.Floor)), p.BreakerOpen)}
 	case share > p.Threshold && w.Attempts >= p.MinAttempts:
 		why := fmt.Sprintf("%.0f%% of %d target calls rate limited (threshold %.0f%%)", share*100, w.Attempts, p.Threshold*100)
 		var next float64
@@ -258,6 +377,21 @@ func (p Policy) Decide(in Input) Decision {
 	default:
 		return Decision{Action: ActionNone, Reason: "at the ceiling"}
 	}
+}
+
+// probeRate is the half-open breaker's rate: Increase × ceiling, at least
+// the floor, at most the rate to resume.
+func (p Policy) probeRate(in Input) float64 {
+	return roundRate(min(p.resumeRate(in), max(p.Floor, p.Increase*in.Ceiling)))
+}
+
+// resumeRate is the rate a closing breaker returns to: the live rate when
+// it opened, at most the ceiling (the ceiling when unknown).
+func (p Policy) resumeRate(in Input) float64 {
+	if in.Breaker.Resume > 0 {
+		return min(in.Breaker.Resume, in.Ceiling)
+	}
+	return in.Ceiling
 }
 
 // sameRate compares rates with a tolerance, so that a rate an engine

@@ -275,6 +275,180 @@ func TestStormConverges(t *testing.T) {
 	}
 }
 
+func TestDecideBreaker(t *testing.T) {
+	t.Parallel()
+	p := Config{}.Policy()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	ten := 10 * time.Second
+	outage := Window{Span: ten, Attempts: 100, Failed: 90, Delivered: 10}
+	live := func(rate float64) queue.Control { return queue.Control{Rate: rate} }
+	open := Breaker{State: BreakerOpenState, Since: now.Add(-10 * time.Second), Until: now.Add(20 * time.Second), Resume: 50}
+	halfOpen := Breaker{State: BreakerHalfOpen, Since: now.Add(-ten), Resume: 50}
+
+	cases := []struct {
+		name      string
+		in        Input
+		want      Decision
+		reasonHas string
+	}{
+		{
+			name: "most calls failing opens the breaker: the queue goes to the floor",
+			in:   Input{Window: outage, Live: live(50), Ceiling: 50, Now: now},
+			want: Decision{Action: ActionBreakOpen, Rate: 1}, reasonHas: "90% of 100 target calls failed",
+		},
+		{
+			name: "failing exactly at the threshold keeps it closed",
+			in:   Input{Window: Window{Span: ten, Attempts: 100, Failed: 50, Delivered: 50}, Live: live(50), Ceiling: 50, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "ceiling",
+		},
+		{
+			name: "too few calls never open it",
+			in:   Input{Window: Window{Span: ten, Attempts: 19, Failed: 19}, Live: live(50), Ceiling: 50, Now: now},
+			want: Decision{Action: ActionNone},
+		},
+		{
+			name: "failures outrank rate limits",
+			in:   Input{Window: Window{Span: ten, Attempts: 100, Failed: 60, RateLimited: 40}, Live: live(50), Ceiling: 50, Now: now},
+			want: Decision{Action: ActionBreakOpen, Rate: 1},
+		},
+		{
+			name: "ops below the floor: opening keeps their rate",
+			in:   Input{Window: outage, Live: live(0.5), Ceiling: 0.5, Now: now},
+			want: Decision{Action: ActionBreakOpen, Rate: 0.5},
+		},
+		{
+			name: "open: nothing until its time while calls at the floor fail",
+			in:   Input{Window: Window{Span: ten, Attempts: 10, Delivered: 9, Failed: 1}, Live: live(1), Ceiling: 50, LastRate: 1, Breaker: open, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "circuit breaker open until",
+		},
+		{
+			name: "open: nothing until its time without calls",
+			in:   Input{Window: Window{Span: ten}, Live: live(1), Ceiling: 50, LastRate: 1, Breaker: open, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "circuit breaker open until",
+		},
+		{
+			name: "open: a window at the floor without a failure probes early",
+			in:   Input{Window: Window{Span: ten, Attempts: 10, Delivered: 10}, Live: live(1), Ceiling: 50, LastRate: 1, Breaker: open, Now: now},
+			want: Decision{Action: ActionBreakHalfOpen, Rate: 5}, reasonHas: "none of 10 target calls at the floor failed",
+		},
+		{
+			name: "open long enough: half-open, probing at 10 % of the ceiling",
+			in:   Input{Window: outage, Live: live(1), Ceiling: 50, LastRate: 1, Breaker: open, Now: open.Until},
+			want: Decision{Action: ActionBreakHalfOpen, Rate: 5}, reasonHas: "probing",
+		},
+		{
+			name: "the probe never exceeds the rate to resume",
+			in: Input{Window: outage, Live: live(1), Ceiling: 50, LastRate: 1, Now: open.Until,
+				Breaker: Breaker{State: BreakerOpenState, Until: open.Until, Resume: 2}},
+			want: Decision{Action: ActionBreakHalfOpen, Rate: 2},
+		},
+		{
+			name: "a probe that passes closes it, straight back to the rate before",
+			in:   Input{Window: Window{Span: ten, Attempts: 50, Delivered: 48, Failed: 2}, Live: live(5), Ceiling: 60, LastRate: 5, Breaker: halfOpen, Now: now},
+			want: Decision{Action: ActionBreakClose, Rate: 50}, reasonHas: "probe passed",
+		},
+		{
+			name: "a probe that fails opens it again",
+			in:   Input{Window: Window{Span: ten, Attempts: 5, Failed: 3, Delivered: 2}, Live: live(5), Ceiling: 60, LastRate: 5, Breaker: halfOpen, Now: now},
+			want: Decision{Action: ActionBreakOpen, Rate: 1}, reasonHas: "probe failed",
+		},
+		{
+			name: "an idle probe window closes it when the window saw every dispatch",
+			in:   Input{Window: Window{Span: ten}, Live: live(5), Ceiling: 60, LastRate: 5, Breaker: halfOpen, Now: now},
+			want: Decision{Action: ActionBreakClose, Rate: 50},
+		},
+		{
+			name: "one instance's empty share judges no probe",
+			in:   Input{Window: Window{Span: ten, Partial: true}, Live: live(5), Ceiling: 60, LastRate: 5, Breaker: halfOpen, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "half-open",
+		},
+		{
+			name: "closing never passes the ceiling",
+			in:   Input{Window: Window{Span: ten, Attempts: 50, Delivered: 50}, Live: live(5), Ceiling: 40, LastRate: 5, Breaker: halfOpen, Now: now},
+			want: Decision{Action: ActionBreakClose, Rate: 40},
+		},
+		{
+			name: "ops changing the rate while open: stand down",
+			in:   Input{Window: outage, Live: queue.Control{Rate: 20, By: queue.ByOperator}, Ceiling: 50, LastRate: 1, Breaker: open, Now: now},
+			want: Decision{Action: ActionStandDown, Rate: 20},
+		},
+		{
+			name: "a paused queue is left alone, breaker or not",
+			in:   Input{Window: outage, Live: queue.Control{Rate: 50, Paused: true}, Ceiling: 50, Now: now},
+			want: Decision{Action: ActionNone}, reasonHas: "paused",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := p.Decide(tc.in)
+			if !strings.Contains(got.Reason, tc.reasonHas) || got.Reason == "" {
+				t.Errorf("reason %q does not contain %q", got.Reason, tc.reasonHas)
+			}
+			got.Reason = ""
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Decide (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBreakerThroughAnOutage plays a target that fails every call for 60 s
+// against a queue at 50/s, window by window (10 s), carrying the state as
+// the governor does: the breaker opens in the first failing window, holds
+// the queue at the floor, probes every BreakerOpen, and once the target is
+// back closes within two windows (a clean one at the floor, the probe),
+// straight to 50/s.
+func TestBreakerThroughAnOutage(t *testing.T) {
+	t.Parallel()
+	p := Config{}.Policy()
+	const ceiling = 50.0
+	span := 10 * time.Second
+	start := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	healed := start.Add(60 * time.Second)
+	rate, last, good, br := ceiling, 0.0, 0.0, Breaker{}
+	var failedCalls int
+	var closedAt time.Time
+	var actions []Action
+	for i := 1; i <= 20 && closedAt.IsZero(); i++ {
+		now := start.Add(time.Duration(i) * span)
+		calls := int(rate * span.Seconds())
+		w := Window{Span: span, Attempts: calls, Delivered: calls}
+		if now.Before(healed) || now.Equal(healed) {
+			w.Failed, w.Delivered = calls, 0
+			failedCalls += calls
+		}
+		in := Input{Window: w, Live: queue.Control{Rate: rate}, Ceiling: ceiling, LastRate: last, Good: good, Breaker: br, Now: now}
+		d := p.Decide(in)
+		if d.Action != ActionNone {
+			actions = append(actions, d.Action)
+		}
+		if d.Action.SetsRate() {
+			rate, last = d.Rate, d.Rate
+		}
+		good, br = NextGood(in, d), p.NextBreaker(in, d)
+		if d.Action == ActionBreakClose {
+			closedAt = now
+		}
+	}
+	want := []Action{ActionBreakOpen, ActionBreakHalfOpen, ActionBreakOpen, ActionBreakHalfOpen, ActionBreakClose}
+	if diff := cmp.Diff(want, actions); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if rate != ceiling || !br.Is(BreakerClosed) {
+		t.Errorf("after the outage: rate %v, breaker %+v; want %v, closed", rate, br, ceiling)
+	}
+	if closedAt.IsZero() || closedAt.Sub(healed) > 2*span {
+		t.Errorf("closed at %v, %v after the target healed; want within %v", closedAt, closedAt.Sub(healed), 2*span)
+	}
+	// Without the breaker the queue would have sent 50/s × 60 s = 3,000
+	// failing calls: one window at full rate opens it, then the floor and
+	// the probes.
+	if failedCalls > 700 {
+		t.Errorf("%d failing calls during the outage, want at most 700", failedCalls)
+	}
+}
+
 func TestNextGood(t *testing.T) {
 	t.Parallel()
 	ten := 10 * time.Second
@@ -292,6 +466,7 @@ func TestNextGood(t *testing.T) {
 		{name: "a slow from above keeps it", in: Input{Window: storm, Live: queue.Control{Rate: 100}, Ceiling: 100, Good: 8}, d: ActionSlow, want: 8},
 		{name: "rate limited at it: the limit fell, forget it", in: Input{Window: storm, Live: queue.Control{Rate: 8}, Ceiling: 100, Good: 8}, d: ActionSlow, want: 0},
 		{name: "ops changed the rate: forget it", in: Input{Window: clean, Live: queue.Control{Rate: 8}, Ceiling: 100, Good: 8}, d: ActionStandDown, want: 0},
+		{name: "the breaker: forget it", in: Input{Window: clean, Live: queue.Control{Rate: 8}, Ceiling: 100, Good: 8}, d: ActionBreakOpen, want: 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
