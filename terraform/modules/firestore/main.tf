@@ -21,9 +21,20 @@ resource "google_firestore_database" "status" {
   }
 }
 
+# Indexes. Firestore limits a collection to 500 writes per second while an
+# index holds a field whose values grow with time (every timestamp here), so
+# (docs/lld/status.md, "Indexes and write rate"):
+#   - every field nothing queries has no single-field index;
+#   - event_id (support's lookup) and status (Counts) keep an ascending one
+#     only, neither descending nor array-contains;
+#   - the two composite indexes List uses start with shard (0-15, a hash of
+#     the event id), so each range that grows with time takes 1/16 of the
+#     writes.
+# Field operations on one collection run one at a time, so each resource
+# waits for the one before it.
+
 # TTL: Firestore deletes a record some time after its expire_at (usually
-# within 24 hours). The field is never queried, and an increasing timestamp
-# would hot-spot its index, so it is exempt from indexing.
+# within 24 hours). An indexed TTL timestamp is a sequential index: exempt.
 resource "google_firestore_field" "expire_at" {
   project    = var.project_id
   database   = google_firestore_database.status.name
@@ -34,8 +45,8 @@ resource "google_firestore_field" "expire_at" {
   index_config {}
 }
 
-# The payload and the attempt list are read whole, never queried: no
-# single-field indexes, which also keeps large bodies out of index entries.
+# The payload and the attempt list are read whole, never queried; no index
+# entries for a large body either.
 resource "google_firestore_field" "event" {
   project    = var.project_id
   database   = google_firestore_database.status.name
@@ -44,7 +55,6 @@ resource "google_firestore_field" "event" {
 
   index_config {}
 
-  # Field operations on one collection run one at a time.
   depends_on = [google_firestore_field.expire_at]
 }
 
@@ -59,10 +69,112 @@ resource "google_firestore_field" "attempts" {
   depends_on = [google_firestore_field.event]
 }
 
-# List by status, newest first: where status == S order by received_at desc.
-# (Ordering by received_at alone uses the automatic single-field index, which
-# is therefore left in place.)
-resource "google_firestore_index" "status_received_at" {
+# Ordered on only through the composite indexes below.
+resource "google_firestore_field" "received_at" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "received_at"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.attempts]
+}
+
+resource "google_firestore_field" "updated_at" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "updated_at"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.received_at]
+}
+
+resource "google_firestore_field" "delivered_at" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "delivered_at"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.updated_at]
+}
+
+resource "google_firestore_field" "trace_id" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "trace_id"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.delivered_at]
+}
+
+resource "google_firestore_field" "reason" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "reason"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.trace_id]
+}
+
+# Used only as the first field of the composite indexes.
+resource "google_firestore_field" "shard" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "shard"
+
+  index_config {}
+
+  depends_on = [google_firestore_field.reason]
+}
+
+# Counts: one COUNT of status == S per status.
+resource "google_firestore_field" "status" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "status"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+  }
+
+  depends_on = [google_firestore_field.shard]
+}
+
+# Support's console filter event_id == "<id>", and the release smoke test's
+# runQuery.
+resource "google_firestore_field" "event_id" {
+  project    = var.project_id
+  database   = google_firestore_database.status.name
+  collection = var.collection
+  field      = "event_id"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+  }
+
+  depends_on = [google_firestore_field.status]
+}
+
+# List by status, newest first, one query per shard:
+# where status == S and shard == K order by received_at desc.
+resource "google_firestore_index" "status_shard_received_at" {
   project     = var.project_id
   database    = google_firestore_database.status.name
   collection  = var.collection
@@ -74,9 +186,34 @@ resource "google_firestore_index" "status_received_at" {
   }
 
   fields {
+    field_path = "shard"
+    order      = "ASCENDING"
+  }
+
+  fields {
     field_path = "received_at"
     order      = "DESCENDING"
   }
 
-  depends_on = [google_firestore_field.attempts]
+  depends_on = [google_firestore_field.event_id]
+}
+
+# List without a status: where shard == K order by received_at desc.
+resource "google_firestore_index" "shard_received_at" {
+  project     = var.project_id
+  database    = google_firestore_database.status.name
+  collection  = var.collection
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "shard"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "received_at"
+    order      = "DESCENDING"
+  }
+
+  depends_on = [google_firestore_index.status_shard_received_at]
 }

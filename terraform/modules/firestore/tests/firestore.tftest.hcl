@@ -35,3 +35,58 @@ run "status_store_is_protected" {
     error_message = "terraform destroy must leave the database and its data in place"
   }
 }
+
+# Firestore caps a collection at 500 writes/s while an index holds a field
+# whose values grow with time (docs/lld/status.md, "Indexes and write
+# rate"): no single-field index on any field nothing queries, the TTL
+# policy kept, and received_at indexed only behind shard.
+run "no_sequential_index_without_shard" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for f in [
+        google_firestore_field.expire_at,
+        google_firestore_field.event,
+        google_firestore_field.attempts,
+        google_firestore_field.received_at,
+        google_firestore_field.updated_at,
+        google_firestore_field.delivered_at,
+        google_firestore_field.trace_id,
+        google_firestore_field.reason,
+        google_firestore_field.shard,
+      ] : length(f.index_config) == 1 && length(f.index_config[0].indexes) == 0 && f.collection == "events"
+    ])
+    error_message = "every field nothing queries is exempt from single-field indexing (an empty index_config)"
+  }
+  assert {
+    condition     = length(google_firestore_field.expire_at.ttl_config) == 1
+    error_message = "the TTL policy stays on expire_at"
+  }
+  assert {
+    condition = alltrue([
+      for f in [google_firestore_field.status, google_firestore_field.event_id] :
+      [for i in f.index_config[0].indexes : "${i.order}/${i.query_scope}"] == ["ASCENDING/COLLECTION"]
+    ])
+    error_message = "status (Counts) and event_id (support's lookup) keep one ascending index, nothing else"
+  }
+  assert {
+    condition = [
+      for f in google_firestore_index.status_shard_received_at.fields : "${f.field_path} ${f.order}"
+    ] == ["status ASCENDING", "shard ASCENDING", "received_at DESCENDING"]
+    error_message = "List with a status needs (status, shard, received_at desc)"
+  }
+  assert {
+    condition = [
+      for f in google_firestore_index.shard_received_at.fields : "${f.field_path} ${f.order}"
+    ] == ["shard ASCENDING", "received_at DESCENDING"]
+    error_message = "List without a status needs (shard, received_at desc)"
+  }
+  assert {
+    condition = alltrue([
+      for i in [google_firestore_index.status_shard_received_at, google_firestore_index.shard_received_at] :
+      i.collection == "events" && i.query_scope == "COLLECTION"
+    ])
+    error_message = "the composite indexes are on the status collection, collection-scoped"
+  }
+}
