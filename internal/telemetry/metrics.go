@@ -50,10 +50,12 @@ const (
 	// MetricQueuePaused is 1 while the queue is paused, else 0.
 	MetricQueuePaused = "eventrelay.queue.paused"
 	// MetricGovernorActions counts the rate governor's changes by AttrAction
-	// (slow, raise, stand_down).
+	// (slow, raise, stand_down, and the circuit breaker's break_open,
+	// break_half_open, break_close).
 	MetricGovernorActions = "eventrelay.governor.actions"
-	// MetricDispatchRequeues counts events the dispatcher re-enqueued
-	// because the target rate limited their last allowed attempt.
+	// MetricDispatchRequeues counts events the dispatcher re-enqueued on
+	// their last allowed attempt, because the target rate limited it or the
+	// status store failed.
 	MetricDispatchRequeues = "eventrelay.dispatch.requeues"
 	// MetricReconcileRecords counts the records the reconciler acted on
 	// (or, in a dry run, would have), by AttrCause and AttrAction.
