@@ -12,6 +12,7 @@ module "eventrelay" {
   # The stand-in target and its limit (make run uses the same numbers).
   target_rate_limit_per_second = 10
   target_max_concurrency       = 20
+  queue_shards                 = var.queue_shards
   targetmock_enabled           = true
   targetmock_rate_limit = {
     rate  = 10

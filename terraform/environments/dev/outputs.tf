@@ -14,8 +14,18 @@ output "ingest_lb_ip" {
 }
 
 output "queues" {
-  description = "Cloud Tasks queue per region."
+  description = "Cloud Tasks queues per region, shard 0 first."
   value       = module.eventrelay.queues
+}
+
+output "queue_names" {
+  description = "Names of the queue shards, the same in every region (QUEUE_NAME is the first)."
+  value       = module.eventrelay.queue_names
+}
+
+output "queue_initial_rate_limits" {
+  description = "Each queue's rate limits as Terraform created them, per region and queue name; ops own the live values (ADR 0005)."
+  value       = module.eventrelay.queue_initial_rate_limits
 }
 
 output "target_url" {

@@ -32,3 +32,9 @@ variable "notification_channels" {
   description = "Notification channels for the alerts."
   default     = []
 }
+
+variable "queue_shards" {
+  type        = number
+  description = "Cloud Tasks queues per region sharing the target's limit; null takes ceil(limit per region / 500), Cloud Tasks' maximum per queue (docs/deployment.md, \"Queue shards\")."
+  default     = null
+}

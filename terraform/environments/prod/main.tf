@@ -18,6 +18,7 @@ module "eventrelay" {
   target_url                   = var.target_url
   target_rate_limit_per_second = var.target_rate_limit_per_second
   target_max_concurrency       = var.target_max_concurrency
+  queue_shards                 = var.queue_shards
   targetmock_enabled           = false
 
   queue_retry = {

@@ -40,7 +40,18 @@ variable "target_url" {
 
 variable "target_rate_limit_per_second" {
   type        = number
-  description = "The real target's rate limit (initial queue rate; ops own it afterwards, ADR 0005)."
+  description = "The real target's rate limit (initial rate of the queues together; ops own it afterwards, ADR 0005)."
+
+  validation {
+    condition     = var.target_rate_limit_per_second > 0
+    error_message = "target_rate_limit_per_second must be positive."
+  }
+}
+
+variable "queue_shards" {
+  type        = number
+  description = "Cloud Tasks queues per region sharing the target's limit; null takes ceil(limit per region / 500), Cloud Tasks' maximum per queue (docs/deployment.md, \"Queue shards\")."
+  default     = null
 }
 
 variable "target_max_concurrency" {

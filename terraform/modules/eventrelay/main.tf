@@ -16,6 +16,12 @@ locals {
   regional_dispatch_rate   = var.target_rate_limit_per_second / local.region_count
   regional_max_concurrency = max(1, floor(var.target_max_concurrency / local.region_count))
 
+  # Each region spreads its share over queue_shards queues, because one
+  # Cloud Tasks queue dispatches at most 500 tasks/s ("The maximum allowed
+  # value is 500",
+  # https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#ratelimits).
+  queue_shards = coalesce(var.queue_shards, ceil(local.regional_dispatch_rate / 500))
+
   labels = {
     app = "eventrelay"
     env = var.environment
@@ -206,6 +212,7 @@ module "region" {
 
   queue = {
     name                       = var.queue_name
+    shards                     = local.queue_shards
     max_dispatches_per_second  = local.regional_dispatch_rate
     max_concurrent_dispatches  = local.regional_max_concurrency
     max_attempts               = var.queue_retry.max_attempts

@@ -24,12 +24,17 @@ output "dispatcher_urls" {
 }
 
 output "queues" {
-  description = "Cloud Tasks queue resource name in each region."
-  value       = { for r, m in module.region : r => m.queue_id }
+  description = "Cloud Tasks queue resource names in each region, shard 0 first."
+  value       = { for r, m in module.region : r => m.queue_ids }
+}
+
+output "queue_names" {
+  description = "Names of the queue shards, the same in every region: queue_name, then queue_name-1 ... (QUEUE_NAME, QUEUE_SHARDS)."
+  value       = module.region[var.primary_region].queue_names
 }
 
 output "queue_initial_rate_limits" {
-  description = "Each region's queue rate limits as Terraform created them: together they make the target's limit (ADR 0006). Ops and the governor own the live values (ADR 0005)."
+  description = "Each region's queues' rate limits as Terraform created them, by queue name: together they make the target's limit (ADR 0006). Ops and the governor own the live values (ADR 0005)."
   value       = { for r, m in module.region : r => m.queue_initial_rate_limits }
 }
 

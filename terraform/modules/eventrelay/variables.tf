@@ -80,11 +80,29 @@ variable "initial_image" {
 
 variable "target_rate_limit_per_second" {
   type        = number
-  description = "The target's rate limit in calls per second: the INITIAL max_dispatches_per_second of the Cloud Tasks queue (split across regions when secondary_region is set). Ops own the live value afterwards (ADR 0005)."
+  description = "The target's rate limit in calls per second: the INITIAL max_dispatches_per_second of the Cloud Tasks queues, split across regions when secondary_region is set, then equally across each region's queue_shards. Ops own the live values afterwards (ADR 0005)."
 
   validation {
-    condition     = var.target_rate_limit_per_second >= 1 && var.target_rate_limit_per_second <= 500
-    error_message = "target_rate_limit_per_second must be between 1 and 500 (Cloud Tasks' maximum per queue; the emulator crashes below 1)."
+    condition     = var.target_rate_limit_per_second > 0
+    error_message = "target_rate_limit_per_second must be positive."
+  }
+}
+
+variable "queue_shards" {
+  type        = number
+  description = "Cloud Tasks queues per region that share the region's part of the target's limit equally. One queue dispatches at most 500 tasks/s, so null (the default) takes ceil(region's part / 500). Shard 0 is queue_name, shard i queue_name-<i> (QUEUE_SHARDS). Raising it adds queues; lowering it is refused, because the queues have prevent_destroy (docs/deployment.md, \"Queue shards\")."
+  default     = null
+
+  validation {
+    condition     = var.queue_shards == null || try(var.queue_shards >= 1 && floor(var.queue_shards) == var.queue_shards, false)
+    error_message = "queue_shards must be null or a whole number, at least 1."
+  }
+
+  # One Cloud Tasks queue dispatches at most 500 tasks/s
+  # (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#ratelimits).
+  validation {
+    condition     = var.queue_shards == null || try(var.target_rate_limit_per_second / (var.secondary_region == null ? 1 : 2) / var.queue_shards <= 500, true)
+    error_message = "queue_shards is too few: each queue would dispatch above 500/s, Cloud Tasks' maximum per queue. Leave it null to compute it."
   }
 }
 

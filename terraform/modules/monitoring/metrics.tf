@@ -26,8 +26,12 @@ locals {
     tasks_api_requests  = "cloudtasks.googleapis.com/api/request_count"
   }
 
-  ingest_run  = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${var.ingest_service}\""
-  queue_scope = "resource.type = \"cloud_tasks_queue\" AND resource.labels.queue_id = \"${var.queue_name}\""
+  ingest_run = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${var.ingest_service}\""
+  # Every shard of the queue in every region: the base name and base-<i>
+  # (queue.ShardName). queue_name holds only letters, digits and hyphens,
+  # so it needs no escaping in the RE2 pattern
+  # (https://cloud.google.com/monitoring/api/v3/filters, monitoring.regex.full_match).
+  queue_scope = "resource.type = \"cloud_tasks_queue\" AND resource.labels.queue_id = monitoring.regex.full_match(\"${var.queue_name}(-[0-9]+)?\")"
 
   playbook = {
     for a in ["ingest-latency", "ingest-5xx", "backlog-age", "dead-letters", "target-rate-limited", "reconciled-records"] :

@@ -10,7 +10,7 @@ variable "environment" {
 
 variable "queue_name" {
   type        = string
-  description = "Cloud Tasks queue id (the same in every region)."
+  description = "Base name of the Cloud Tasks queues (the same in every region): the charts and alerts cover it and every shard named <queue_name>-<i>."
 }
 
 variable "regions" {

@@ -1,5 +1,6 @@
-# One regional stack: the Cloud Tasks queue, ingest and the dispatcher, with
-# the IAM bindings each needs, all on the resources themselves. Both services
+# One regional stack: the Cloud Tasks queues (one, or several shards above
+# 500/s), ingest and the dispatcher, with the IAM bindings each needs, all on
+# the resources themselves. Both services
 # are modules/service: a Cloud Run service with its OpenTelemetry Collector
 # sidecar (ADR 0009).
 #
@@ -14,10 +15,29 @@ locals {
     TRACE_SAMPLE_RATIO   = tostring(var.trace_sample_ratio)
   }
 
+  # The region's share of the target's limit is spread over
+  # var.queue.shards queues, because one Cloud Tasks queue dispatches at most
+  # 500 tasks/s ("The maximum allowed value is 500",
+  # https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#ratelimits).
+  # Shard i is named as queue.ShardName names it: shard 0 keeps the base
+  # name (a region created with one queue keeps it), the others base-<i>.
+  queue_names = [for i in range(var.queue.shards) : i == 0 ? var.queue.name : "${var.queue.name}-${i}"]
+
+  # Each shard takes an equal part, so the shards together dispatch at
+  # exactly the region's share. Cloud Tasks adds a burst derived from the
+  # rate that no one can set (max_burst_size is output only), so a shard
+  # whose bucket filled while it was idle can send rate + burst in its first
+  # second: docs/adr/0005-queue-rate-owned-by-ops.md, "Amendment".
+  shard_dispatch_rate   = var.queue.max_dispatches_per_second / var.queue.shards
+  shard_max_concurrency = max(1, floor(var.queue.max_concurrent_dispatches / var.queue.shards))
+
   # The retry policy: the queue applies it, the dispatcher uses it to
   # recognise the last attempt (dead_lettered). One source, both sides.
+  # QUEUE_NAME is the base name; the services derive the shards' names
+  # from it and QUEUE_SHARDS.
   retry_env = {
     QUEUE_NAME               = var.queue.name
+    QUEUE_SHARDS             = tostring(var.queue.shards)
     QUEUE_DISPATCH_DEADLINE  = "${var.queue.dispatch_deadline_seconds}s"
     QUEUE_MAX_ATTEMPTS       = tostring(var.queue.max_attempts)
     QUEUE_MIN_BACKOFF        = "${var.queue.min_backoff_seconds}s"
@@ -89,16 +109,19 @@ locals {
 # ---------------------------------------------------------------- queue
 
 resource "google_cloud_tasks_queue" "events" {
+  count = var.queue.shards
+
   project  = var.project_id
-  name     = var.queue.name
+  name     = local.queue_names[count.index]
   location = var.region
 
   rate_limits {
-    # The target's limit (this region's share). Initial values only: ops
-    # change them in the console when the target's limit changes, and
-    # `terraform apply` must not undo that (ADR 0005, ignore_changes below).
-    max_dispatches_per_second = var.queue.max_dispatches_per_second
-    max_concurrent_dispatches = var.queue.max_concurrent_dispatches
+    # This shard's part of the region's share of the target's limit.
+    # Initial values only: ops change them when the target's limit changes,
+    # and `terraform apply` must not undo that (ADR 0005, ignore_changes
+    # below).
+    max_dispatches_per_second = local.shard_dispatch_rate
+    max_concurrent_dispatches = local.shard_max_concurrency
   }
 
   retry_config {
@@ -122,50 +145,76 @@ resource "google_cloud_tasks_queue" "events" {
       rate_limits[0].max_dispatches_per_second,
       rate_limits[0].max_concurrent_dispatches,
     ]
-    # Deleting a queue loses its tasks and blocks the name for days.
+    # Deleting a queue loses its tasks and blocks the name for days. Fewer
+    # shards is therefore refused too: drain and remove a shard by hand.
     prevent_destroy = true
   }
 }
 
+# Every binding below is made on each shard: ingest enqueues into any of
+# them (the event id's hash picks one), and the dispatcher requeues into,
+# inspects and governs the shard a task came from.
+
 resource "google_cloud_tasks_queue_iam_member" "ingest_enqueues" {
+  count = var.queue.shards
+
   project  = var.project_id
-  location = google_cloud_tasks_queue.events.location
-  name     = google_cloud_tasks_queue.events.name
+  location = google_cloud_tasks_queue.events[count.index].location
+  name     = google_cloud_tasks_queue.events[count.index].name
   role     = "roles/cloudtasks.enqueuer"
   member   = "serviceAccount:${var.ingest_service_account}"
 }
 
 # The dispatcher requeues an event whose last attempt was rate limited or
-# met a status store outage (ADR 0008, ADR 0010) into this queue.
+# met a status store outage (ADR 0008, ADR 0010) into its shard.
 resource "google_cloud_tasks_queue_iam_member" "dispatcher_requeues" {
+  count = var.queue.shards
+
   project  = var.project_id
-  location = google_cloud_tasks_queue.events.location
-  name     = google_cloud_tasks_queue.events.name
+  location = google_cloud_tasks_queue.events[count.index].location
+  name     = google_cloud_tasks_queue.events[count.index].name
   role     = "roles/cloudtasks.enqueuer"
   member   = "serviceAccount:${var.dispatcher_service_account}"
 }
 
 # Backlog and oldest-task age (eventrelay.queue.backlog, .oldest_age) are
-# read from the queue itself.
+# read from the queues themselves.
 resource "google_cloud_tasks_queue_iam_member" "ingest_reads_queue" {
+  count = var.queue.shards
+
   project  = var.project_id
-  location = google_cloud_tasks_queue.events.location
-  name     = google_cloud_tasks_queue.events.name
+  location = google_cloud_tasks_queue.events[count.index].location
+  name     = google_cloud_tasks_queue.events[count.index].name
   role     = "roles/cloudtasks.viewer"
   member   = "serviceAccount:${var.ingest_service_account}"
 }
 
-# The dispatcher's queue governor (ADR 0010) slows the queue when the target
-# answers 429 (UpdateQueue on rate_limits.max_dispatches_per_second) and
-# pauses and resumes it. On this queue only, and only while it is on. The
-# rate is in ignore_changes above (ADR 0005), so what the governor or ops
-# set survives the next apply.
-resource "google_cloud_tasks_queue_iam_member" "dispatcher_governs_queue" {
-  count = var.governor_enabled ? 1 : 0
+# The dispatcher's reconciler asks whether a record's task is still queued
+# (GetTask, cloudtasks.tasks.get). Neither enqueuer (tasks.create,
+# tasks.fullView) nor queueAdmin (queues.*) holds that permission; viewer
+# ("get and list access to tasks, queues, and locations") does
+# (https://cloud.google.com/iam/docs/roles-permissions/cloudtasks).
+resource "google_cloud_tasks_queue_iam_member" "dispatcher_reads_queue" {
+  count = var.queue.shards
 
   project  = var.project_id
-  location = google_cloud_tasks_queue.events.location
-  name     = google_cloud_tasks_queue.events.name
+  location = google_cloud_tasks_queue.events[count.index].location
+  name     = google_cloud_tasks_queue.events[count.index].name
+  role     = "roles/cloudtasks.viewer"
+  member   = "serviceAccount:${var.dispatcher_service_account}"
+}
+
+# The dispatcher's queue governor (ADR 0010) slows the queues when the
+# target answers 429 (UpdateQueue on rate_limits.max_dispatches_per_second)
+# and pauses and resumes them. On this region's shards only, and only while
+# it is on. The rate is in ignore_changes above (ADR 0005), so what the
+# governor or ops set survives the next apply.
+resource "google_cloud_tasks_queue_iam_member" "dispatcher_governs_queue" {
+  count = var.governor_enabled ? var.queue.shards : 0
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.events[count.index].location
+  name     = google_cloud_tasks_queue.events[count.index].name
   role     = "roles/cloudtasks.queueAdmin"
   member   = "serviceAccount:${var.dispatcher_service_account}"
 }
@@ -283,4 +332,26 @@ moved {
 moved {
   from = google_cloud_run_v2_service_iam_member.deployer_releases_dispatcher
   to   = module.dispatcher.google_cloud_run_v2_service_iam_member.deployer_releases
+}
+
+# The queue became shard 0 of var.queue.shards: a region applied before
+# keeps its queue (and its tasks) and the grants on it.
+moved {
+  from = google_cloud_tasks_queue.events
+  to   = google_cloud_tasks_queue.events[0]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.ingest_enqueues
+  to   = google_cloud_tasks_queue_iam_member.ingest_enqueues[0]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.dispatcher_requeues
+  to   = google_cloud_tasks_queue_iam_member.dispatcher_requeues[0]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.ingest_reads_queue
+  to   = google_cloud_tasks_queue_iam_member.ingest_reads_queue[0]
 }

@@ -26,6 +26,7 @@ variable "deletion_protection" {
 variable "queue" {
   type = object({
     name                       = string
+    shards                     = number
     max_dispatches_per_second  = number
     max_concurrent_dispatches  = number
     max_attempts               = number
@@ -36,7 +37,19 @@ variable "queue" {
     dispatch_deadline_seconds  = number
     log_sampling_ratio         = number
   })
-  description = "This region's queue: its share of the target's limit (initial values, ADR 0005) and the retry policy shared with the dispatcher."
+  description = "This region's queues: the base name, the number of shards (queues named as queue.ShardName names them), the region's share of the target's limit and concurrency that the shards split equally (initial values, ADR 0005), and the retry policy shared with the dispatcher."
+
+  validation {
+    condition     = var.queue.shards >= 1 && floor(var.queue.shards) == var.queue.shards
+    error_message = "queue.shards must be a whole number, at least 1."
+  }
+
+  # One Cloud Tasks queue dispatches at most 500 tasks/s
+  # (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#ratelimits).
+  validation {
+    condition     = var.queue.max_dispatches_per_second > 0 && var.queue.max_dispatches_per_second / var.queue.shards <= 500
+    error_message = "queue.max_dispatches_per_second must be positive, and at most 500 per shard (Cloud Tasks' maximum per queue): raise queue.shards."
+  }
 }
 
 variable "ingest_service_account" {

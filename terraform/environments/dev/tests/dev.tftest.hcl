@@ -55,3 +55,26 @@ run "dev_without_github_has_no_triggers" {
     error_message = "dev plans without a GitHub repository (no triggers)"
   }
 }
+
+run "dev_keeps_one_queue" {
+  command = plan
+
+  assert {
+    condition     = output.queue_names == ["events"] && output.queue_initial_rate_limits["europe-west1"]["events"].max_dispatches_per_second == 10
+    error_message = "dev's 10/s target needs one queue, named as before sharding"
+  }
+}
+
+# Sharding can be rehearsed in dev: its 10/s split over two queues.
+run "dev_can_rehearse_shards" {
+  command = plan
+
+  variables {
+    queue_shards = 2
+  }
+
+  assert {
+    condition     = output.queue_names == ["events", "events-1"] && sum([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second]) == 10
+    error_message = "queue_shards = 2 makes events and events-1, together at dev's limit"
+  }
+}

@@ -58,3 +58,54 @@ run "ha_option_plans" {
     error_message = "with the HA option the source calls the load balancer"
   }
 }
+
+# One Cloud Tasks queue dispatches at most 500 tasks/s, so a 2,000/s
+# target needs at least 4 queues; together they dispatch at the limit.
+run "a_2000_per_second_target_plans_4_queues" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 2000
+    target_max_concurrency       = 400
+  }
+
+  assert {
+    condition     = length(output.queues["europe-west1"]) >= 4 && output.queue_names == ["events", "events-1", "events-2", "events-3"]
+    error_message = "2,000/s plans 4 queues named events, events-1, events-2, events-3"
+  }
+  assert {
+    condition     = alltrue([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second <= 500])
+    error_message = "no queue may dispatch above 500/s, Cloud Tasks' maximum per queue"
+  }
+  assert {
+    condition     = sum([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second]) == 2000
+    error_message = "together the queues dispatch at the target's limit"
+  }
+}
+
+run "a_50_per_second_target_keeps_one_queue" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 50
+  }
+
+  assert {
+    condition     = output.queue_names == ["events"] && length(output.queues["europe-west1"]) == 1
+    error_message = "50/s plans one queue, named as before sharding"
+  }
+  assert {
+    condition     = output.queue_initial_rate_limits["europe-west1"]["events"].max_dispatches_per_second == 50
+    error_message = "the one queue carries the whole limit"
+  }
+}
+
+run "a_non_positive_limit_is_refused" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 0
+  }
+
+  expect_failures = [var.target_rate_limit_per_second]
+}

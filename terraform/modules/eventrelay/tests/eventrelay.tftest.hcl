@@ -67,8 +67,12 @@ run "one_region_carries_the_whole_limit" {
     error_message = "one region by default"
   }
   assert {
-    condition     = output.queue_initial_rate_limits["europe-west1"].max_dispatches_per_second == 100 && output.queue_initial_rate_limits["europe-west1"].max_concurrent_dispatches == 40
+    condition     = output.queue_initial_rate_limits["europe-west1"]["events"].max_dispatches_per_second == 100 && output.queue_initial_rate_limits["europe-west1"]["events"].max_concurrent_dispatches == 40
     error_message = "the queue's initial rate and concurrency are the target's limits"
+  }
+  assert {
+    condition     = output.queue_names == ["events"]
+    error_message = "a limit one queue can carry keeps one queue, named as before"
   }
   assert {
     condition     = output.ingest_lb_ip == null
@@ -90,11 +94,11 @@ run "ha_option_splits_the_limit" {
     error_message = "the HA option plans a stack in each region"
   }
   assert {
-    condition     = sum([for r in values(output.queue_initial_rate_limits) : r.max_dispatches_per_second]) == 100
+    condition     = sum(flatten([for r in values(output.queue_initial_rate_limits) : [for q in values(r) : q.max_dispatches_per_second]])) == 100
     error_message = "together the regions' queues dispatch at exactly the target's limit"
   }
   assert {
-    condition     = sum([for r in values(output.queue_initial_rate_limits) : r.max_concurrent_dispatches]) <= 40
+    condition     = sum(flatten([for r in values(output.queue_initial_rate_limits) : [for q in values(r) : q.max_concurrent_dispatches]])) <= 40
     error_message = "together the regions never exceed the target's concurrency"
   }
   assert {
@@ -218,6 +222,80 @@ run "dev_smoke_delivers_through_targetmock" {
     condition     = contains(keys(google_project_iam_member.project), "build/roles/datastore.viewer")
     error_message = "the delivery smoke test reads the status of the events it sent"
   }
+}
+
+# One Cloud Tasks queue dispatches at most 500 tasks/s: a higher limit is
+# spread over ceil(limit / 500) queues per region, each at an equal part.
+run "a_high_limit_is_sharded" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 2000
+    target_max_concurrency       = 400
+  }
+
+  assert {
+    condition     = output.queue_names == ["events", "events-1", "events-2", "events-3"]
+    error_message = "2,000/s needs 4 queues: events, then events-1 to events-3"
+  }
+  assert {
+    condition     = alltrue([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second <= 500])
+    error_message = "no queue may dispatch above 500/s"
+  }
+  assert {
+    condition     = sum([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second]) == 2000
+    error_message = "together the queues dispatch at exactly the target's limit"
+  }
+  assert {
+    condition     = sum([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_concurrent_dispatches]) <= 400
+    error_message = "together the queues never exceed the target's concurrency"
+  }
+}
+
+# With the HA option the limit is split between the regions first, then
+# between each region's queues.
+run "ha_option_shards_each_region_share" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 2000
+    secondary_region             = "europe-west4"
+    ingest_domain                = "ingest.example.com"
+  }
+
+  assert {
+    condition     = output.queue_names == ["events", "events-1"] && alltrue([for r in values(output.queues) : length(r) == 2])
+    error_message = "1,000/s per region needs 2 queues in each region"
+  }
+  assert {
+    condition     = sum(flatten([for r in values(output.queue_initial_rate_limits) : [for q in values(r) : q.max_dispatches_per_second]])) == 2000
+    error_message = "together every queue of every region dispatches at exactly the target's limit"
+  }
+}
+
+run "queue_shards_can_be_set" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 1000
+    queue_shards                 = 5
+  }
+
+  assert {
+    condition     = length(output.queue_names) == 5 && alltrue([for q in values(output.queue_initial_rate_limits["europe-west1"]) : q.max_dispatches_per_second == 200])
+    error_message = "queue_shards = 5 makes 5 queues at 200/s each"
+  }
+}
+
+run "too_few_queue_shards_are_refused" {
+  command = plan
+
+  variables {
+    target_rate_limit_per_second = 2000
+    queue_shards                 = 3
+  }
+
+  expect_failures = [var.queue_shards]
 }
 
 run "target_limit_must_be_positive" {

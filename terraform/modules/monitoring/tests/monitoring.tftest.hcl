@@ -122,3 +122,18 @@ run "every_alert_links_an_existing_playbook" {
     error_message = "every alert notifies the configured channels"
   }
 }
+
+# The queue's depth is summed over every shard (events, events-1, ...) in
+# every region: a backlog on a shard other than the first must still raise
+# backlog-age.
+run "queue_depth_covers_every_shard" {
+  command = plan
+
+  assert {
+    condition = anytrue([
+      for c in google_monitoring_alert_policy.backlog_age.conditions :
+      strcontains(try(c.condition_threshold[0].filter, ""), "resource.labels.queue_id = monitoring.regex.full_match(\"events(-[0-9]+)?\")")
+    ])
+    error_message = "the backlog-age alert's queue depth must match the base queue and every shard named <base>-<i>"
+  }
+}

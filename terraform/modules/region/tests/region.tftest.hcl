@@ -18,6 +18,7 @@ variables {
 
   queue = {
     name                       = "events"
+    shards                     = 1
     max_dispatches_per_second  = 25
     max_concurrent_dispatches  = 40
     max_attempts               = 10
@@ -63,19 +64,19 @@ run "queue_rate_from_variables" {
   command = plan
 
   assert {
-    condition     = google_cloud_tasks_queue.events.rate_limits[0].max_dispatches_per_second == var.queue.max_dispatches_per_second
+    condition     = google_cloud_tasks_queue.events[0].rate_limits[0].max_dispatches_per_second == var.queue.max_dispatches_per_second
     error_message = "the queue's max_dispatches_per_second must come from var.queue (the target's limit)"
   }
   assert {
-    condition     = google_cloud_tasks_queue.events.rate_limits[0].max_concurrent_dispatches == var.queue.max_concurrent_dispatches
+    condition     = google_cloud_tasks_queue.events[0].rate_limits[0].max_concurrent_dispatches == var.queue.max_concurrent_dispatches
     error_message = "the queue's max_concurrent_dispatches must come from var.queue"
   }
   assert {
-    condition     = google_cloud_tasks_queue.events.retry_config[0].max_attempts == var.queue.max_attempts && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts)
+    condition     = google_cloud_tasks_queue.events[0].retry_config[0].max_attempts == var.queue.max_attempts && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts)
     error_message = "the queue and the dispatcher must share one retry policy (the dispatcher recognises the last attempt from it)"
   }
   assert {
-    condition     = google_cloud_tasks_queue.events.stackdriver_logging_config[0].sampling_ratio == var.queue.log_sampling_ratio
+    condition     = google_cloud_tasks_queue.events[0].stackdriver_logging_config[0].sampling_ratio == var.queue.log_sampling_ratio
     error_message = "the queue must log task operations at the configured sampling ratio"
   }
 }
@@ -169,9 +170,72 @@ run "dispatcher_can_requeue" {
     error_message = "requeued tasks must carry the tasks identity's token for the dispatcher's audience"
   }
   assert {
-    condition     = google_cloud_tasks_queue_iam_member.dispatcher_requeues.role == "roles/cloudtasks.enqueuer" && google_cloud_tasks_queue_iam_member.dispatcher_requeues.member == "serviceAccount:${var.dispatcher_service_account}" && google_cloud_tasks_queue_iam_member.dispatcher_requeues.name == google_cloud_tasks_queue.events.name
+    condition     = google_cloud_tasks_queue_iam_member.dispatcher_requeues[0].role == "roles/cloudtasks.enqueuer" && google_cloud_tasks_queue_iam_member.dispatcher_requeues[0].member == "serviceAccount:${var.dispatcher_service_account}" && google_cloud_tasks_queue_iam_member.dispatcher_requeues[0].name == google_cloud_tasks_queue.events[0].name
     error_message = "the dispatcher's account must be an enqueuer on its region's queue"
   }
+}
+
+# One queue dispatches at most 500 tasks/s, so a larger share is spread
+# over shards named as queue.ShardName names them, each with every grant
+# the single queue had.
+run "shards_split_the_region_share" {
+  command = plan
+
+  variables {
+    queue = merge(var.queue, { shards = 4, max_dispatches_per_second = 2000, max_concurrent_dispatches = 40 })
+  }
+
+  assert {
+    condition     = google_cloud_tasks_queue.events[*].name == ["events", "events-1", "events-2", "events-3"]
+    error_message = "shard 0 keeps the base name, shard i is <base>-<i> (queue.ShardName)"
+  }
+  assert {
+    condition     = alltrue([for q in google_cloud_tasks_queue.events : q.rate_limits[0].max_dispatches_per_second <= 500])
+    error_message = "no shard may dispatch above 500/s, Cloud Tasks' maximum per queue"
+  }
+  assert {
+    condition     = sum([for q in google_cloud_tasks_queue.events : q.rate_limits[0].max_dispatches_per_second]) == 2000
+    error_message = "together the shards dispatch at exactly the region's share"
+  }
+  assert {
+    condition     = sum([for q in google_cloud_tasks_queue.events : q.rate_limits[0].max_concurrent_dispatches]) <= 40
+    error_message = "together the shards never exceed the region's concurrency"
+  }
+  assert {
+    condition     = module.ingest.env["QUEUE_NAME"] == "events" && module.ingest.env["QUEUE_SHARDS"] == "4" && module.dispatcher.env["QUEUE_NAME"] == "events" && module.dispatcher.env["QUEUE_SHARDS"] == "4"
+    error_message = "both services get the base name and the number of shards"
+  }
+  assert {
+    condition = alltrue([for g in [
+      google_cloud_tasks_queue_iam_member.ingest_enqueues,
+      google_cloud_tasks_queue_iam_member.ingest_reads_queue,
+      google_cloud_tasks_queue_iam_member.dispatcher_requeues,
+      google_cloud_tasks_queue_iam_member.dispatcher_reads_queue,
+      google_cloud_tasks_queue_iam_member.dispatcher_governs_queue,
+    ] : g[*].name == google_cloud_tasks_queue.events[*].name])
+    error_message = "every queue grant must be made on every shard, one each"
+  }
+}
+
+# The reconciler's GetTask needs cloudtasks.tasks.get, which only viewer
+# (of the roles the dispatcher holds) includes.
+run "dispatcher_can_inspect_tasks" {
+  command = plan
+
+  assert {
+    condition     = google_cloud_tasks_queue_iam_member.dispatcher_reads_queue[0].role == "roles/cloudtasks.viewer" && google_cloud_tasks_queue_iam_member.dispatcher_reads_queue[0].member == "serviceAccount:${var.dispatcher_service_account}" && google_cloud_tasks_queue_iam_member.dispatcher_reads_queue[0].name == "events"
+    error_message = "the dispatcher's account must be a viewer of its queue (GetTask for the reconciler)"
+  }
+}
+
+run "a_shard_above_500_per_second_is_refused" {
+  command = plan
+
+  variables {
+    queue = merge(var.queue, { shards = 1, max_dispatches_per_second = 600 })
+  }
+
+  expect_failures = [var.queue]
 }
 
 run "governor_grants_queue_admin_on_its_queue_only" {
