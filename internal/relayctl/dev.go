@@ -24,6 +24,7 @@ import (
 	"eventrelay/internal/opspage"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 	"eventrelay/internal/targetmock"
@@ -50,6 +51,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "live ops page listen address (port 0 picks a free port; empty disables it)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address of its own (empty: on the ops page's listener)")
 	fs.StringVar(&o.Brand, "brand", defaults.Dispatcher.Brand, "brand added to every event")
+	fs.DurationVar(&o.Reconcile.Grace, "reconcile-grace", defaults.Reconcile.Grace, "how long a record must be left alone before the reconciler re-enqueues it when its task is gone from the queue")
+	fs.DurationVar(&o.Reconcile.Interval, "reconcile-interval", defaults.Reconcile.Interval, "time between two reconciler runs")
 	fs.StringVar(&o.Engine, "engine", engines.Embedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
 	gcpFlags(fs, &o.GCP)
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
@@ -65,6 +68,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.SourceRate < 0 {
 		return fmt.Errorf("%w: --source-rate must be >= 0", errUsage)
+	}
+	if o.Reconcile.Grace <= 0 || o.Reconcile.Interval <= 0 {
+		return fmt.Errorf("%w: --reconcile-grace and --reconcile-interval must be > 0", errUsage)
 	}
 	if o.TargetURL != "" {
 		if u, err := url.Parse(o.TargetURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -180,6 +186,7 @@ type serviceDefaults struct {
 	Ingest     ingest.Config
 	Queue      queue.Config
 	Target     targetmock.Config
+	Reconcile  reconcile.Config
 }
 
 func loadServiceDefaults(ctx context.Context) (serviceDefaults, error) {

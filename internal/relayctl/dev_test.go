@@ -22,6 +22,7 @@ import (
 	"eventrelay/internal/dispatcher"
 	"eventrelay/internal/ingest"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/targetmock"
 )
 
@@ -202,6 +203,7 @@ func TestDevFlagDefaults(t *testing.T) {
 		Dispatcher dispatcher.Config
 		Ingest     ingest.Config
 		Queue      queue.Config
+		Reconcile  reconcile.Config
 	}
 	if err := envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &services,
 		Lookuper: envconfig.MapLookuper(map[string]string{"TARGET_URL": "http://t.invalid/"})}); err != nil {
@@ -221,6 +223,9 @@ func TestDevFlagDefaults(t *testing.T) {
 		"target-mode": strconv.Quote(string(target.RateLimitMode)),
 		"ingest-addr": strconv.Quote("127.0.0.1:" + services.Ingest.Port),
 		"target-addr": strconv.Quote("127.0.0.1:" + target.Port),
+
+		"reconcile-grace":    services.Reconcile.Grace.String(),
+		"reconcile-interval": services.Reconcile.Interval.String(),
 	} {
 		re := regexp.MustCompile(`(?m)^  -` + flagName + ` .*\n(?:    .*\n)*?.*\(default ` + regexp.QuoteMeta(want) + `\)`)
 		if !re.MatchString(usage.String()) {
