@@ -579,6 +579,9 @@ func (s *Stack) serviceConfigs(ctx context.Context, targetGraphQL string) (servi
 	if r := o.Reconcile; r.PageSize != 0 {
 		c.Reconcile.PageSize = r.PageSize
 	}
+	if r := o.Reconcile; r.ChecksPerSecond != 0 {
+		c.Reconcile.ChecksPerSecond = r.ChecksPerSecond
+	}
 	if err := c.Reconcile.Validate(); err != nil {
 		return serviceConfigs{}, fmt.Errorf("devstack reconciler: %w", err)
 	}

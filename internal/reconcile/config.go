@@ -3,6 +3,7 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Config struct {
 	Policy Policy `env:"RECONCILE_POLICY, default=requeue"`
 	// PageSize is how many records one List call reads.
 	PageSize int `env:"RECONCILE_PAGE_SIZE, default=200"`
+	// ChecksPerSecond bounds how fast a pass asks the queue about records
+	// (and so how fast it reads them): a large backlog then costs a
+	// longer pass, never a burst of reads and GetTask calls.
+	ChecksPerSecond float64 `env:"RECONCILE_CHECKS_PER_SECOND, default=50"`
 }
 
 // Validate reports every problem in c.
@@ -50,6 +55,9 @@ func (c Config) Validate() error {
 	case PolicyRequeue, PolicyDeadLetter:
 	default:
 		errs = append(errs, fmt.Errorf("RECONCILE_POLICY must be %s or %s, got %q", PolicyRequeue, PolicyDeadLetter, c.Policy))
+	}
+	if !(c.ChecksPerSecond > 0) || math.IsInf(c.ChecksPerSecond, 0) {
+		errs = append(errs, fmt.Errorf("RECONCILE_CHECKS_PER_SECOND must be > 0, got %v", c.ChecksPerSecond))
 	}
 	if c.PageSize < 1 || c.PageSize > MaxPageSize {
 		errs = append(errs, fmt.Errorf("RECONCILE_PAGE_SIZE must be between 1 and %d, got %d", MaxPageSize, c.PageSize))

@@ -29,6 +29,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
 
 	"eventrelay/internal/event"
 	"eventrelay/internal/logging"
@@ -145,6 +146,8 @@ type Reconciler struct {
 	cfg     Config
 	now     func() time.Time
 	records metric.Int64Counter
+	// checks paces the first TaskExists of each idle record.
+	checks *rate.Limiter
 
 	mu   sync.Mutex
 	last Report
@@ -166,7 +169,8 @@ func New(o Options) (*Reconciler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r := &Reconciler{o: o, cfg: o.Config, now: o.Now}
+	r := &Reconciler{o: o, cfg: o.Config, now: o.Now,
+		checks: rate.NewLimiter(rate.Limit(o.Config.ChecksPerSecond), max(1, int(o.Config.ChecksPerSecond)))}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -356,6 +360,9 @@ func CurrentTask(rec status.Record) string {
 // the queue could not say whether the current task exists: the pass stops.
 func (r *Reconciler) check(ctx context.Context, rec status.Record, dryRun bool) (f Finding, live bool, err error) {
 	cur := CurrentTask(rec)
+	if err := r.checks.Wait(ctx); err != nil {
+		return Finding{}, false, err
+	}
 	exists, err := r.exists(ctx, cur)
 	if err != nil {
 		return Finding{}, false, fmt.Errorf("check task %s of event %s: %w", cur, rec.EventID, err)

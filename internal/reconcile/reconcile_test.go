@@ -95,7 +95,7 @@ var (
 )
 
 func testConfig() Config {
-	return Config{Grace: 15 * time.Minute, Interval: time.Minute, Policy: PolicyRequeue, PageSize: 100}
+	return Config{Grace: 15 * time.Minute, Interval: time.Minute, Policy: PolicyRequeue, PageSize: 100, ChecksPerSecond: 1e6}
 }
 
 type harness struct {
@@ -582,7 +582,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("valid config: %v", err)
 	}
 	err := Config{Policy: "drop", PageSize: MaxPageSize + 1}.Validate()
-	for _, want := range []string{"RECONCILE_GRACE", "RECONCILE_INTERVAL", "RECONCILE_POLICY", "RECONCILE_PAGE_SIZE"} {
+	for _, want := range []string{"RECONCILE_GRACE", "RECONCILE_INTERVAL", "RECONCILE_POLICY", "RECONCILE_PAGE_SIZE", "RECONCILE_CHECKS_PER_SECOND"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want a problem with %s", err, want)
 		}
@@ -651,5 +651,34 @@ func TestRecordWithoutItsEventIsNotRequeued(t *testing.T) {
 	}
 	if n := len(h.q.enqueuedNames()); n != 0 {
 		t.Errorf("enqueued %d tasks, want none", n)
+	}
+}
+
+// TestChecksArePaced: a pass asks the queue about at most
+// RECONCILE_CHECKS_PER_SECOND records a second (after a first second's
+// burst), so a large backlog makes a longer pass, not a burst of reads
+// and GetTask calls. Only a lower bound is checked: a slow machine makes
+// the pass longer, never shorter.
+func TestChecksArePaced(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ChecksPerSecond = 20
+	h := newHarness(t, cfg)
+	old := now.Add(-time.Hour)
+	const n = 40
+	for i := range n {
+		id := fmt.Sprintf("live-%02d", i)
+		h.record(t, id, status.Queued, old, old)
+		h.q.add(queue.TaskName(id))
+	}
+	start := time.Now()
+	rep := h.scan(t, false)
+	took := time.Since(start)
+	if rep.Live != n {
+		t.Fatalf("report = %+v, want %d live records", rep, n)
+	}
+	// A burst of 20, then 20 more at 20/s: at least one second.
+	if min := (n - 20) * time.Second / 20; took < min {
+		t.Errorf("a pass over %d records at 20 checks/s took %v, want at least %v", n, took, min)
 	}
 }

@@ -367,7 +367,7 @@ func TestNewDispatcherReconcilesWhileLeading(t *testing.T) {
 	lease := &switchLease{}
 	p := parts()
 	p.Store, p.Requeue, p.Inspector = store, q, q
-	p.Reconcile = reconcile.Config{Grace: time.Minute, Interval: 5 * time.Millisecond, Policy: reconcile.PolicyRequeue, PageSize: 10}
+	p.Reconcile = reconcile.Config{Grace: time.Minute, Interval: 5 * time.Millisecond, Policy: reconcile.PolicyRequeue, PageSize: 10, ChecksPerSecond: 1000}
 	p.Governor = governor.Options{Control: &fixedControl{rate: 10}, Config: governor.Config{Window: 5 * time.Millisecond},
 		Lease: lease, Holder: "me", Partial: true}
 	d, err := wiring.NewDispatcher(t.Context(), p)
