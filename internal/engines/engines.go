@@ -10,10 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/queue/sqlitequeue"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/firestorestatus"
@@ -58,8 +64,16 @@ func (c *Config) SetPair(pair string) error {
 type Config struct {
 	QueueEngine  string `env:"QUEUE_ENGINE, default=sqlite"`
 	StatusEngine string `env:"STATUS_ENGINE, default=sqlite"`
+	// QueueShards is how many engine queues carry the queue (>= 1): shard
+	// i is the queue queue.ShardName(QUEUE_NAME, i), and with the embedded
+	// engine the file QueueDBShard(i). They run at the configured rate / N
+	// each (shardedqueue). It is read here, not in queue.Config, because it
+	// says how many engine queues to open, which only this package does;
+	// queue.Config describes one queue, and each shard has its own.
+	QueueShards int `env:"QUEUE_SHARDS, default=1"`
 
-	// Embedded engines: the SQLite files.
+	// Embedded engines: the SQLite files. QueueDB is shard 0's;
+	// QueueDBShard names the others'.
 	QueueDB  string `env:"QUEUE_DB, default=eventrelay-queue.db"`
 	StatusDB string `env:"STATUS_DB, default=eventrelay-status.db"`
 	// QueueToken, with the embedded queue, is the bearer token of each
@@ -85,9 +99,32 @@ type Config struct {
 	StatusTTL           time.Duration `env:"STATUS_TTL, default=720h"`
 }
 
+// QueueDBShard is the embedded queue's file for shard i: QueueDB for
+// shard 0, so a single queue keeps its file when shards are added, and
+// QueueDB with -<i> before its extension for the others
+// (eventrelay-queue.db, eventrelay-queue-1.db, ...).
+func (c Config) QueueDBShard(i int) string {
+	if i == 0 {
+		return c.QueueDB
+	}
+	ext := filepath.Ext(c.QueueDB)
+	return strings.TrimSuffix(c.QueueDB, ext) + "-" + strconv.Itoa(i) + ext
+}
+
+// validateShards reports a QueueShards below 1.
+func (c Config) validateShards() error {
+	if c.QueueShards < 1 {
+		return fmt.Errorf("QUEUE_SHARDS must be >= 1, got %d", c.QueueShards)
+	}
+	return nil
+}
+
 // ValidateQueue reports every problem with the queue settings.
 func (c Config) ValidateQueue(dispatchURL string) error {
 	var errs []error
+	if err := c.validateShards(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.QueueEngine {
 	case SQLite:
 		if c.QueueDB == "" {
@@ -161,23 +198,89 @@ func OpenExistingStatus(ctx context.Context, c Config) (Store, error) {
 	return OpenStatus(ctx, c)
 }
 
-// Queue is a queue engine that must be closed. Run is nil for engines that
-// deliver by themselves (Cloud Tasks); the embedded engine's dispatch loop
-// runs in the process that opened it.
+// Queue is a queue engine that must be closed: one engine queue, or with
+// QueueShards > 1 a shardedqueue over the N engine queues, which routes
+// each task to its shard and whose Controller, Inspector and StatsReader
+// act on every shard (SetRate sets the total, each shard taking total/N).
+// Run is nil for engines that deliver by themselves (Cloud Tasks); the
+// embedded engine's dispatch loops (one per shard) run in the process that
+// opened it.
 type Queue struct {
 	queue.Queue
 	// Controller slows, pauses and resumes the queue (both engines have
 	// one): what the rate governor acts through.
 	Controller queue.Controller
-	Close      func() error
-	Run        func(ctx context.Context) error
+	// Inspector tells whether a task is in the queue (nil: the engine
+	// cannot tell): what the reconciler repairs through.
+	Inspector queue.Inspector
+	// Stats reports the backlog (nil: the engine cannot); the Cloud Tasks
+	// emulator's is an error wrapping cloudtasksqueue.ErrNoStats.
+	Stats queue.StatsReader
+	// Name is the queue's full name: on Cloud Tasks the resource name of
+	// the base queue (shard 0, projects/P/locations/L/queues/QUEUE_NAME),
+	// which the governor's lease is keyed by so that one governor leads
+	// all of a region's shards; on the embedded engine shard 0's file.
+	Name string
+	// Shards is the sharded queue when QueueShards > 1 (nil: one engine
+	// queue), for what only it tells, such as each shard's settings.
+	Shards *shardedqueue.Queue
+	Close  func() error
+	Run    func(ctx context.Context) error
+	// engine holds each engine queue with its configuration, for
+	// EnsureQueues.
+	engine []engineQueue
 }
 
-// OpenQueue opens the configured queue engine, delivering to dispatchURL.
+// engineQueue is one engine queue of a Queue and its configuration.
+type engineQueue struct {
+	q   queue.Queue
+	cfg queue.Config
+}
+
+// EnsureQueues creates or updates every engine queue that can be (Cloud
+// Tasks, in practice its emulator) with its own configuration, a shard's
+// from shardedqueue.Configs: what Terraform does in production and the dev
+// stack does on the emulator. The embedded engine needs nothing.
+func (q Queue) EnsureQueues(ctx context.Context) error {
+	var errs []error
+	for _, e := range q.engine {
+		if en, ok := e.q.(interface {
+			EnsureQueue(context.Context, queue.Config) error
+		}); ok {
+			if err := en.EnsureQueue(ctx, e.cfg); err != nil {
+				errs = append(errs, fmt.Errorf("ensure queue %s: %w", e.cfg.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// OpenQueue opens the configured queue engine, delivering to dispatchURL:
+// with QueueShards N > 1, N engine queues configured by
+// shardedqueue.Configs(qc, N) (Cloud Tasks: the queues
+// queue.ShardName(qc.Name, i); embedded: the files QueueDBShard(i)) behind
+// one shardedqueue.
 func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL string) (Queue, error) {
 	if err := errors.Join(c.ValidateQueue(dispatchURL), qc.Validate()); err != nil {
 		return Queue{}, err
 	}
+	if c.QueueShards == 1 {
+		return openOne(ctx, c, qc, c.QueueDB, dispatchURL)
+	}
+	var ones []Queue
+	for i, sc := range shardedqueue.Configs(qc, c.QueueShards) {
+		q, err := openOne(ctx, c, sc, c.QueueDBShard(i), dispatchURL)
+		if err != nil {
+			return Queue{}, errors.Join(fmt.Errorf("queue shard %s: %w", sc.Name, err), closeAll(ones))
+		}
+		ones = append(ones, q)
+	}
+	return shard(ones)
+}
+
+// openOne opens one engine queue configured by qc; path is its file on the
+// embedded engine.
+func openOne(ctx context.Context, c Config, qc queue.Config, path, dispatchURL string) (Queue, error) {
 	if c.QueueEngine == CloudTasks {
 		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
 			Project:             c.Project,
@@ -192,93 +295,190 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 		if err != nil {
 			return Queue{}, err
 		}
-		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
+		return one(q, q.Name(), q.Close, nil, qc), nil
 	}
-	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: c.QueueDB, Config: qc, Target: dispatchURL, Token: c.QueueToken})
+	q, err := sqlitequeue.New(ctx, sqlitequeue.Options{Path: path, Config: qc, Target: dispatchURL, Token: c.QueueToken})
 	if err != nil {
 		return Queue{}, err
 	}
-	return Queue{Queue: q, Controller: q, Close: q.Close, Run: q.Run}, nil
+	return one(q, path, q.Close, q.Run, qc), nil
+}
+
+// one is the Queue of a single engine queue q.
+func one(q interface {
+	queue.Queue
+	queue.Controller
+}, name string, closeFn func() error, run func(context.Context) error, cfg queue.Config) Queue {
+	out := Queue{Queue: q, Controller: q, Name: name, Close: closeFn, Run: run, engine: []engineQueue{{q: q, cfg: cfg}}}
+	out.Inspector, _ = q.(queue.Inspector)
+	out.Stats, _ = q.(queue.StatsReader)
+	return out
+}
+
+// shard is the Queue over ones, shard i being ones[i]; on error it closes
+// them.
+func shard(ones []Queue) (Queue, error) {
+	shards := make([]shardedqueue.Shard, len(ones))
+	var engine []engineQueue
+	for i, o := range ones {
+		shards[i] = shardedqueue.Shard{Name: o.engine[0].cfg.Name, Queue: o.Queue}
+		engine = append(engine, o.engine...)
+	}
+	sq, err := shardedqueue.New(shards)
+	if err != nil {
+		return Queue{}, errors.Join(err, closeAll(ones))
+	}
+	out := Queue{Queue: sq, Controller: sq, Name: ones[0].Name, Shards: sq, engine: engine,
+		Close: func() error { return closeAll(ones) }}
+	if ones[0].Inspector != nil {
+		out.Inspector = sq
+	}
+	if ones[0].Stats != nil {
+		out.Stats = sq
+	}
+	if ones[0].Run != nil {
+		out.Run = func(ctx context.Context) error {
+			g, ctx := errgroup.WithContext(ctx)
+			for _, o := range ones {
+				g.Go(func() error { return o.Run(ctx) })
+			}
+			return g.Wait()
+		}
+	}
+	return out, nil
+}
+
+// closeAll closes every queue of qs.
+func closeAll(qs []Queue) error {
+	var errs []error
+	for _, q := range qs {
+		errs = append(errs, q.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Controller is a handle on a queue's dispatch settings that must be
-// closed.
+// closed. With QueueShards > 1 it is the sharded queue's (Control sums the
+// shards' rates, SetRate sets the total) and Shards tells each shard's.
 type Controller struct {
 	queue.Controller
-	Close func() error
+	// Shards is the sharded queue when QueueShards > 1 (nil: one queue).
+	Shards *shardedqueue.Queue
+	Close  func() error
 }
 
 // OpenController opens the configured queue only to read and change its
 // dispatch settings (rate, pause), from a process that does not own it:
-// relayctl queue. queueName is the Cloud Tasks queue id; the embedded
-// engine has one queue per file and ignores it.
+// relayctl queue. queueName is the Cloud Tasks queue id (the base name:
+// shard i is queue.ShardName(queueName, i)); the embedded engine has one
+// queue per file and ignores it.
 //
-// The embedded queue's file must exist (a mistyped path is reported, not
-// created). A change is a row in the file, which the process that runs the
+// The embedded queue's files must exist (a mistyped path is reported, not
+// created). A change is a row in each file, which the process that runs the
 // queue applies within a second (sqlitequeue polls it) or at its next
 // start. Cloud Tasks needs GOOGLE_CLOUD_PROJECT and QUEUE_LOCATION, and no
 // service account: nothing is enqueued.
 func OpenController(ctx context.Context, c Config, queueName string) (Controller, error) {
+	if err := c.validateShards(); err != nil {
+		return Controller{}, err
+	}
 	switch c.QueueEngine {
 	case SQLite:
 		if c.QueueDB == "" {
 			return Controller{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
 		}
-		q, err := openExistingSQLite(ctx, c.QueueDB, queueName, controlOnlyTarget)
-		if err != nil {
-			return Controller{}, err
-		}
-		return Controller{Controller: q, Close: q.Close}, nil
 	case CloudTasks:
 		if c.Project == "" || c.QueueLocation == "" || queueName == "" {
 			return Controller{}, errors.New("GOOGLE_CLOUD_PROJECT, QUEUE_LOCATION and a queue name are required with QUEUE_ENGINE=cloudtasks")
 		}
-		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
-			Project: c.Project, Location: c.QueueLocation, Queue: queueName,
-			Target: controlOnlyTarget, DispatchDeadline: time.Minute, Endpoint: c.TasksEndpoint,
-		})
-		if err != nil {
-			return Controller{}, err
-		}
-		return Controller{Controller: q, Close: q.Close}, nil
 	default:
 		return Controller{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
 	}
+	q, err := openHandles(ctx, c, queueName, func(ctx context.Context, i int, name string) (Queue, error) {
+		if c.QueueEngine == SQLite {
+			q, err := openExistingSQLite(ctx, c.QueueDBShard(i), name, controlOnlyTarget)
+			if err != nil {
+				return Queue{}, err
+			}
+			return one(q, c.QueueDBShard(i), q.Close, nil, placeholderConfig(name)), nil
+		}
+		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
+			Project: c.Project, Location: c.QueueLocation, Queue: name,
+			Target: controlOnlyTarget, DispatchDeadline: time.Minute, Endpoint: c.TasksEndpoint,
+		})
+		if err != nil {
+			return Queue{}, err
+		}
+		return one(q, q.Name(), q.Close, nil, placeholderConfig(name)), nil
+	})
+	if err != nil {
+		return Controller{}, err
+	}
+	return Controller{Controller: q.Controller, Shards: q.Shards, Close: q.Close}, nil
 }
 
 // OpenEnqueuer opens a queue another process runs only to enqueue into it
-// (relayctl replay). The embedded queue's file must exist (a wrong path is
-// reported, not created); the process that owns it delivers what is
-// enqueued, with its own settings. On Cloud Tasks each task is delivered
-// to dispatchURL with the OIDC token of TASKS_SERVICE_ACCOUNT. queueName is
-// the queue's name (the Cloud Tasks queue id). The Queue's Run is nil.
+// (relayctl replay): each task goes to its shard, as OpenQueue's. The
+// embedded queue's files must exist (a wrong path is reported, not
+// created); the process that owns them delivers what is enqueued, with its
+// own settings. On Cloud Tasks each task is delivered to dispatchURL with
+// the OIDC token of TASKS_SERVICE_ACCOUNT. queueName is the queue's base
+// name (the Cloud Tasks queue id of shard 0). The Queue's Run is nil.
 func OpenEnqueuer(ctx context.Context, c Config, queueName, dispatchURL string) (Queue, error) {
+	if err := c.validateShards(); err != nil {
+		return Queue{}, err
+	}
 	switch c.QueueEngine {
 	case SQLite:
 		if c.QueueDB == "" {
 			return Queue{}, errors.New("QUEUE_DB is required with QUEUE_ENGINE=sqlite")
 		}
-		q, err := openExistingSQLite(ctx, c.QueueDB, queueName, enqueueOnlyTarget)
-		if err != nil {
-			return Queue{}, err
-		}
-		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
 	case CloudTasks:
 		if dispatchURL == "" {
 			return Queue{}, errors.New("DISPATCH_URL is required with QUEUE_ENGINE=cloudtasks")
 		}
+	default:
+		return Queue{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
+	}
+	return openHandles(ctx, c, queueName, func(ctx context.Context, i int, name string) (Queue, error) {
+		if c.QueueEngine == SQLite {
+			q, err := openExistingSQLite(ctx, c.QueueDBShard(i), name, enqueueOnlyTarget)
+			if err != nil {
+				return Queue{}, err
+			}
+			return one(q, c.QueueDBShard(i), q.Close, nil, placeholderConfig(name)), nil
+		}
 		q, err := cloudtasksqueue.New(ctx, cloudtasksqueue.Options{
-			Project: c.Project, Location: c.QueueLocation, Queue: queueName,
+			Project: c.Project, Location: c.QueueLocation, Queue: name,
 			Target: dispatchURL, ServiceAccountEmail: c.TasksServiceAccount, Audience: c.DispatchAudience,
 			DispatchDeadline: 30 * time.Second, Endpoint: c.TasksEndpoint,
 		})
 		if err != nil {
 			return Queue{}, err
 		}
-		return Queue{Queue: q, Controller: q, Close: q.Close}, nil
-	default:
-		return Queue{}, fmt.Errorf("QUEUE_ENGINE must be %s or %s, got %q", SQLite, CloudTasks, c.QueueEngine)
+		return one(q, q.Name(), q.Close, nil, placeholderConfig(name)), nil
+	})
+}
+
+// openHandles opens, with open, the queue named base (one engine queue) or
+// its c.QueueShards shards queue.ShardName(base, i) behind a shardedqueue.
+func openHandles(ctx context.Context, c Config, base string, open func(ctx context.Context, i int, name string) (Queue, error)) (Queue, error) {
+	if base == "" {
+		base = defaultQueueName
 	}
+	if c.QueueShards == 1 {
+		return open(ctx, 0, base)
+	}
+	var ones []Queue
+	for i := range c.QueueShards {
+		name := queue.ShardName(base, i)
+		q, err := open(ctx, i, name)
+		if err != nil {
+			return Queue{}, errors.Join(fmt.Errorf("queue shard %s: %w", name, err), closeAll(ones))
+		}
+		ones = append(ones, q)
+	}
+	return shard(ones)
 }
 
 // openExistingSQLite opens the embedded queue in the file at path, which
@@ -291,12 +491,16 @@ func openExistingSQLite(ctx context.Context, path, name, target string) (*sqlite
 	return sqlitequeue.New(ctx, sqlitequeue.Options{Path: path, Target: target, Config: placeholderConfig(name)})
 }
 
+// defaultQueueName is QUEUE_NAME's default, the name a handle's tasks are
+// enqueued under when none is given.
+const defaultQueueName = "events"
+
 // placeholderConfig is the configuration of an embedded queue handle that
 // never dispatches (OpenController, OpenEnqueuer): the settings are the
 // owning process's; only the name, which tasks are enqueued under, counts.
 func placeholderConfig(name string) queue.Config {
 	if name == "" {
-		name = "events"
+		name = defaultQueueName
 	}
 	return queue.Config{
 		Name: name, MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: time.Minute,

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -310,5 +312,151 @@ func TestOpenEmbedded_queueToken(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no delivery within 10s")
+	}
+}
+
+// TestQueueDBShard: shard 0 keeps QUEUE_DB; the others put -<i> before the
+// extension.
+func TestQueueDBShard(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, db string
+		i        int
+		want     string
+	}{
+		{"shard 0 keeps the file", "/d/queue.db", 0, "/d/queue.db"},
+		{"shard 3", "/d/queue.db", 3, "/d/queue-3.db"},
+		{"no extension", "/d/queue", 1, "/d/queue-1"},
+		{"a dot in the directory", "/d.x/queue", 2, "/d.x/queue-2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := (engines.Config{QueueDB: tc.db}).QueueDBShard(tc.i); got != tc.want {
+				t.Errorf("QueueDBShard(%d) of %q = %q, want %q", tc.i, tc.db, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate_queueShards(t *testing.T) {
+	t.Parallel()
+	if got := load(t, nil).QueueShards; got != 1 {
+		t.Errorf("QUEUE_SHARDS default = %d, want 1", got)
+	}
+	c := load(t, map[string]string{"QUEUE_SHARDS": "0"})
+	if err := c.ValidateQueue("http://x/tasks/events"); err == nil || !strings.Contains(err.Error(), "QUEUE_SHARDS") {
+		t.Errorf("ValidateQueue with QUEUE_SHARDS=0 = %v, want an error naming QUEUE_SHARDS", err)
+	}
+	if _, err := engines.OpenController(t.Context(), c, "events"); err == nil || !strings.Contains(err.Error(), "QUEUE_SHARDS") {
+		t.Errorf("OpenController with QUEUE_SHARDS=0 = %v, want an error naming QUEUE_SHARDS", err)
+	}
+}
+
+// TestOpenEmbedded_shards: with QUEUE_SHARDS=3 the embedded queue is three
+// files, shard 0 in QUEUE_DB; each task is delivered by the shard ShardOf
+// picks (X-CloudTasks-QueueName), by the one Run; SetRate sets the total,
+// which every shard's file carries a third of, as relayctl's controller
+// handle reads them; an enqueue-only handle routes as the owner does.
+func TestOpenEmbedded_shards(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	type delivery struct{ task, queue string }
+	got := make(chan delivery, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- delivery{r.Header.Get(queue.HeaderTaskName), r.Header.Get(queue.HeaderQueueName)}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	c := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db"), "QUEUE_SHARDS": "3"})
+	qc := queuetestConfig()
+	qc.MaxDispatchesPerSecond = 300
+	q, err := engines.OpenQueue(t.Context(), c, qc, srv.URL+"/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer q.Close()
+	for _, f := range []string{"q.db", "q-1.db", "q-2.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("shard file %s: %v", f, err)
+		}
+	}
+	if q.Shards == nil || q.Shards.Len() != n || q.Run == nil || q.Inspector == nil || q.Stats == nil || q.Controller == nil {
+		t.Fatalf("OpenQueue = %+v, want a sharded queue of %d with Run, Inspector, Stats and Controller", q, n)
+	}
+	if q.Name != c.QueueDB {
+		t.Errorf("Name = %q, want shard 0's file %q", q.Name, c.QueueDB)
+	}
+
+	enq, err := engines.OpenEnqueuer(t.Context(), c, qc.Name, "")
+	if err != nil {
+		t.Fatalf("OpenEnqueuer: %v", err)
+	}
+	defer enq.Close()
+	want := map[string]string{}
+	for i := range 12 {
+		name := queue.TaskName(strconv.Itoa(i))
+		want[name] = queue.ShardName(qc.Name, queue.ShardOf(name, n))
+		into := q.Queue
+		if i%2 == 1 {
+			into = enq.Queue
+		}
+		if err := into.Enqueue(t.Context(), queue.Task{Name: name, Body: []byte(`{}`)}); err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+	}
+	if s, err := q.Stats.Stats(t.Context()); err != nil || s.Backlog != 12 {
+		t.Errorf("Stats = %+v, %v; want a backlog of 12 over the shards", s, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for range want {
+		select {
+		case d := <-got:
+			if d.queue != want[d.task] {
+				t.Errorf("task %s delivered by %q, want its shard %q", d.task, d.queue, want[d.task])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every task delivered within 10s")
+		}
+	}
+
+	if err := q.Controller.SetRate(t.Context(), 30, queue.ByOperator); err != nil {
+		t.Fatalf("SetRate: %v", err)
+	}
+	ctl, err := engines.OpenController(t.Context(), c, qc.Name)
+	if err != nil {
+		t.Fatalf("OpenController: %v", err)
+	}
+	defer ctl.Close()
+	if got, err := ctl.Control(t.Context()); err != nil || got.Rate != 30 {
+		t.Errorf("total Control = %+v, %v; want rate 30", got, err)
+	}
+	if ctl.Shards == nil {
+		t.Fatal("the controller handle of a sharded queue has no Shards")
+	}
+	for i, sc := range ctl.Shards.ShardControls(t.Context()) {
+		if sc.Err != nil || sc.Control.Rate != 10 || sc.Name != queue.ShardName(qc.Name, i) {
+			t.Errorf("shard %d = %+v, want %s at 10/s", i, sc, queue.ShardName(qc.Name, i))
+		}
+	}
+}
+
+// TestOpenController_shardMissing: a sharded handle needs every shard's
+// file, and reports the missing one.
+func TestOpenController_shardMissing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	one := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db")})
+	owner, err := engines.OpenQueue(t.Context(), one, queuetestConfig(), "http://127.0.0.1:1/tasks/events")
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	defer owner.Close()
+	two := load(t, map[string]string{"QUEUE_DB": filepath.Join(dir, "q.db"), "QUEUE_SHARDS": "2"})
+	if _, err := engines.OpenController(t.Context(), two, "events"); err == nil || !strings.Contains(err.Error(), "q-1.db") {
+		t.Errorf("OpenController over 2 shards with one file = %v, want an error naming q-1.db", err)
 	}
 }
