@@ -1,8 +1,8 @@
 // Command ingest serves POST /events for the source application (see
 // internal/ingest). It enqueues one task per event for DISPATCH_URL in the
 // engine QUEUE_ENGINE names (Cloud Tasks in production; SQLite at QUEUE_DB
-// locally, whose dispatch loop then runs here) and records status in the
-// engine STATUS_ENGINE names (internal/engines).
+// locally, whose dispatch loop then runs here), over QUEUE_SHARDS queues,
+// and records status in the engine STATUS_ENGINE names (internal/engines).
 package main
 
 import (
@@ -73,8 +73,8 @@ func realMain(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, q.Close()) }()
-	if stats, ok := q.Queue.(queue.StatsReader); ok { // backlog gauges, exported with the other metrics
-		stopGauges, gerr := queue.ObserveGauges(ctx, nil, stats)
+	if q.Stats != nil { // backlog gauges (every shard's, summed), exported with the other metrics
+		stopGauges, gerr := queue.ObserveGauges(ctx, nil, q.Stats)
 		if gerr != nil {
 			return gerr
 		}

@@ -8,8 +8,12 @@
 // On Cloud Tasks the dispatcher runs as many instances, each seeing a share
 // of the calls: the governor judges that share (Window.Partial) and acts only
 // while it holds the Firestore lease (package firestorelease) of its queue,
-// named by the queue's full resource name (projects/P/locations/L/queues/Q),
-// so that each region's dispatchers govern their own queue. On the
+// named by the queue's full resource name (projects/P/locations/L/queues/Q,
+// the base queue's when QUEUE_SHARDS > 1), so that each region's
+// dispatchers govern their own queue. Over N shards the queue is one
+// shardedqueue (internal/engines): one governor sets the total rate, each
+// shard taking total/N, requeues go to each event's own shard and the
+// reconciler asks that shard whether a task exists. On the
 // embedded engine one dispatcher process sees every dispatch: no lease, and
 // the queue's configured rate is the ceiling.
 //
@@ -218,8 +222,8 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 	closers = append(closers, q.Close)
 	p.Requeue = q.Queue
 	p.Inspector = nil
-	if insp, ok := q.Queue.(queue.Inspector); ok {
-		p.Inspector = insp
+	if q.Inspector != nil {
+		p.Inspector = q.Inspector
 		if least := g.Queue.DispatchDeadline + time.Minute; c.Reconcile.Grace < least {
 			log.WarnContext(ctx, "RECONCILE_GRACE is shorter than a delivery can outlive its task: the reconciler may requeue events still being delivered (the target deduplicates them)",
 				"grace", c.Reconcile.Grace.String(), "at_least", least.String())
@@ -231,15 +235,16 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 	if q.Controller == nil {
 		log.WarnContext(ctx, "the queue engine has no dispatch controls: no rate governor", "engine", ec.QueueEngine)
 	} else if ec.QueueEngine == engines.CloudTasks {
-		// The lease is keyed by the queue's full resource name: every
-		// region has a queue of the same short name (ADR 0006), and their
-		// governors share one Firestore database.
-		named, ok := q.Queue.(interface{ Name() string })
-		if !ok {
+		// The lease is keyed by the base queue's full resource name (shard
+		// 0's, whatever QUEUE_SHARDS is): every region has a queue of the
+		// same short name (ADR 0006) and their governors share one
+		// Firestore database, while one governor governs all of a
+		// region's shards, setting their total rate.
+		if q.Name == "" {
 			return nil, errors.New("governor lease: the Cloud Tasks queue does not report its full name")
 		}
 		lease, err := firestorelease.New(ctx, firestorelease.Options{
-			Project: ec.Project, Database: ec.FirestoreDatabase, Collection: g.LeaseCollection, Queue: named.Name(),
+			Project: ec.Project, Database: ec.FirestoreDatabase, Collection: g.LeaseCollection, Queue: q.Name,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("governor lease: %w", err)
@@ -247,9 +252,10 @@ func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) 
 		closers = append(closers, lease.Close)
 		// The ceiling is the live rate ops gave the queue (ADR 0005), or
 		// the one the lease kept while the governor held it lower.
-		p.Governor.Lease, p.Governor.Holder, p.Governor.Partial, p.Governor.Queue = lease, holderName(), true, named.Name()
+		p.Governor.Lease, p.Governor.Holder, p.Governor.Partial, p.Governor.Queue = lease, holderName(), true, q.Name
 	} else {
-		// The embedded engine has one queue per file: the file names it.
+		// The embedded engine has one queue per file: the file names it
+		// (shard 0's, QUEUE_DB). The ceiling is the configured total rate.
 		p.Governor.Ceiling, p.Governor.Queue = g.Queue.MaxDispatchesPerSecond, ec.QueueDB
 		if abs, err := filepath.Abs(ec.QueueDB); err == nil {
 			p.Governor.Queue = abs

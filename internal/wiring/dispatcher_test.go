@@ -121,6 +121,52 @@ func TestOpenDispatcherEmbedded(t *testing.T) {
 	}
 }
 
+// TestOpenDispatcherEmbeddedShards: over QUEUE_SHARDS=2 files one governor
+// governs the total (the configured 24/s is its ceiling and the live rate
+// it reads, each shard running 12/s), named by shard 0's file; a requeue
+// lands on the shard ShardOf picks.
+func TestOpenDispatcherEmbeddedShards(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	c := config(t, map[string]string{
+		"QUEUE_DB":                        filepath.Join(dir, "queue.db"),
+		"QUEUE_SHARDS":                    "2",
+		"DISPATCH_URL":                    "http://127.0.0.1:8081/tasks/events",
+		"QUEUE_MAX_DISPATCHES_PER_SECOND": "24",
+		"QUEUE_GOVERNOR_WINDOW":           "1s",
+	})
+	a, err := wiring.OpenDispatcher(t.Context(), c, parts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if a.Governor == nil || a.Requeue == nil || a.Reconciler == nil {
+		t.Fatalf("opened: governor %v, requeue %v, reconciler %v; want all set", a.Governor, a.Requeue, a.Reconciler)
+	}
+	name := queue.TaskName("e") + "-q1"
+	if err := a.Requeue.Enqueue(t.Context(), queue.Task{Name: name, Body: []byte(`{}`)}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	q, err := engines.OpenEnqueuer(t.Context(), c.Engines, "", "")
+	if err != nil {
+		t.Fatalf("OpenEnqueuer: %v", err)
+	}
+	defer q.Close()
+	for i, sh := range q.Shards.Shards() {
+		exists, err := sh.Queue.(queue.Inspector).TaskExists(t.Context(), name)
+		if want := i == queue.ShardOf(name, 2); err != nil || exists != want {
+			t.Errorf("shard %s holds the requeued task = %v, %v; want %v", sh.Name, exists, err, want)
+		}
+	}
+	if s := runFirstLook(t, a); s.Ceiling != 24 || s.Live.Rate != 24 || !s.Leader || s.Queue != filepath.Join(dir, "queue.db") {
+		t.Errorf("snapshot = %+v, want the total 24/s as ceiling and live rate, leading, named by shard 0's file", s)
+	}
+}
+
 func TestOpenDispatcherRejectsABadGovernorConfig(t *testing.T) {
 	t.Parallel()
 	c := config(t, map[string]string{"DISPATCH_URL": "http://127.0.0.1:8081/tasks/events", "QUEUE_GOVERNOR": "sometimes"})
@@ -145,6 +191,19 @@ func TestOpenDispatcherCloudTasks(t *testing.T) {
 	}
 	if a.Governor.Snapshot().Leader {
 		t.Error("the stopped governor still claims the lease")
+	}
+}
+
+// TestOpenDispatcherCloudTasksShards: over QUEUE_SHARDS=2 queues the lease
+// and the governor are named by the base queue (shard 0), so one governor
+// leads the region's shards, and it reads their total rate (2 x 3.5/s).
+func TestOpenDispatcherCloudTasksShards(t *testing.T) {
+	t.Parallel()
+	name := "gov-" + strings.ToLower(rand.Text()[:10])
+	a := openCloudTasks(t, "us-central1", name, map[string]string{"QUEUE_SHARDS": "2"})
+	want := "projects/eventrelay-test/locations/us-central1/queues/" + name
+	if s := runFirstLook(t, a); !s.Leader || s.Ceiling != 7 || s.Live.Rate != 7 || s.Queue != want {
+		t.Errorf("snapshot = %+v, want the lease held, the live total 7/s as ceiling and the base queue named %s", s, want)
 	}
 }
 
@@ -221,13 +280,7 @@ func openCloudTasks(t *testing.T, location, name string, extra map[string]string
 	if err != nil {
 		t.Fatal(err)
 	}
-	ensure, ok := q.Queue.(interface {
-		EnsureQueue(context.Context, queue.Config) error
-	})
-	if !ok {
-		t.Fatal("the Cloud Tasks engine has no EnsureQueue")
-	}
-	if err := ensure.EnsureQueue(t.Context(), c.Queue); err != nil {
+	if err := q.EnsureQueues(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	_ = q.Close()
