@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"eventrelay/internal/governor"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 )
 
@@ -49,6 +50,9 @@ type Overview struct {
 	// Rate is the queue's dispatch rate and the governor's state; absent
 	// when the page has no RateSource.
 	Rate *RateView `json:"rate,omitempty"`
+	// Reconcile is the reconciler's last run; absent when the page has no
+	// ReconcileSource.
+	Reconcile *ReconcileView `json:"reconcile,omitempty"`
 }
 
 // Governor states in RateView.Governor.
@@ -69,9 +73,16 @@ type RateView struct {
 	Governor string `json:"governor"`
 	// Holding is true while the governor holds the queue below the ceiling.
 	Holding bool `json:"holding"`
+	// Breaker is the governor's circuit breaker: closed, open (the queue
+	// held at the floor until BreakerUntil) or half_open (probing the
+	// target). BreakerSince is when it entered that state (absent when it
+	// never opened).
+	Breaker      governor.BreakerState `json:"breaker"`
+	BreakerSince *time.Time            `json:"breaker_since,omitempty"`
+	BreakerUntil *time.Time            `json:"breaker_until,omitempty"`
 	// Banner says, in a sentence or two, why the queue runs below its
-	// ceiling or not at all (governor holding, paused, governor stood down
-	// for ops) and what an operator can do; empty when it runs normally.
+	// ceiling or not at all (paused, breaker open, governor holding,
+	// governor stood down for ops) and what an operator can do; empty when it runs normally.
 	Banner string `json:"banner,omitempty"`
 	// Decision is the governor's reading of its last window.
 	Decision string `json:"decision,omitempty"`
@@ -88,9 +99,20 @@ func rateView(s governor.Snapshot, now time.Time) *RateView {
 		Holding:  s.Enabled && s.Holding,
 		Decision: s.Decision.Reason,
 		Error:    s.Err,
+		Breaker:  governor.BreakerClosed,
 	}
 	if !s.LiveAt.IsZero() {
 		v.Live = s.Live.Rate
+	}
+	if s.Breaker.State != "" {
+		v.Breaker = s.Breaker.State
+	}
+	if !s.Breaker.Since.IsZero() {
+		v.BreakerSince = &s.Breaker.Since
+	}
+	breakerOpen := v.Breaker == governor.BreakerOpenState
+	if breakerOpen && !s.Breaker.Until.IsZero() {
+		v.BreakerUntil = &s.Breaker.Until
 	}
 	switch {
 	case !s.Enabled:
@@ -105,6 +127,11 @@ func rateView(s governor.Snapshot, now time.Time) *RateView {
 			by = " by " + s.Live.By
 		}
 		v.Banner = "The queue is paused" + by + ": nothing is dispatched until it is resumed (relayctl queue resume)."
+	case breakerOpen:
+		v.Banner = fmt.Sprintf("The circuit breaker is open since %s: the target failed most calls (%s). "+
+			"The rate governor holds the queue at %s/s until %s, then probes the target for one window. "+
+			"Override with relayctl queue rate N; turn it off with QUEUE_GOVERNOR=off.",
+			clock(s.Breaker.Since), s.Acted.Reason, fmtRate(v.Live), clock(s.Breaker.Until))
 	case v.Holding:
 		v.Banner = fmt.Sprintf("The rate governor holds the queue at %s/s, below its ceiling of %s/s, because the target "+
 			"keeps rate limiting (last change %s: %s). It raises the rate step by step as the target recovers. "+
@@ -114,6 +141,64 @@ func rateView(s governor.Snapshot, now time.Time) *RateView {
 		v.Banner = fmt.Sprintf("The rate governor stood down: the rate was changed by hand to %s/s, now its ceiling. "+
 			"It leaves the queue alone until %s.", fmtRate(v.Ceiling), clock(s.HoldUntil))
 	}
+	return v
+}
+
+// MaxReconcileFindings bounds the findings the reconciler panel shows.
+const MaxReconcileFindings = 20
+
+// ReconcileActions are the reconciler's actions, in the order the page
+// counts them.
+var ReconcileActions = []reconcile.Action{
+	reconcile.ActionRequeued, reconcile.ActionDeadLettered, reconcile.ActionFound,
+	reconcile.ActionAdopted, reconcile.ActionStuck, reconcile.ActionMoved,
+}
+
+// ReconcileView is the reconciler's last run, as the page shows it.
+type ReconcileView struct {
+	// Ran is false until the reconciler's first run; the fields below are
+	// then zero.
+	Ran bool `json:"ran"`
+	// Finished is when the last run ended, Took how long it ran.
+	Finished time.Time     `json:"finished"`
+	Took     time.Duration `json:"took_ns"`
+	// Grace is how long a record must be left alone before it is checked;
+	// Policy what is done when its task is gone (requeue, dead_letter).
+	Grace  time.Duration    `json:"grace_ns"`
+	Policy reconcile.Policy `json:"policy"`
+	DryRun bool             `json:"dry_run"`
+	// Read counts the records the run read.
+	Read int `json:"read"`
+	// Counts is the number of findings by action (every action present).
+	Counts map[reconcile.Action]int `json:"counts"`
+	// Total is the number of findings; Findings the first
+	// MaxReconcileFindings of them, in the reconciler's order.
+	Total    int                 `json:"total"`
+	Findings []reconcile.Finding `json:"findings"`
+	// Error is why the run stopped early.
+	Error string `json:"error,omitempty"`
+}
+
+// reconcileView turns the reconciler's last report into what the page
+// shows.
+func reconcileView(rep reconcile.Report, ran bool) *ReconcileView {
+	v := &ReconcileView{Counts: make(map[reconcile.Action]int, len(ReconcileActions)), Findings: []reconcile.Finding{}}
+	for _, a := range ReconcileActions {
+		v.Counts[a] = 0
+	}
+	if !ran {
+		return v
+	}
+	v.Ran, v.Finished, v.Grace, v.Policy, v.DryRun, v.Read, v.Error =
+		true, rep.Finished, rep.Grace, rep.Policy, rep.DryRun, rep.Read, rep.Err
+	if !rep.Finished.IsZero() && rep.Finished.After(rep.Started) {
+		v.Took = rep.Finished.Sub(rep.Started)
+	}
+	for a, n := range rep.Counts {
+		v.Counts[a] = n
+		v.Total += n
+	}
+	v.Findings = append(v.Findings, rep.Findings[:min(len(rep.Findings), MaxReconcileFindings)]...)
 	return v
 }
 
@@ -215,6 +300,9 @@ func (p *Page) overview(ctx context.Context) (Overview, error) {
 	}
 	if p.o.Rate != nil {
 		ov.Rate = rateView(p.o.Rate.Snapshot(), time.Now())
+	}
+	if p.o.Reconcile != nil {
+		ov.Reconcile = reconcileView(p.o.Reconcile.Snapshot())
 	}
 	return ov, nil
 }

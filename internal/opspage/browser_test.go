@@ -49,9 +49,11 @@ const (
 
 // TestBrowser serves the page over HTTP with an embedded store that events keep
 // flowing into, and drives it in headless Chromium: the table fills and
-// updates, both charts draw, a lookup shows the right timeline and spans,
-// the status filter works, and markup in the data stays text. It saves a
-// screenshot (see ScreenshotEnv).
+// updates, both charts draw, the rate card follows the governor and its
+// circuit breaker, the reconciler panel shows its last run and findings
+// (each a link to the event's lookup), a lookup shows the right timeline
+// and spans, the status filter works, and markup in the data stays text. It
+// saves a screenshot (see ScreenshotEnv).
 func TestBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 
@@ -59,8 +61,9 @@ func TestBrowser(t *testing.T) {
 	spans := &fakeSpans{traces: map[string][]Span{traceID: retriedSpans(time.Now().Add(-30 * time.Second))}}
 	rate := &fakeRate{}
 	rate.set(holdingSnapshot(time.Now().Add(-20 * time.Second)))
+	rc := &fakeReconcile{} // not run yet: its first report comes while the page is open
 	page, err := New(Options{
-		Store: store, Queue: q, Spans: spans, Rate: rate,
+		Store: store, Queue: q, Spans: spans, Rate: rate, Reconcile: rc,
 		Limit:    func() float64 { return 10 },
 		TraceURL: func(id string) string { return "https://console.cloud.google.com/traces/list?tid=" + id },
 	})
@@ -94,9 +97,60 @@ func TestBrowser(t *testing.T) {
 	// and the rate card shows the live rate beside the ceiling.
 	waitFor(t, ctx, "the governor's banner", `!document.getElementById('rate-banner').hidden &&
 		document.getElementById('rate-banner').textContent.includes('holds the queue at 2.4/s')`)
-	if got := eval[string](t, ctx, `document.getElementById('queue-rate').textContent + ' | ' + document.getElementById('queue-rate-sub').textContent`); got != "2.4/s | ceiling 10/s · governor on" {
+	if got := eval[string](t, ctx, `document.getElementById('queue-rate').textContent + ' | ' + document.getElementById('queue-rate-sub').textContent +
+		' | ' + document.getElementById('breaker').textContent`); got != "2.4/s | ceiling 10/s · governor on | breaker closed" {
 		t.Errorf("rate card = %q", got)
 	}
+
+	// The reconciler has not run yet; when it has, the panel shows the
+	// last run and its findings, markup as text.
+	if got := eval[string](t, ctx, `document.getElementById('rc-at').textContent + ' | ' +
+		document.querySelector('#findings tbody').textContent.trim()`); got != "not yet | The reconciler has not run yet." {
+		t.Errorf("reconciler panel before its first run = %q", got)
+	}
+	rep := reconcileReport(time.Now().Add(-5 * time.Second))
+	rep.Findings[0].EventID = retriedID
+	rc.set(rep)
+	waitFor(t, ctx, "the reconciler's findings", `!document.getElementById('reconcile').hidden &&
+		document.querySelectorAll('#findings tbody tr[data-event-id]').length === 2`)
+	facts := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('.rc-facts > div'), (d) =>
+		d.querySelector('dt').textContent + ': ' + d.querySelector('dd').textContent)`)
+	wantFacts := []string{
+		"Last run: " + clock(rep.Finished), "Took: 42 ms", "Grace: 15m", "Policy: requeue", "Records read: 57",
+		"requeued: 1", "dead-lettered: 0", "found: 0", "adopted: 0", "stuck: 1", "moved: 0",
+	}
+	if diff := cmp.Diff(wantFacts, facts); diff != "" {
+		t.Errorf("reconciler facts in the browser (-want +got):\n%s", diff)
+	}
+	findings := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#findings tbody tr'), (tr) =>
+		Array.from(tr.cells, (td) => td.textContent).join(' | '))`)
+	wantFindings := []string{
+		retriedID + " | evt-5f0c8e4a-2 | evt-5f0c8e4a-3 | requeued | retrying for 20m, its task is not in the queue",
+		rcEvilID + " | evt-evil-0 |  | stuck | " + rcEvilWhy + " (enqueue: queue unavailable)",
+	}
+	if diff := cmp.Diff(wantFindings, findings); diff != "" {
+		t.Errorf("reconciler findings in the browser (-want +got):\n%s", diff)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#findings tbody tr a').getAttribute('href')`); got != "?event="+retriedID {
+		t.Errorf("finding link = %q, want the event's lookup", got)
+	}
+
+	// The breaker opens: the card turns red and the banner says until when.
+	rate.set(breakerOpenSnapshot(time.Now()))
+	waitFor(t, ctx, "the open breaker", `document.getElementById('rate-card').classList.contains('bad') &&
+		!document.getElementById('rate-card').classList.contains('warn') &&
+		document.getElementById('breaker-state').textContent === 'open' &&
+		document.getElementById('breaker-state').classList.contains('breaker-open') &&
+		/^ since \d\d:\d\d:\d\d$/.test(document.getElementById('breaker-since').textContent) &&
+		document.getElementById('rate-banner').textContent.includes('circuit breaker is open')`)
+	// Probing: amber again.
+	half := holdingSnapshot(time.Now())
+	half.Breaker = governor.Breaker{State: governor.BreakerHalfOpen, Since: time.Now()}
+	rate.set(half)
+	waitFor(t, ctx, "the half-open breaker", `document.getElementById('rate-card').classList.contains('warn') &&
+		!document.getElementById('rate-card').classList.contains('bad') &&
+		document.getElementById('breaker-state').textContent === 'half-open'`)
+	rate.set(holdingSnapshot(time.Now().Add(-20 * time.Second)))
 
 	// The table and the charts keep updating as events arrive.
 	first := eval[string](t, ctx, `document.querySelector('#events tbody tr').dataset.eventId`)
@@ -143,7 +197,8 @@ func TestBrowser(t *testing.T) {
 	// Back at the ceiling, the banner goes at the next poll.
 	rate.set(governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 10}, LiveAt: time.Now(), Ceiling: 10})
 	waitFor(t, ctx, "the banner gone at the ceiling", `document.getElementById('rate-banner').hidden &&
-		document.getElementById('queue-rate').textContent === '10/s' && !document.getElementById('rate-card').classList.contains('warn')`)
+		document.getElementById('queue-rate').textContent === '10/s' && !document.getElementById('rate-card').classList.contains('warn') &&
+		!document.getElementById('rate-card').classList.contains('bad') && document.getElementById('breaker').textContent === 'breaker closed'`)
 
 	// The status filter shows the failed events, the markup one among them,
 	// as text.
@@ -164,9 +219,15 @@ func TestBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `document.querySelector('#timeline .tl-failed .detail').textContent`); got != evilWhy {
 		t.Errorf("the markup reason shows as %q, want it as text", got)
 	}
-	if eval[bool](t, ctx, `document.body.dataset.pwned !== undefined || document.querySelector('main img, main script') !== null`) {
+	if eval[bool](t, ctx, `document.body.dataset.pwned !== undefined || document.querySelector('main img, main script') !== null ||
+		document.getElementById('rc-pwned') !== null`) {
 		t.Error("markup from the data ran or became elements")
 	}
+
+	// A finding's event id shows that event in the lookup.
+	do(t, ctx, chromedp.Click(chromedp.CSS("#findings tbody tr a")))
+	waitFor(t, ctx, "the finding's event looked up", fmt.Sprintf(`document.querySelectorAll('#timeline li').length === 5 &&
+		document.getElementById('lookup-id').value === %[1]s && location.search === '?event=' + %[1]s`, jsString(retriedID)))
 
 	for _, p := range problems() {
 		t.Errorf("browser console: %s", p)

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/status"
 )
@@ -38,14 +40,17 @@ var webFS embed.FS
 var (
 	staticFS = mustSub(webFS, "web/static")
 	pageTmpl = template.Must(template.New("index.html").Funcs(template.FuncMap{
-		"clock":    clock,
-		"stamp":    stamp,
-		"ms":       millis,
-		"attempt":  func(e TimelineEntry) bool { return e.Kind == KindAttempt },
-		"statuses": func() []status.Status { return status.All },
-		"label":    label,
-		"depth":    func(depth int) int { return min(depth, maxDepthClass) },
-		"spanErr":  func(st string) bool { return strings.HasPrefix(st, "error") },
+		"clock":     clock,
+		"stamp":     stamp,
+		"ms":        millis,
+		"attempt":   func(e TimelineEntry) bool { return e.Kind == KindAttempt },
+		"statuses":  func() []status.Status { return status.All },
+		"label":     label,
+		"depth":     func(depth int) int { return min(depth, maxDepthClass) },
+		"spanErr":   func(st string) bool { return strings.HasPrefix(st, "error") },
+		"human":     human,
+		"actions":   func() []reconcile.Action { return ReconcileActions },
+		"rateClass": rateClass,
 	}).ParseFS(webFS, "web/index.html"))
 )
 
@@ -231,6 +236,42 @@ func millis(d time.Duration) string {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// human formats a longer duration in whole units: "15m", "1m30s", "2h",
+// "45s"; under a second as millis does.
+func human(d time.Duration) string {
+	if d < time.Second {
+		return millis(d)
+	}
+	d = d.Round(time.Second)
+	h, m, sec := d/time.Hour, d%time.Hour/time.Minute, d%time.Minute/time.Second
+	var b strings.Builder
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if sec > 0 {
+		fmt.Fprintf(&b, "%ds", sec)
+	}
+	return b.String()
+}
+
+// rateClass is the rate card's extra class: " bad" while the circuit
+// breaker is open, " warn" while the governor holds the queue below its
+// ceiling or the breaker probes the target (half-open).
+func rateClass(v *RateView) string {
+	switch {
+	case v == nil:
+		return ""
+	case v.Breaker == governor.BreakerOpenState:
+		return " bad"
+	case v.Holding || v.Breaker == governor.BreakerHalfOpen:
+		return " warn"
+	}
+	return ""
 }
 
 // label turns a status or outcome into words: dead_lettered → dead-lettered.

@@ -7,7 +7,9 @@
 // stats, so it runs the same against the embedded and the GCP engines. Given
 // the rate governor (Options.Rate), it also shows the queue's live dispatch
 // rate beside its ceiling, and a banner while the governor holds the queue
-// below the ceiling, ops paused it, or the governor stood down for ops.
+// below the ceiling, its circuit breaker is open, ops paused it, or the
+// governor stood down for ops. Given the reconciler (Options.Reconcile), it
+// shows the reconciler's last run and the records it found without a task.
 //
 // A Page has two halves: Run, a sampler that reads the totals every
 // SampleEvery into a bounded history, and Handler, which serves the page and
@@ -33,6 +35,7 @@ import (
 	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 )
 
@@ -55,6 +58,9 @@ type Options struct {
 	// Rate reports the queue's live dispatch rate and what the rate
 	// governor does (*governor.Governor is one); nil shows neither.
 	Rate RateSource
+	// Reconcile reports the reconciler's last run (*reconcile.Reconciler
+	// is one); nil shows no reconciler panel.
+	Reconcile ReconcileSource
 	// Spans looks up the spans of an event's trace; nil shows none.
 	Spans SpanSource
 	// TraceURL builds a link to a trace viewer (e.g. Cloud Trace) from a
@@ -72,6 +78,12 @@ type Options struct {
 // governor last read them, and what it did about them.
 type RateSource interface {
 	Snapshot() governor.Snapshot
+}
+
+// ReconcileSource reports the reconciler's last run: its report (with its
+// first findings) and whether it has run yet.
+type ReconcileSource interface {
+	Snapshot() (reconcile.Report, bool)
 }
 
 // SpanSource looks up the spans of one trace, e.g. from an in-process span

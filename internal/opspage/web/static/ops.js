@@ -46,6 +46,14 @@
   }
 
   const label = (s) => String(s).replace(/_/g, '-');
+  // human mirrors the page's Go formatting of longer durations: "15m",
+  // "1m30s", "45s"; under a second as millis.
+  function human(ns) {
+    if (!(ns >= 1e9)) return millis(ns);
+    const s = Math.round(ns / 1e9);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return (h ? h + 'h' : '') + (m ? m + 'm' : '') + (sec ? sec + 's' : '');
+  }
   // millis mirrors the page's Go formatting: "14 ms", or "10.0 s" from a second on.
   const millis = (ns) => (ns >= 1e9 ? (ns / 1e9).toFixed(1) + ' s' : Math.round((ns || 0) / 1e6) + ' ms');
   const safeURL = (u) => (typeof u === 'string' && /^https?:\/\//i.test(u) ? u : '');
@@ -243,6 +251,7 @@
     setCount('total-dead', t.dead_lettered || 0);
     $('limit').textContent = ov.limit > 0 ? (+ov.limit.toPrecision(4)) + '/s' : '—';
     renderRate(ov.rate);
+    renderReconcile(ov.reconcile);
     $('updated').textContent = clock(ov.totals_at);
 
     const err = $('sample-error');
@@ -278,10 +287,71 @@
     $('rate-card').hidden = !r;
     $('key-rate').hidden = !r;
     if (!r) return;
-    $('rate-card').classList.toggle('warn', !!r.holding);
+    // An open breaker holds the queue at the floor: the card turns red;
+    // holding below the ceiling or probing (half-open) turns it amber.
+    const breaker = r.breaker || 'closed';
+    $('rate-card').classList.toggle('bad', breaker === 'open');
+    $('rate-card').classList.toggle('warn', breaker !== 'open' && (!!r.holding || breaker === 'half_open'));
+    $('breaker-state').className = 'breaker breaker-' + token(breaker);
+    $('breaker-state').textContent = label(breaker);
+    $('breaker-since').textContent = r.breaker_since ? ' since ' + clock(r.breaker_since) : '';
     $('queue-rate').textContent = r.live > 0 ? (+r.live.toPrecision(4)) + '/s' : '—';
     $('queue-rate-sub').textContent = 'ceiling ' + (+(r.ceiling || 0).toPrecision(4)) + '/s · governor ' +
       r.governor + (r.paused ? ' · paused' : '');
+  }
+
+  // renderReconcile shows the reconciler's last run: when, how long, with
+  // which grace and policy, its counts by action and its first findings.
+  function renderReconcile(c) {
+    $('reconcile').hidden = !c;
+    if (!c) return;
+    $('rc-at').textContent = c.ran ? clock(c.finished) : 'not yet';
+    $('rc-took').textContent = c.ran ? millis(c.took_ns) : '—';
+    $('rc-grace').textContent = c.ran ? human(c.grace_ns) : '—';
+    $('rc-policy').textContent = c.ran ? label(c.policy) + (c.dry_run ? ' (dry run)' : '') : '—';
+    $('rc-read').textContent = String(c.read || 0);
+    for (const [action, n] of Object.entries(c.counts || {})) {
+      const dd = $('rc-count-' + token(action));
+      if (!dd) continue;
+      dd.textContent = String(n);
+      dd.className = n > 0 ? 'nonzero rc-' + token(action) : '';
+    }
+    const err = $('rc-error');
+    err.hidden = !c.error;
+    err.textContent = c.error || '';
+
+    const rows = [];
+    for (const f of c.findings || []) {
+      const tr = el('tr');
+      tr.dataset.eventId = f.event_id;
+      const idCell = el('td', 'id');
+      const a = el('a', '', f.event_id);
+      a.href = '?event=' + encodeURIComponent(f.event_id);
+      a.title = f.event_id;
+      idCell.append(a);
+      const missing = el('td', 'mono task', f.missing_task);
+      missing.title = f.missing_task || '';
+      const next = el('td', 'mono task', f.new_task || '');
+      if (f.new_task) next.title = f.new_task;
+      const act = el('td');
+      act.append(el('span', 'badge rc-' + token(f.action), label(f.action)));
+      const why = el('td', 'why', f.why);
+      why.title = f.why + (f.error ? ' (' + f.error + ')' : '');
+      if (f.error) why.append(' ', el('span', 'muted', '(' + f.error + ')'));
+      tr.append(idCell, missing, next, act, why);
+      rows.push(tr);
+    }
+    if (rows.length === 0) {
+      const tr = el('tr', 'empty');
+      const td = el('td', '', c.ran ? 'The last run found no record without a task.' : 'The reconciler has not run yet.');
+      td.colSpan = 5;
+      tr.append(td);
+      rows.push(tr);
+    }
+    document.querySelector('#findings tbody').replaceChildren(...rows);
+    const shown = (c.findings || []).length;
+    $('rc-more').hidden = !(c.total > shown);
+    $('rc-more').textContent = 'showing ' + shown + ' of ' + c.total + ' findings';
   }
 
   function renderEvents(list) {
@@ -459,14 +529,20 @@
     if (id) lookup(id, true);
   });
 
-  document.querySelector('#events tbody').addEventListener('click', (ev) => {
+  // An event id in the recent events or the reconciler's findings shows
+  // that event in the lookup panel.
+  function lookupFromRow(ev) {
     const a = ev.target.closest('a');
     const tr = ev.target.closest('tr[data-event-id]');
     if (!a || !tr) return;
     ev.preventDefault();
     $('lookup-id').value = tr.dataset.eventId;
     lookup(tr.dataset.eventId, true);
-  });
+    if (tr.closest('#findings')) $('lookup-h').scrollIntoView({ block: 'nearest' });
+  }
+  document.querySelector('#events tbody').addEventListener('click', lookupFromRow);
+  const findings = document.querySelector('#findings tbody');
+  if (findings) findings.addEventListener('click', lookupFromRow);
 
   $('status-filter').addEventListener('change', (ev) => {
     state.filter = ev.target.value;
