@@ -268,6 +268,9 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 	if stack.Governor != nil { // a nil *Governor in the interface would not be nil
 		opts.Rate = stack.Governor
 	}
+	if stack.Reconciler != nil { // likewise
+		opts.Reconcile = stack.Reconciler
+	}
 	page, err := opspage.New(opts)
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)
