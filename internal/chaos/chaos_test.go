@@ -232,6 +232,22 @@ func check(t *testing.T, scenario string, r report) {
 		if r.RecoveryTime < 0 {
 			t.Errorf("the dispatch rate never got back to %.0f%% of the limit after the target healed", 100*fullRateShare)
 		}
+	case "last-attempt-lost", "task-vanished":
+		// Violations (problems) hold the per-event check: each event whose
+		// task was lost ended final, through the reconciler.
+		if r.InjectedFaults == 0 {
+			t.Error("no task was lost: the fault did not happen")
+		}
+		if r.Reconciled < int(r.InjectedFaults) {
+			t.Errorf("the reconciler acted on %d events, fewer than the %d whose task was lost", r.Reconciled, r.InjectedFaults)
+		}
+	case "store-and-queue-down":
+		if r.InjectedFaults == 0 || r.QueueFaults == 0 {
+			t.Errorf("%d status calls and %d requeues met the fault: want both, on the same last attempts", r.InjectedFaults, r.QueueFaults)
+		}
+		if r.Reconciled == 0 {
+			t.Error("the reconciler acted on no event: no task was dropped with its record left behind")
+		}
 	case "target-malformed":
 		// Each mangled answer hides a stored event: its retry is a
 		// duplicate call, answered duplicate, with no second side effect.

@@ -248,7 +248,7 @@ func TestVanishCloudTasks(t *testing.T) {
 		}
 	}
 	path := queuePath(devstack.GCPOptions{}, cfg.Name)
-	gone, err := vanishCloudTasks(ctx, host, path, 2)
+	gone, err := vanishCloudTasks(ctx, host, path, 2, time.Minute)
 	if err != nil {
 		t.Fatalf("vanishCloudTasks: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestVanishCloudTasks(t *testing.T) {
 		t.Errorf("deleted tasks: want the two scheduled last (-want +got):\n%s", diff)
 	}
 	// What is left is exactly the other three.
-	rest, err := vanishCloudTasks(ctx, host, path, 10)
+	rest, err := vanishCloudTasks(ctx, host, path, 10, time.Minute)
 	if err != nil {
 		t.Fatalf("vanishCloudTasks: %v", err)
 	}

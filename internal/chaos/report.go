@@ -120,6 +120,16 @@ type report struct {
 	// or a scenario that does not look).
 	GovernorCeiling   float64 `json:"governor_ceiling,omitempty"`
 	GovernorFinalRate float64 `json:"governor_final_rate,omitempty"`
+	// QueueFaults counts the enqueues a harness-side queue fault touched,
+	// when a scenario injects one beside another fault (InjectedFaults).
+	QueueFaults int64 `json:"queue_faults,omitempty"`
+	// Reconciled counts acknowledged events the reconciler acted on (a
+	// "reconciled" entry in the record's history).
+	Reconciled int `json:"reconciled"`
+	// StuckWithoutReconciler counts acknowledged events left non-final
+	// once the rest had drained, in the phase of a scenario run without
+	// the reconciler (task-vanished).
+	StuckWithoutReconciler int `json:"stuck_without_reconciler,omitempty"`
 	// OutageLength, OutageCalls and RecoveryTime describe an injected
 	// target outage (target-500-storm): how long it lasted, how many calls
 	// the target received meanwhile, and how long after it healed the
@@ -268,6 +278,9 @@ func reconcile(ctx context.Context, in reconcileInput) (report, error) {
 		if requeued(rec) {
 			r.Requeued++
 		}
+		if hasReconciled(rec) {
+			r.Reconciled++
+		}
 		if rec.UpdatedAt.After(lastTerminal) {
 			lastTerminal = rec.UpdatedAt
 		}
@@ -392,15 +405,15 @@ func (r report) problems() []string {
 // writeTable writes reports as one aligned table, a row per report.
 func writeTable(w io.Writer, reports []report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\tmax attempts\tingest p99\tmax backlog\tdrain\tdelivered/s\tlimit\t")
+	fmt.Fprintln(tw, "scenario\tengine\tsent\tacked\tdelivered\tdead-lettered\tlost\tstuck\tdup calls\tdup side effects\textra\treconciled\tmax attempts\tingest p99\tmax backlog\tdrain\tdelivered/s\tlimit\t")
 	for _, r := range reports {
 		backlog := "n/a"
 		if r.MaxBacklog >= 0 {
 			backlog = fmt.Sprint(r.MaxBacklog)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%v\t%.1f\t%.4g\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t%v\t%.1f\t%.4g\t\n",
 			r.Scenario, r.Engine, r.Sent, r.Acknowledged, r.Delivered, r.DeadLettered+r.Failed, r.Lost, r.Stuck,
-			r.DuplicateCalls, r.DuplicateSideEffects, r.ExtraDelivered, r.MaxAttempts,
+			r.DuplicateCalls, r.DuplicateSideEffects, r.ExtraDelivered, r.Reconciled, r.MaxAttempts,
 			r.IngestP99.Round(time.Millisecond), backlog, r.Drain.Round(100*time.Millisecond), r.DeliveryRate, r.Limit)
 	}
 	return tw.Flush()

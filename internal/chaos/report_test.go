@@ -114,6 +114,17 @@ func TestReconcile(t *testing.T) {
 				MaxAttempts: 3, Elapsed: 4 * time.Second, Drain: 3 * time.Second, MaxAcceptedPerSecond: 1},
 		},
 		{
+			name:  "a reconciled entry is counted, never as an attempt",
+			acked: []string{"a"},
+			target: fakeTarget{
+				events: stored("a"),
+				calls:  []targetmock.Call{call("a", targetmock.OutcomeAccepted, 3)},
+			},
+			status: fakeStatus{"a": rec("a", status.Delivered, 3, status.OutcomeReconciled, status.OutcomeDelivered)},
+			want: report{MaxBacklog: -1, Acknowledged: 1, Delivered: 1, TargetCalls: 1, Reconciled: 1,
+				MaxAttempts: 1, Elapsed: 3 * time.Second, Drain: 2 * time.Second, MaxAcceptedPerSecond: 1},
+		},
+		{
 			name:  "two accepting calls for one id are a duplicate side effect",
 			acked: []string{"a"},
 			target: fakeTarget{

@@ -81,12 +81,16 @@ func vanishEmbedded(ctx context.Context, path string, n int) (_ []string, err er
 	return names, nil
 }
 
-// vanishCloudTasks deletes up to n tasks that were never dispatched from a
-// Cloud Tasks queue (the emulator at endpoint) through the API, the latest
-// scheduled first (the back of the backlog). queuePath is
-// projects/P/locations/L/queues/Q. It returns the task ids (the last
-// segment of each name) it deleted.
-func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int) (_ []string, err error) {
+// vanishCloudTasks deletes up to n tasks scheduled at least ahead from now
+// from a Cloud Tasks queue (the emulator at endpoint) through the API, the
+// latest scheduled first. queuePath is projects/P/locations/L/queues/Q. It
+// returns the task ids (the last segment of each name) it deleted.
+//
+// Cloud Tasks deletes any task that is scheduled or dispatched
+// (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/delete);
+// the emulator only cancels a task before its schedule time: one already
+// due waits for a dispatch token and is delivered anyway. Hence ahead.
+func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int, ahead time.Duration) (_ []string, err error) {
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("connect to the Cloud Tasks emulator at %s: %w", endpoint, err)
@@ -97,6 +101,7 @@ func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int) (_
 		return nil, fmt.Errorf("cloud tasks client: %w", err)
 	}
 	var waiting []*taskspb.Task
+	after := time.Now().Add(ahead)
 	it := client.ListTasks(ctx, &taskspb.ListTasksRequest{Parent: queuePath})
 	for {
 		t, err := it.Next()
@@ -106,7 +111,7 @@ func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int) (_
 		if err != nil {
 			return nil, fmt.Errorf("list the tasks of %s: %w", queuePath, err)
 		}
-		if t.GetDispatchCount() == 0 {
+		if t.GetScheduleTime().AsTime().After(after) {
 			waiting = append(waiting, t)
 		}
 	}
@@ -129,12 +134,13 @@ func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int) (_
 
 // vanishTasks removes up to n waiting tasks behind the stack's back, on
 // whichever engine it runs: the rows in the embedded queue's file, or
-// DeleteTask on the Cloud Tasks emulator.
-func vanishTasks(ctx context.Context, env scenarioEnv, st *devstack.Stack, n int) ([]string, error) {
+// DeleteTask on the Cloud Tasks emulator for tasks scheduled at least
+// ahead from now.
+func vanishTasks(ctx context.Context, env scenarioEnv, st *devstack.Stack, n int, ahead time.Duration) ([]string, error) {
 	if !env.gcp() {
 		return vanishEmbedded(ctx, filepath.Join(env.DataDir, devstack.QueueFile), n)
 	}
-	return vanishCloudTasks(ctx, env.GCP.TasksEndpoint, queuePath(env.GCP, st.QueueConfig.Name), n)
+	return vanishCloudTasks(ctx, env.GCP.TasksEndpoint, queuePath(env.GCP, st.QueueConfig.Name), n, ahead)
 }
 
 // queuePath names the Cloud Tasks queue a stack on the GCP engines uses,
