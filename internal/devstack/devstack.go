@@ -31,6 +31,7 @@ import (
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/cloudtasksqueue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/sourcemock"
@@ -102,6 +103,12 @@ type Options struct {
 	// QueueBurst is the queue's burst (default QUEUE_MAX_BURST_SIZE's, 1:
 	// dispatch smoothly).
 	QueueBurst int
+	// QueueShards is how many engine queues carry the queue (default
+	// QUEUE_SHARDS's, 1), as in production (internal/engines): embedded,
+	// the files QueueFile, queue-1.db, ...; on gcp the queues GCP.Queue,
+	// GCP.Queue-1, ... TargetRate and QueueBurst are the totals, which
+	// the shards share.
+	QueueShards int
 	// SourceRate drives sourcemock at this many events/s; 0 runs no source.
 	SourceRate float64
 	// SourceCount stops the source after this many events (0 = unbounded).
@@ -211,8 +218,10 @@ type Stack struct {
 	opts Options
 
 	Issuer *devissuer.Issuer
-	// Queue is the engine ingest enqueues into; Stats may fail where the
-	// engine cannot tell (the Cloud Tasks emulator has no queue stats).
+	// Queue is the engine ingest enqueues into (over Options.QueueShards >
+	// 1, a shardedqueue.Queue, whose Stats and Control are the totals);
+	// Stats may fail where the engine cannot tell (the Cloud Tasks
+	// emulator has no queue stats).
 	Queue Queue
 	// Status is the status store.
 	Status StatusStore
@@ -607,6 +616,9 @@ func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, func(cont
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.opts.QueueShards != 0 {
+		c.QueueShards = s.opts.QueueShards
+	}
 	// Embedded: each delivery carries a dev issuer token for the
 	// dispatcher (Cloud Tasks ignores it and mints its own).
 	c.QueueToken = s.Issuer.TokenSource(devissuer.DispatcherAudience, devissuer.InvokerSubject, devissuer.InvokerEmail, time.Hour)
@@ -614,16 +626,27 @@ func (s *Stack) openQueue(ctx context.Context, taskURL string) (Queue, func(cont
 	if err != nil {
 		return nil, nil, err
 	}
-	q, ok := eq.Queue.(Queue)
-	if !ok {
+	var q Queue
+	if eq.Shards != nil {
+		q = shardedQueue{Queue: eq.Shards, close: eq.Close}
+	} else if one, ok := eq.Queue.(Queue); ok {
+		q = one
+	}
+	if q == nil || eq.Stats == nil {
 		return nil, nil, errors.Join(fmt.Errorf("the %s queue engine reports no stats", c.QueueEngine), eq.Close())
 	}
-	if e, ok := eq.Queue.(interface {
-		EnsureQueue(context.Context, queue.Config) error
-	}); ok {
-		if err := e.EnsureQueue(ctx, s.QueueConfig); err != nil {
-			return nil, nil, errors.Join(err, eq.Close())
-		}
+	if err := eq.EnsureQueues(ctx); err != nil {
+		return nil, nil, errors.Join(err, eq.Close())
 	}
 	return q, eq.Run, nil
 }
+
+// shardedQueue is a sharded queue as the stack's Queue: the
+// shardedqueue.Queue (also the Controller and Inspector) with the close of
+// its shards.
+type shardedQueue struct {
+	*shardedqueue.Queue
+	close func() error
+}
+
+func (q shardedQueue) Close() error { return q.close() }
