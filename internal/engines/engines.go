@@ -362,6 +362,9 @@ func closeAll(qs []Queue) error {
 // shards' rates, SetRate sets the total) and Shards tells each shard's.
 type Controller struct {
 	queue.Controller
+	// Stats reports the backlog, summed over the shards (nil: the engine
+	// cannot; the Cloud Tasks emulator's is an error).
+	Stats queue.StatsReader
 	// Shards is the sharded queue when QueueShards > 1 (nil: one queue).
 	Shards *shardedqueue.Queue
 	Close  func() error
@@ -414,7 +417,7 @@ func OpenController(ctx context.Context, c Config, queueName string) (Controller
 	if err != nil {
 		return Controller{}, err
 	}
-	return Controller{Controller: q.Controller, Shards: q.Shards, Close: q.Close}, nil
+	return Controller{Controller: q.Controller, Stats: q.Stats, Shards: q.Shards, Close: q.Close}, nil
 }
 
 // OpenEnqueuer opens a queue another process runs only to enqueue into it

@@ -20,12 +20,15 @@ type engineFlags struct {
 	// to deliver and whose OIDC token to carry.
 	dispatcherURL string
 	invoker       string
+	// shards is how many engine queues carry the queue (QUEUE_SHARDS).
+	shards int
 }
 
 func (e *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.engine, "engine", engines.Embedded, "engines to read: embedded (the local stack's --data) or gcp (Firestore and Cloud Tasks, or their emulators)")
 	fs.StringVar(&e.data, "data", DefaultDataDir, "embedded engine: the local stack's data directory")
 	gcpFlags(fs, &e.gcp)
+	queueShardsFlag(fs, &e.shards)
 }
 
 func (e *engineFlags) registerReplay(fs *flag.FlagSet) {
@@ -39,6 +42,10 @@ func (e *engineFlags) config() (engines.Config, error) {
 	if err != nil {
 		return engines.Config{}, fmt.Errorf("%w: unknown --engine %q (want %s or %s)", errUsage, e.engine, engines.Embedded, engines.GCP)
 	}
+	if e.shards < 1 {
+		return engines.Config{}, fmt.Errorf("%w: --queue-shards must be >= 1, got %d", errUsage, e.shards)
+	}
+	c.QueueShards = e.shards
 	return c, nil
 }
 

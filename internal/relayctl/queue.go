@@ -20,7 +20,10 @@ import (
 const queueUsage = "want show, rate N, pause or resume"
 
 // runQueue shows or changes the queue's dispatch settings as the operator
-// (by = queue.ByOperator), then prints them as the queue now has them.
+// (by = queue.ByOperator), then prints them as the queue now has them, with
+// its backlog. Over --queue-shards N > 1 the queue is N queues: rate N sets
+// the total (each shard takes N/shards), pause and resume act on every
+// shard, and the printout is the total followed by each shard's.
 //
 // The embedded queue is owned by the process that runs it (relayctl dev):
 // this command writes the change into the queue file's control row, as
@@ -34,7 +37,8 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: relayctl queue show|rate N|pause|resume [flags]\n\n"+
 			"Show or change the queue's dispatch rate (tasks/s) and pause, as the operator.\n"+
-			"A rate set here overrides the configured one until changed again (ADR 0005).\n\n")
+			"A rate set here overrides the configured one until changed again (ADR 0005).\n"+
+			"Over --queue-shards N, rate sets the total across the shards (each takes 1/N).\n\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -72,11 +76,24 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(queueJSON{Queue: qname, Engine: eng.engine, Where: where,
-			Rate: got.Rate, Paused: got.Paused, By: got.By, At: got.At})
+	v := queueJSON{Queue: qname, Engine: eng.engine, Where: where, Rate: got.Rate, Paused: got.Paused, By: got.By, At: got.At}
+	v.setStats(rctx, ctl.Stats)
+	if ctl.Shards != nil {
+		shards := ctl.Shards.Shards() // in the order ShardControls reports them
+		for i, sc := range ctl.Shards.ShardControls(rctx) {
+			sh := queueShardJSON{Queue: sc.Name, Rate: sc.Control.Rate, Paused: sc.Control.Paused, By: sc.Control.By, At: sc.Control.At}
+			if sc.Err != nil {
+				sh.Error = sc.Err.Error()
+			}
+			sr, _ := shards[i].Queue.(queue.StatsReader)
+			sh.setStats(rctx, sr)
+			v.Shards = append(v.Shards, sh)
+		}
 	}
-	if err := printControl(stdout, qname, eng.engine, where, got); err != nil {
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(v)
+	}
+	if err := printControl(stdout, v); err != nil {
 		return err
 	}
 	if act.do != nil && eng.engine == engines.Embedded {
@@ -129,16 +146,25 @@ func (e *engineFlags) controllerConfig() (engines.Config, string, string, error)
 		return engines.Config{}, "", "", err
 	}
 	if e.engine == engines.Embedded {
-		return c, "events", c.QueueDB, nil
+		where := c.QueueDB
+		if c.QueueShards > 1 {
+			where += fmt.Sprintf(" .. %s (%d shards)", c.QueueDBShard(c.QueueShards-1), c.QueueShards)
+		}
+		return c, "events", where, nil
 	}
 	where := "projects/" + e.gcp.Project + "/locations/" + e.gcp.Location + "/queues/" + e.gcp.Queue
+	if c.QueueShards > 1 {
+		where += fmt.Sprintf(" .. %s (%d shards)", queue.ShardName(e.gcp.Queue, c.QueueShards-1), c.QueueShards)
+	}
 	if e.gcp.TasksEndpoint != "" {
 		where += " on the emulator at " + e.gcp.TasksEndpoint
 	}
 	return c, e.gcp.Queue, where, nil
 }
 
-// queueJSON is `relayctl queue --json`'s output.
+// queueJSON is `relayctl queue --json`'s output: the queue's settings
+// (over shards, the total rate; paused if any shard is), its backlog
+// summed over the shards, and each shard's.
 type queueJSON struct {
 	Queue  string    `json:"queue"`
 	Engine string    `json:"engine"`
@@ -147,30 +173,110 @@ type queueJSON struct {
 	Paused bool      `json:"paused"`
 	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at,omitzero"`
+	queueStats
+	// Shards is each shard's, in routing order (none for one queue).
+	Shards []queueShardJSON `json:"shards,omitempty"`
 }
 
-// printControl renders the settings for a person.
-func printControl(w io.Writer, name, engine, where string, c queue.Control) error {
+// queueShardJSON is one shard's settings and backlog.
+type queueShardJSON struct {
+	Queue  string    `json:"queue"`
+	Rate   float64   `json:"rate"`
+	Paused bool      `json:"paused"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	// Error is why the shard's settings could not be read.
+	Error string `json:"error,omitempty"`
+	queueStats
+}
+
+// queueStats is a backlog, or why it is unknown.
+type queueStats struct {
+	Backlog  int64 `json:"backlog"`
+	InFlight int64 `json:"in_flight"`
+	// StatsError is why the backlog is unknown (the Cloud Tasks emulator
+	// has no statistics); Backlog and InFlight are then 0.
+	StatsError string `json:"stats_error,omitempty"`
+}
+
+// setStats reads sr's backlog into s (sr nil: unknown).
+func (s *queueStats) setStats(ctx context.Context, sr queue.StatsReader) {
+	if sr == nil {
+		s.StatsError = "the engine reports no backlog"
+		return
+	}
+	st, err := sr.Stats(ctx)
+	if err != nil {
+		s.StatsError = err.Error()
+		return
+	}
+	s.Backlog, s.InFlight = st.Backlog, st.InFlight
+}
+
+// backlog renders s for a person.
+func (s queueStats) backlog() string {
+	if s.StatsError != "" {
+		return "unknown: " + s.StatsError
+	}
+	return fmt.Sprintf("%d (%d in flight)", s.Backlog, s.InFlight)
+}
+
+// printControl renders the settings for a person: the queue's (over shards,
+// the total), then each shard's.
+func printControl(w io.Writer, v queueJSON) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "queue\t%s (%s: %s)\n", name, engine, where)
-	fmt.Fprintf(tw, "rate\t%s/s\n", strconv.FormatFloat(c.Rate, 'f', -1, 64))
+	fmt.Fprintf(tw, "queue\t%s (%s: %s)\n", v.Queue, v.Engine, v.Where)
+	rate := strconv.FormatFloat(v.Rate, 'f', -1, 64) + "/s"
+	if len(v.Shards) > 0 {
+		rate += fmt.Sprintf(" in total over %d shards", len(v.Shards))
+	}
+	fmt.Fprintf(tw, "rate\t%s\n", rate)
 	paused := "no"
-	if c.Paused {
+	if v.Paused {
 		paused = "yes: nothing is dispatched until relayctl queue resume"
+		if len(v.Shards) > 0 {
+			paused = "yes (a shard at least): its tasks wait until relayctl queue resume"
+		}
 	}
 	fmt.Fprintf(tw, "paused\t%s\n", paused)
-	switch {
-	case !c.At.IsZero():
-		fmt.Fprintf(tw, "changed\t%s by %s\n", c.At.UTC().Format(time.RFC3339), c.By)
-	case engine == engines.GCP:
-		fmt.Fprintf(tw, "changed\tunknown: Cloud Tasks keeps no record (Cloud Audit Logs do)\n")
-	default:
-		fmt.Fprintf(tw, "changed\tnever: the configured rate applies\n")
-	}
+	fmt.Fprintf(tw, "changed\t%s\n", changed(v.Engine, v.By, v.At))
+	fmt.Fprintf(tw, "backlog\t%s\n", v.queueStats.backlog())
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(v.Shards) > 0 {
+		fmt.Fprintln(&b)
+		tw = tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "shard\trate\tpaused\tbacklog\tchanged")
+		for _, s := range v.Shards {
+			if s.Error != "" {
+				fmt.Fprintf(tw, "%s\tunknown: %s\t\t%s\t\n", s.Queue, s.Error, s.queueStats.backlog())
+				continue
+			}
+			p := "no"
+			if s.Paused {
+				p = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s/s\t%s\t%s\t%s\n", s.Queue, strconv.FormatFloat(s.Rate, 'f', -1, 64), p,
+				s.queueStats.backlog(), changed(v.Engine, s.By, s.At))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// changed says when and by whom the settings last changed.
+func changed(engine, by string, at time.Time) string {
+	switch {
+	case !at.IsZero():
+		return at.UTC().Format(time.RFC3339) + " by " + by
+	case engine == engines.GCP:
+		return "unknown: Cloud Tasks keeps no record (Cloud Audit Logs do)"
+	default:
+		return "never: the configured rate applies"
+	}
 }

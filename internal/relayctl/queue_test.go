@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +186,79 @@ func TestQueue_gcp(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "unimplemented") {
 		t.Errorf("queue rate 5 on the emulator: exit %d, stderr %q; want exit 1 saying unimplemented", code, errOut)
 	}
+}
+
+// TestQueue_embeddedShards: over --queue-shards 3 the command reads every
+// shard's file, rate N sets the total (each shard's file gets N/3, which
+// its running queue applies), and show prints the total, each shard's
+// settings and backlog.
+func TestQueue_embeddedShards(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var owners []*sqlitequeue.Queue
+	for i := range 3 {
+		q, err := sqlitequeue.New(t.Context(), sqlitequeue.Options{
+			Path: filepath.Join(dir, strings.Replace(devstack.QueueFile, ".db", shardSuffix(i)+".db", 1)), Target: "http://127.0.0.1:1/tasks/events",
+			Config: queue.Config{Name: queue.ShardName("events", i), MaxDispatchesPerSecond: 10, MaxBurstSize: 1, MaxConcurrentDispatches: 1,
+				DispatchDeadline: time.Second, Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second}},
+		})
+		if err != nil {
+			t.Fatalf("sqlitequeue.New: %v", err)
+		}
+		t.Cleanup(func() { q.Close() })
+		owners = append(owners, q)
+	}
+	// Two tasks on the shards they route to, for the backlog.
+	for _, id := range []string{"a", "b"} {
+		name := queue.TaskName(id)
+		if err := owners[queue.ShardOf(name, 3)].Enqueue(t.Context(), queue.Task{Name: name, Body: []byte(`{}`)}); err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+	}
+
+	got := showJSON(t, "rate", "90", "--data", dir, "--queue-shards", "3")
+	if got.Rate != 90 || got.Backlog != 2 || len(got.Shards) != 3 {
+		t.Fatalf("queue rate 90 over 3 shards = %+v, want a total of 90/s, a backlog of 2 and 3 shards", got)
+	}
+	var backlog int64
+	for i, s := range got.Shards {
+		if s.Queue != queue.ShardName("events", i) || s.Rate != 30 || s.By != queue.ByOperator || s.Error != "" {
+			t.Errorf("shard %d = %+v, want %s at 30/s by operator", i, s, queue.ShardName("events", i))
+		}
+		backlog += s.Backlog
+	}
+	if backlog != 2 {
+		t.Errorf("the shards' backlogs sum to %d, want 2", backlog)
+	}
+	for i, q := range owners {
+		if c, err := q.Control(t.Context()); err != nil || c.Rate != 30 {
+			t.Errorf("shard %d's own Control = %+v, %v; want 30/s", i, c, err)
+		}
+	}
+
+	code, out, errOut := run(t, "queue", "show", "--data", dir, "--queue-shards", "3")
+	if code != 0 {
+		t.Fatalf("queue show: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"90/s in total over 3 shards", "backlog  2 (0 in flight)", "events-2", "30/s", "(3 shards)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("queue show printed no %q:\n%s", want, out)
+		}
+	}
+
+	// A shard count the files do not match is reported, not created.
+	if code, _, errOut := run(t, "queue", "show", "--data", dir, "--queue-shards", "4"); code != 1 || !strings.Contains(errOut, "queue-3.db") {
+		t.Errorf("queue show over 4 shards with 3 files: exit %d, stderr %q; want exit 1 naming queue-3.db", code, errOut)
+	}
+	if code, _, errOut := run(t, "queue", "show", "--data", dir, "--queue-shards", "0"); code != 2 || !strings.Contains(errOut, "--queue-shards") {
+		t.Errorf("queue show --queue-shards 0: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+}
+
+// shardSuffix is what shard i's file adds before .db.
+func shardSuffix(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return "-" + strconv.Itoa(i)
 }

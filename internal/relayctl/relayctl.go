@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"eventrelay/internal/devstack"
@@ -124,6 +125,18 @@ func gcpFlags(fs *flag.FlagSet, g *devstack.GCPOptions) {
 	fs.StringVar(&g.TasksEndpoint, "tasks-emulator", os.Getenv(testutilCloudTasksEnv), "Cloud Tasks emulator host:port (default $CLOUD_TASKS_EMULATOR_HOST)")
 	fs.StringVar(&g.OIDCIssuer, "tasks-oidc-issuer", os.Getenv(testutilCloudTasksOIDCEnv), "issuer URL of the emulator's task tokens (default $CLOUD_TASKS_EMULATOR_OIDC_ISSUER)")
 	fs.StringVar(&g.Collection, "firestore-collection", "events", "Firestore collection of the status documents (the emulator is found through $FIRESTORE_EMULATOR_HOST)")
+}
+
+// queueShardsFlag registers --queue-shards: how many engine queues carry
+// the queue, as QUEUE_SHARDS tells the services (default $QUEUE_SHARDS, else
+// 1). Shard i is the queue queue.ShardName(--gcp-queue, i) on Cloud Tasks
+// and the file queue-<i>.db beside queue.db in --data (shard 0 is queue.db).
+func queueShardsFlag(fs *flag.FlagSet, n *int) {
+	def := 1
+	if v, err := strconv.Atoi(os.Getenv("QUEUE_SHARDS")); err == nil {
+		def = v
+	}
+	fs.IntVar(n, "queue-shards", def, "how many queues carry the queue (QUEUE_SHARDS): Cloud Tasks --gcp-queue, --gcp-queue-1, ...; embedded queue.db, queue-1.db, ...")
 }
 
 // The emulator variables, as scripts/emulators.sh exports them.
