@@ -1,6 +1,7 @@
 package devstack_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"eventrelay/internal/devstack"
 	"eventrelay/internal/event"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/sourcemock"
 	"eventrelay/internal/status"
 	"eventrelay/internal/testutil"
@@ -52,6 +54,7 @@ func TestEndToEndShards(t *testing.T) {
 		}
 	}
 	stack := startStack(t, devstack.Options{TargetRate: limit, TargetBurst: targetBurst, QueueShards: shards})
+	checkShards(t, stack, shards, limit)
 	sum := sendAll(t, stack, n, 4*limit, 64)
 	perShard := shardCounts(sum.Accepted, shards)
 	ideal := time.Duration(float64(n) / limit * float64(time.Second))
@@ -101,6 +104,7 @@ func TestEndToEndShardsGCP(t *testing.T) {
 		Engine: devstack.EngineGCP, TargetRate: limit, TargetBurst: targetBurst, QueueShards: shards,
 		GCP: devstack.GCPOptions{Queue: "shards-" + suffix, Collection: "shards-" + suffix, TasksEndpoint: tasks, OIDCIssuer: issuer},
 	})
+	checkShards(t, stack, shards, limit)
 	sum := sendAll(t, stack, n, 4*limit, 32)
 	t.Logf("per shard %v", shardCounts(sum.Accepted, shards))
 	waitDistinct(t, stack, n, 3*time.Duration(n/limit)*time.Second)
@@ -113,6 +117,27 @@ func TestEndToEndShardsGCP(t *testing.T) {
 	}
 	if counts[status.Delivered] != n {
 		t.Errorf("Firestore has %d delivered records, want %d (%v)", counts[status.Delivered], n, counts)
+	}
+}
+
+// checkShards checks the stack's queue is shards queues, each at limit /
+// shards.
+func checkShards(t *testing.T, stack *devstack.Stack, shards int, limit float64) {
+	t.Helper()
+	sq, ok := stack.Queue.(interface {
+		ShardControls(context.Context) []shardedqueue.ShardControl
+	})
+	if !ok {
+		t.Fatalf("the stack's queue %T is not sharded", stack.Queue)
+	}
+	got := sq.ShardControls(t.Context())
+	if len(got) != shards {
+		t.Fatalf("the stack's queue has %d shards, want %d", len(got), shards)
+	}
+	for i, sc := range got {
+		if want := queue.ShardName(stack.QueueConfig.Name, i); sc.Err != nil || sc.Name != want || sc.Control.Rate != limit/float64(shards) {
+			t.Errorf("shard %d = %+v, want %s at %v/s", i, sc, want, limit/float64(shards))
+		}
 	}
 }
 
