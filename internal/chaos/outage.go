@@ -73,6 +73,7 @@ func target500Storm(ctx context.Context, env scenarioEnv) (report, error) {
 		outageCalls  int
 		recovery     time.Duration
 		recovered    bool
+		stopWatch    = func() {}
 	)
 	rep, err := onStack(ctx, env, stackPlan{
 		name:    "target-500-storm",
@@ -80,6 +81,7 @@ func target500Storm(ctx context.Context, env scenarioEnv) (report, error) {
 		opts:    devstack.Options{TargetRate: s.limit},
 		load:    burstLoad(s),
 		inject: func(ctx context.Context, st *devstack.Stack, r *run) error {
+			stopWatch = watchGovernor(ctx, st.Governor, r) // its breaker, until after the drain
 			if !sleep(ctx, time.Second) {
 				return ctx.Err()
 			}
@@ -97,6 +99,7 @@ func target500Storm(ctx context.Context, env scenarioEnv) (report, error) {
 			return ctx.Err()
 		},
 		after: func(ctx context.Context, st *devstack.Stack, r *run) {
+			stopWatch()
 			calls, err := st.Target.Calls(ctx, targetmock.CallFilter{})
 			if err != nil {
 				r.note("read the target's calls: %v", err)

@@ -100,20 +100,18 @@ func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int, ah
 	if err != nil {
 		return nil, fmt.Errorf("cloud tasks client: %w", err)
 	}
-	var waiting []*taskspb.Task
 	after := time.Now().Add(ahead)
-	it := client.ListTasks(ctx, &taskspb.ListTasksRequest{Parent: queuePath})
-	for {
-		t, err := it.Next()
-		if errors.Is(err, iterator.Done) {
+	var waiting []*taskspb.Task
+	// The emulator marshals a task while its dispatch may write the task's
+	// headers: a list now and then comes back garbled. Ask again.
+	for try := 1; ; try++ {
+		waiting, err = listScheduledAfter(ctx, client, queuePath, after)
+		if err == nil || try == 5 || !sleep(ctx, 200*time.Millisecond) {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list the tasks of %s: %w", queuePath, err)
-		}
-		if t.GetScheduleTime().AsTime().After(after) {
-			waiting = append(waiting, t)
-		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(waiting, func(i, j int) bool {
 		return waiting[i].GetScheduleTime().AsTime().After(waiting[j].GetScheduleTime().AsTime())
@@ -130,6 +128,24 @@ func vanishCloudTasks(ctx context.Context, endpoint, queuePath string, n int, ah
 		gone = append(gone, t.GetName()[strings.LastIndex(t.GetName(), "/")+1:])
 	}
 	return gone, nil
+}
+
+// listScheduledAfter lists the tasks of queuePath scheduled after t.
+func listScheduledAfter(ctx context.Context, client *cloudtasks.Client, queuePath string, t time.Time) ([]*taskspb.Task, error) {
+	var out []*taskspb.Task
+	it := client.ListTasks(ctx, &taskspb.ListTasksRequest{Parent: queuePath})
+	for {
+		task, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the tasks of %s: %w", queuePath, err)
+		}
+		if task.GetScheduleTime().AsTime().After(t) {
+			out = append(out, task)
+		}
+	}
 }
 
 // vanishTasks removes up to n waiting tasks behind the stack's back, on
