@@ -18,8 +18,8 @@ import (
 	"eventrelay/internal/testutil"
 )
 
-// shardedEventsEnv sets how many events TestEndToEndShards sends: 1,200 by
-// default (6 s of the limit), 4,000 for the full run.
+// shardedEventsEnv sets how many events TestEndToEndShards sends: 2,000 by
+// default (10 s of the limit), 4,000 for the full run.
 const shardedEventsEnv = "E2E_SHARDED_EVENTS"
 
 // TestEndToEndShards runs the pipeline on four embedded queue shards: n
@@ -46,7 +46,7 @@ func TestEndToEndShards(t *testing.T) {
 		limit       = 200.0
 		targetBurst = 50
 	)
-	n := 1200
+	n := 2000
 	if v := os.Getenv(shardedEventsEnv); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
