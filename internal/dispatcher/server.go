@@ -60,10 +60,11 @@ type Server struct {
 // default client, does not authenticate deliveries, never requeues and tells
 // no one its verdicts.
 type Options struct {
-	// Retry is the queue's retry policy (queue.Config.Retry, read once with
-	// the queue's configuration), so the dispatcher knows which attempt is
-	// the last and dead-letters it instead of letting the event silently
-	// disappear.
+	// Retry is the dispatcher's retry policy: the queue's backoff with the
+	// dispatcher's own budget (wiring.DeliveryBudget), by which
+	// IsLastAttempt picks the attempt the dispatcher dead-letters on. The
+	// queue retries without limit (ADR 0008), so an attempt the dispatcher
+	// answers 503 is retried even after the budget is spent.
 	Retry queue.RetryConfig
 	// Client calls the target (nil: a default client). It is not modified:
 	// its transport is wrapped by a target.Transport in a copy.

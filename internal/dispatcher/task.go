@@ -193,10 +193,9 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 
 	// A rate limit on the last attempt is the target asking us to wait, not
 	// a failure: carry the event on in a new task rather than dead-letter
-	// it. If that enqueue fails, dead-letter after all: answering 503 would
-	// not help, since the queue drops a task after its last attempt
-	// whatever the answer, and the record would stay non-terminal, where
-	// replay cannot reach it.
+	// it. If that enqueue fails, dead-letter after all: the budget is spent,
+	// and a final record is one replay can reach, whatever the queue does
+	// with the task (it may keep finite attempts of its own).
 	var requeued queue.Task
 	var requeueErr error
 	if dec.to == status.DeadLettered && o.Kind == status.OutcomeRateLimited && s.requeueInto != nil {
@@ -442,13 +441,14 @@ func (s *Server) skip(ctx context.Context, a *attempt, id string, st status.Stat
 func (s *Server) storeUnavailable(ctx context.Context, a *attempt, ev event.Event, reason string) {
 	a.end(codes.Error, reason)
 	s.metrics.attempt(ctx, status.OutcomeRetryable)
-	// On what may be the task's last attempt, a 503 would not make the
-	// queue retry: it drops the task, and the record, which we cannot
-	// write, would stay non-terminal with nothing left to deliver the event
-	// (ADR 0008). Our own store's outage must not spend the event's budget,
-	// so carry the event on in a new task, as for a rate limit. The record
+	// On the budget's last attempt, carry the event on in a new task, as
+	// for a rate limit: our own store's outage must not spend the event's
+	// budget, and the new task starts again from the shortest backoff,
+	// where the queue's retries of this one are at their longest. If the
+	// queue is down too, the 503 below is still safe: the queue retries
+	// without limit (ADR 0008), so the task waits for the store. The record
 	// is unreadable here, so MaxRetryDuration cannot be judged: the attempt
-	// count alone decides, and a requeue the queue did not need costs one
+	// count alone decides, and a requeue that was not needed costs one
 	// skipped or duplicate delivery, never a second side effect.
 	if s.requeueInto != nil && s.retry.MaxAttempts > 0 && a.d.retryCount+1 >= s.retry.MaxAttempts {
 		t, err := s.requeue(ctx, a, ev, Outcome{})
@@ -459,7 +459,7 @@ func (s *Server) storeUnavailable(ctx context.Context, a *attempt, ev event.Even
 			serving.WriteJSON(a.w, http.StatusOK, taskResponse{EventID: ev.ID, Outcome: outcomeRequeued, Reason: reasonStoreRequeued + ": " + reason, Task: t.Name})
 			return
 		}
-		a.log.ErrorContext(ctx, "event not requeued after the status store failed on its last attempt; the queue will drop the task",
+		a.log.ErrorContext(ctx, "event not requeued after the status store failed on its last attempt; the queue retries the task",
 			"reason", reason, "error", err.Error())
 	}
 	a.log.ErrorContext(ctx, "status store unavailable; asking the queue to retry", "reason", reason)

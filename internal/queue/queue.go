@@ -159,8 +159,11 @@ type Config struct {
 
 // RetryConfig mirrors Cloud Tasks' RetryConfig.
 type RetryConfig struct {
-	// MaxAttempts counts every attempt, the first included; -1 is unlimited.
-	MaxAttempts int `env:"QUEUE_MAX_ATTEMPTS, default=100"`
+	// MaxAttempts counts every attempt, the first included; -1 is
+	// unlimited, the default: the queue never drops a task, and the
+	// dispatcher's own budget (DELIVERY_*) decides when an event is
+	// dead-lettered (docs/adr/0008).
+	MaxAttempts int `env:"QUEUE_MAX_ATTEMPTS, default=-1"`
 	// MaxRetryDuration stops retrying once the first attempt is this old;
 	// zero is unlimited.
 	MaxRetryDuration time.Duration `env:"QUEUE_MAX_RETRY_DURATION, default=0s"`

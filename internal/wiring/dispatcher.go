@@ -58,8 +58,10 @@ type DispatcherConfig struct {
 	Engines engines.Config
 	// Queue is the queue's configuration (QUEUE_*): its name, on the
 	// embedded engine the rate that is the governor's ceiling, and the
-	// retry policy the dispatcher follows (the only read of it).
+	// backoff the dispatcher's retry policy shares with the queue.
 	Queue queue.Config
+	// Delivery is DELIVERY_*: the dispatcher's own retry budget.
+	Delivery DeliveryBudget
 	// Governor is QUEUE_GOVERNOR and its knobs.
 	Governor governor.Config
 	// DispatchURL is the dispatcher's own task URL, which requeued tasks
@@ -72,11 +74,55 @@ type DispatcherConfig struct {
 	Reconcile reconcile.Config
 }
 
+// DeliveryBudget is how long the dispatcher keeps delivering an event
+// before it dead-letters it: the last attempt is the one that reaches it,
+// by Cloud Tasks' rule (queue.RetryConfig.IsLastAttempt). The queue itself
+// retries without limit (QUEUE_MAX_ATTEMPTS -1), so that a task whose last
+// attempt the dispatcher could not finish (the status store and the queue
+// both down, or Cloud Run's front end answering for it) is retried instead
+// of dropped: the dispatcher owns the budget (docs/adr/0008).
+type DeliveryBudget struct {
+	// MaxAttempts counts every attempt, the first included; -1 is
+	// unlimited (never dead-letter).
+	MaxAttempts int `env:"DELIVERY_MAX_ATTEMPTS, default=100"`
+	// MaxRetryDuration ends the budget once the first recorded attempt is
+	// this old (with MaxAttempts set too, both must be reached); zero is
+	// unlimited.
+	MaxRetryDuration time.Duration `env:"DELIVERY_MAX_RETRY_DURATION, default=0s"`
+}
+
+// Policy is the dispatcher's retry policy: the queue's backoff (q) with
+// the budget b.
+func (b DeliveryBudget) Policy(q queue.RetryConfig) queue.RetryConfig {
+	q.MaxAttempts, q.MaxRetryDuration = b.MaxAttempts, b.MaxRetryDuration
+	return q
+}
+
+// checkBudgets refuses a queue that gives up before the dispatcher does
+// (finite attempts below the dispatcher's, or finite while the
+// dispatcher's are unlimited), and WARNs about a queue with finite
+// attempts at all: it may drop a task whose last attempt the dispatcher
+// never handled, and only the reconciler, after its grace, then brings the
+// event back.
+func checkBudgets(ctx context.Context, q, d queue.RetryConfig) error {
+	if q.MaxAttempts < 1 {
+		return nil
+	}
+	if d.MaxAttempts < 1 || q.MaxAttempts < d.MaxAttempts {
+		return fmt.Errorf("QUEUE_MAX_ATTEMPTS %d is below DELIVERY_MAX_ATTEMPTS %d: the queue would drop tasks before the dispatcher dead-letters them; set QUEUE_MAX_ATTEMPTS=-1", q.MaxAttempts, d.MaxAttempts)
+	}
+	logging.FromContext(ctx).WarnContext(ctx, "the queue's attempts are finite: it may drop a task whose last attempt the dispatcher never handled (the reconciler requeues the event after its grace); set QUEUE_MAX_ATTEMPTS=-1",
+		"queue_max_attempts", q.MaxAttempts, "delivery_max_attempts", d.MaxAttempts)
+	return nil
+}
+
 // DispatcherParts are what NewDispatcher assembles a dispatcher from.
 type DispatcherParts struct {
 	// Config is the dispatcher's configuration.
 	Config dispatcher.Config
-	// Retry is the queue's retry policy.
+	// Retry is the dispatcher's retry policy: the queue's backoff and the
+	// dispatcher's budget (DeliveryBudget.Policy), which decides the last
+	// attempt.
 	Retry queue.RetryConfig
 	// Store records the events' status.
 	Store status.Store
@@ -191,14 +237,19 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 // runs in ingest's process; Cloud Tasks dispatches by itself) as the
 // requeue queue and the governor's control, and on Cloud Tasks the
 // governor's Firestore lease, then calls NewDispatcher. Without
-// c.DispatchURL there is no requeue and no governor (a WARN). p's Config,
-// Retry, Requeue and Governor are set here from c; the rest of p (the
+// c.DispatchURL there is no requeue and no governor (a WARN). A queue
+// with finite attempts is WARNed about, and refused when they are fewer
+// than the dispatcher's (checkBudgets). p's Config, Retry (c.Delivery's
+// budget over c.Queue's backoff), Requeue and Governor are set here from c; the rest of p (the
 // store, Authenticate, the client, telemetry) is passed on.
 func OpenDispatcher(ctx context.Context, c DispatcherConfig, p DispatcherParts) (_ *Dispatcher, err error) {
 	log := logging.FromContext(ctx)
 	ec, g := c.Engines, c
-	p.Config, p.Retry = c.Server, c.Queue.Retry
+	p.Config, p.Retry = c.Server, c.Delivery.Policy(c.Queue.Retry)
 	p.Reconcile = c.Reconcile
+	if err := checkBudgets(ctx, c.Queue.Retry, p.Retry); err != nil {
+		return nil, err
+	}
 	if g.DispatchURL == "" {
 		log.WarnContext(ctx, "DISPATCH_URL is not set: no requeue of rate-limited last attempts, no rate governor and no reconciler")
 		p.Requeue, p.Governor, p.Inspector = nil, governor.Options{}, nil
