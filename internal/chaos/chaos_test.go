@@ -245,9 +245,9 @@ func check(t *testing.T, scenario string, r report) {
 		if r.InjectedFaults == 0 || r.QueueFaults == 0 {
 			t.Errorf("%d status calls and %d requeues met the fault: want both, on the same last attempts", r.InjectedFaults, r.QueueFaults)
 		}
-		if r.Reconciled == 0 {
-			t.Error("the reconciler acted on no event: no task was dropped with its record left behind")
-		}
+		// The queue retries the tasks whose last attempt met the outage:
+		// none is dropped, so nothing is left for the reconciler and
+		// problems() reports any event lost.
 	case "target-malformed":
 		// Each mangled answer hides a stored event: its retry is a
 		// duplicate call, answered duplicate, with no second side effect.

@@ -106,11 +106,7 @@ func scenarios() []scenario {
 			Injects: "a layer in front of the dispatcher answers the last attempt of ~1/16 of the tasks 503: the queue drops them", Run: lastAttemptLost},
 		{Name: "task-vanished", Engines: both, Process: true,
 			Injects: "waiting tasks removed from the queue behind the stack's back (24 of 160; full: 60 of 400)", Run: taskVanished},
-		// Not on the GCP engines: there ingest's best-effort status write
-		// times out for most events, and an event without a record whose
-		// last attempt meets the outage is lost (docs/reliability.md,
-		// "Not yet covered").
-		{Name: "store-and-queue-down", Engines: []string{devstack.EngineEmbedded},
+		{Name: "store-and-queue-down", Engines: both,
 			Injects: "the status store and requeues fail together for 3 s (full: 10 s) after the burst, with one attempt per task", Run: storeAndQueueDown},
 		{Name: "storm-429", Engines: both,
 			Injects: "target limit cut to a tenth for 5 s (full: 30 s): HTTP 429 + Retry-After", Run: storm(targetmock.ModeHTTP)},

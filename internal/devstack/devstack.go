@@ -117,9 +117,17 @@ type Options struct {
 	IngestAddr, TargetAddr, DispatcherAddr string
 	// Brand added to every event (default BRAND's).
 	Brand string
-	// Retry overrides the queue's retry policy (zero value = defaults
-	// suited to a local run: 100 ms .. 10 s backoff, 100 attempts).
+	// Retry overrides the retry policy (zero value = defaults suited to a
+	// local run: 100 ms .. 10 s backoff, 100 attempts). Its backoff is the
+	// queue's; its MaxAttempts and MaxRetryDuration are the dispatcher's
+	// budget (DELIVERY_*), after which it dead-letters, while the queue
+	// retries without limit, as in production (docs/adr/0008).
 	Retry queue.RetryConfig
+	// QueueMaxAttempts, when > 0, gives the queue a finite budget of its
+	// own: it drops a task after that many attempts, whatever the
+	// dispatcher answered, as a queue configured so in production would
+	// (the reconciler covers it). Zero: unlimited, the default.
+	QueueMaxAttempts int
 	// DispatchDeadline bounds one delivery (default 15 s).
 	DispatchDeadline time.Duration
 	// TracerProvider and MeterProvider instrument every component (nil: the
@@ -398,7 +406,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	inspector, _ := s.Queue.(queue.Inspector)
 	disp, err := wiring.NewDispatcher(ctx, wiring.DispatcherParts{
 		Config:       cfg.Dispatcher,
-		Retry:        s.QueueConfig.Retry, // the queue's own policy
+		Retry:        o.Retry, // the queue's backoff, the dispatcher's budget
 		Store:        services,
 		Authenticate: auth.Middleware(dispatchVerifier),
 		Requeue:      ingestQueue,
@@ -573,8 +581,14 @@ func (s *Stack) serviceConfigs(ctx context.Context, targetGraphQL string) (servi
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: envconfig.MapLookuper(env)}); err != nil {
 		return serviceConfigs{}, fmt.Errorf("devstack config: %w", err)
 	}
-	// The retry policy is one value, replaced whole (defaults() set it).
+	// The retry policy is one value, replaced whole (defaults() set it):
+	// the queue takes its backoff and retries without limit (or
+	// QueueMaxAttempts times); its budget is the dispatcher's.
 	c.Queue.Retry = o.Retry
+	c.Queue.Retry.MaxAttempts, c.Queue.Retry.MaxRetryDuration = -1, 0
+	if o.QueueMaxAttempts > 0 {
+		c.Queue.Retry.MaxAttempts = o.QueueMaxAttempts
+	}
 	// The reconciler's fields the caller set replace their defaults.
 	if r := o.Reconcile; r.Grace != 0 {
 		c.Reconcile.Grace = r.Grace

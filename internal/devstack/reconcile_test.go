@@ -35,7 +35,9 @@ func TestReconcilerRequeuesLostTasks(t *testing.T) {
 		},
 		TargetRate: 50,
 		Retry:      queue.RetryConfig{MaxAttempts: 1, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxDoublings: 1},
-		Reconcile:  reconcile.Config{Grace: 300 * time.Millisecond, Interval: 100 * time.Millisecond},
+		// A queue with a finite budget of its own drops the tasks.
+		QueueMaxAttempts: 1,
+		Reconcile:        reconcile.Config{Grace: 300 * time.Millisecond, Interval: 100 * time.Millisecond},
 		WrapDispatcher: func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if name := r.Header.Get(queue.HeaderTaskName); name != "" && !strings.Contains(name, "-q") {
