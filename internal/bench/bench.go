@@ -4,7 +4,11 @@
 //   - ingest: a fixed-rate load on POST /events, latency percentiles and
 //     non-2xx count (the source's 500 ms budget is what matters), with
 //     tracing and metrics off, then on at each sample ratio, to show what
-//     they cost in latency and in CPU per request;
+//     they cost in latency and in CPU per request; a no-op handler on the
+//     same server settings takes the same load in the same rounds, the
+//     floor ingest is compared with;
+//   - saturation: rising fixed rates, each on a fresh stack, up to the
+//     first whose p99 reaches 500 ms or that draws a non-2xx answer;
 //   - drain: a burst into a slower target, drain time against the ideal
 //     N / limit, the target's observed max rate, lost and duplicate counts;
 //   - latency: end-to-end latency (received -> delivered) below the limit.
@@ -53,7 +57,7 @@ type Options struct {
 	// other scenarios run at the highest ratio.
 	SampleRatios []float64
 	// IngestRounds splits each mode's IngestDuration into this many rounds
-	// (default 5). Rounds cycle through the modes, each on a fresh stack,
+	// (default 3). Rounds cycle through the modes, each on a fresh stack,
 	// so that load from elsewhere on a shared machine weighs on every mode
 	// alike rather than on whichever ran last.
 	IngestRounds int
@@ -72,8 +76,15 @@ type Options struct {
 	// per-run suffix, since the Cloud Tasks emulator never forgets a queue.
 	Engine string
 	GCP    devstack.GCPOptions
-	// Scenarios limits the run to these scenarios (ingest, drain, latency);
-	// empty runs all.
+	// SaturationRates are the rates the saturation scenario tries in turn
+	// (default 2000 to 7000 in steps of 1000), each for SaturationDuration
+	// (default 5s) after IngestWarmup, with telemetry off, SaturationRuns
+	// times (default 3).
+	SaturationRates    []int
+	SaturationDuration time.Duration
+	SaturationRuns     int
+	// Scenarios limits the run to these scenarios (ingest, saturation,
+	// drain, latency); empty runs all.
 	Scenarios []string
 }
 
@@ -89,7 +100,16 @@ func (o *Options) defaults() {
 		o.IngestDuration = 30 * time.Second
 	}
 	if o.IngestRounds < 1 {
-		o.IngestRounds = 5
+		o.IngestRounds = 3
+	}
+	if len(o.SaturationRates) == 0 {
+		o.SaturationRates = []int{2000, 3000, 4000, 5000, 6000, 7000}
+	}
+	if o.SaturationDuration == 0 {
+		o.SaturationDuration = 5 * time.Second
+	}
+	if o.SaturationRuns < 1 {
+		o.SaturationRuns = 3
 	}
 	if len(o.SampleRatios) == 0 {
 		o.SampleRatios = []float64{0.1, 1}
@@ -119,6 +139,8 @@ type Latency struct {
 
 // IngestResult is the fixed-rate ingest scenario's outcome.
 type IngestResult struct {
+	// Handler is "ingest", or "noop" for the no-op handler.
+	Handler string `json:"handler"`
 	// Telemetry is "off" (no-op providers) or "on": metrics aggregated and
 	// SampleRatio of the traces sampled, their spans batched to an exporter
 	// that drops them.
@@ -133,6 +155,9 @@ type IngestResult struct {
 	// hit by a noisy neighbour does not move it.
 	RoundP99s      []time.Duration `json:"round_p99s_ns,omitempty"`
 	MedianRoundP99 time.Duration   `json:"median_round_p99_ns,omitempty"`
+	// RoundP50s and MedianRoundP50 are the same for the p50.
+	RoundP50s      []time.Duration `json:"round_p50s_ns,omitempty"`
+	MedianRoundP50 time.Duration   `json:"median_round_p50_ns,omitempty"`
 	Rate           int             `json:"rate"`
 	Duration       time.Duration   `json:"duration_ns"`
 	Requests       uint64          `json:"requests"`
@@ -176,8 +201,11 @@ type Report struct {
 	// IngestModes are all the ingest runs: telemetry off first, then on at
 	// each sample ratio.
 	IngestModes []IngestResult `json:"ingest_modes,omitempty"`
-	Drain       DrainResult    `json:"drain"`
-	Latency     LatencyResult  `json:"latency"`
+	// Noop is the no-op handler under the same load, in the same rounds.
+	Noop       *IngestResult     `json:"noop,omitempty"`
+	Saturation *SaturationResult `json:"saturation,omitempty"`
+	Drain      DrainResult       `json:"drain"`
+	Latency    LatencyResult     `json:"latency"`
 }
 
 // Run runs every scenario in turn.
@@ -196,13 +224,24 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	otel.SetTextMapPropagator(telemetry.Propagator())
 	var err error
 	if o.want("ingest") {
-		modes := append([]float64{0}, o.SampleRatios...)
-		fmt.Fprintf(progress, "ingest: %d events/s for %v per mode (telemetry off, on at sample ratios %v), in %d rounds each ...\n",
+		modes := append([]float64{noopMode, 0}, o.SampleRatios...)
+		fmt.Fprintf(progress, "ingest: %d events/s for %v per mode (no-op handler; telemetry off, on at sample ratios %v), in %d rounds each ...\n",
 			o.IngestRate, o.IngestDuration, o.SampleRatios, o.IngestRounds)
 		if r.IngestModes, err = runIngest(ctx, o, modes, progress); err != nil {
 			return r, fmt.Errorf("ingest scenario: %w", err)
 		}
+		noop := r.IngestModes[0]
+		r.Noop, r.IngestModes = &noop, r.IngestModes[1:]
 		r.Ingest = r.IngestModes[len(r.IngestModes)-1]
+	}
+	if o.want("saturation") {
+		fmt.Fprintf(progress, "saturation: rates %v for %v each, telemetry off, %d runs ...\n",
+			o.SaturationRates, o.SaturationDuration, o.SaturationRuns)
+		sat, err := runSaturation(ctx, o, progress)
+		if err != nil {
+			return r, fmt.Errorf("saturation scenario: %w", err)
+		}
+		r.Saturation = &sat
 	}
 	if o.want("drain") {
 		fmt.Fprintf(progress, "drain: %d events into a %.4g/s target ...\n", o.DrainEvents, o.DrainLimit)
@@ -280,24 +319,38 @@ func (t *eventTargeter) target(tgt *vegeta.Target) error {
 	return nil
 }
 
+// maxConns bounds the load generator's connections to the server.
+const maxConns = 1024
+
 // attack sends rate events/s for d and returns vegeta's metrics, the
 // per-result latencies and how many answers took over 500 ms.
 func attack(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration) (*vegeta.Metrics, int, error) {
+	tok, err := stack.Token(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return attackURL(ctx, stack.IngestURL, tok, rate, d)
+}
+
+// attackURL is attack on the server at url, with the bearer token tok.
+func attackURL(ctx context.Context, url, tok string, rate int, d time.Duration) (*vegeta.Metrics, int, error) {
 	var m vegeta.Metrics
-	over, err := attackInto(ctx, stack, rate, d, []*vegeta.Metrics{&m})
+	over, err := attackInto(ctx, url, tok, rate, d, []*vegeta.Metrics{&m})
 	m.Close()
 	return &m, over, err
 }
 
-// attackInto is attack adding the results to each of ms (not closed), so
-// that several attacks can be pooled.
-func attackInto(ctx context.Context, stack *devstack.Stack, rate int, d time.Duration, ms []*vegeta.Metrics) (int, error) {
-	tok, err := stack.Token(ctx)
-	if err != nil {
-		return 0, err
-	}
-	tr := &eventTargeter{url: stack.IngestURL, token: tok}
-	atk := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.KeepAlive(true), vegeta.Connections(256))
+// attackInto is attackURL adding the results to each of ms (not closed),
+// so that several attacks can be pooled.
+func attackInto(ctx context.Context, url, tok string, rate int, d time.Duration, ms []*vegeta.Metrics) (int, error) {
+	tr := &eventTargeter{url: url, token: tok}
+	// As many idle connections kept as may be open: past the saturation
+	// point, a smaller idle pool closes and redials connections by the
+	// thousand, and the load generator's dials and the sockets left in
+	// TIME_WAIT then cost more CPU than the stack under test, in this step
+	// and the next.
+	atk := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.KeepAlive(true),
+		vegeta.Connections(maxConns), vegeta.MaxConnections(maxConns))
 	over := 0
 	for res := range atk.Attack(tr.target, vegeta.Rate{Freq: rate, Per: time.Second}, d, "ingest") {
 		for _, m := range ms {
@@ -323,16 +376,21 @@ func non2xx(m *vegeta.Metrics) int {
 	return n
 }
 
+// noopMode is the mode of the no-op handler in runIngest.
+const noopMode = -1
+
 // runIngest measures ingest at o.IngestRate for o.IngestDuration in each
-// mode (a trace sample ratio, 0 for telemetry off), in o.IngestRounds
-// rounds per mode that cycle through the modes. Each round runs on a fresh
-// stack after the warm-up; a mode's latencies are pooled over its rounds.
+// mode (a trace sample ratio, 0 for telemetry off, noopMode for the no-op
+// handler), in o.IngestRounds rounds per mode that cycle through the
+// modes. Each round runs on a fresh stack (or no-op server) after the
+// warm-up; a mode's latencies are pooled over its rounds.
 func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writer) ([]IngestResult, error) {
 	type pool struct {
 		m       vegeta.Metrics
 		over    int
 		elapsed time.Duration
 		cpu     time.Duration
+		p50s    []time.Duration
 		p99s    []time.Duration
 	}
 	pools := make([]pool, len(modes))
@@ -342,21 +400,22 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 			fmt.Fprintf(progress, "  round %d/%d, %s\n", i+1, o.IngestRounds, modeName(ratio))
 			p := &pools[j]
 			err := func() error {
-				stack, stop, err := startStack(ctx, o, filepath.Join(o.WorkDir, fmt.Sprintf("ingest-%d-%d", j, i)), 200, ratio)
+				url, tok, stop, err := ingestTarget(ctx, o, filepath.Join(o.WorkDir, fmt.Sprintf("ingest-%d-%d", j, i)), ratio)
 				if err != nil {
 					return err
 				}
 				defer stop()
 				if o.IngestWarmup > 0 {
-					if _, _, err := attack(ctx, stack, o.IngestRate, o.IngestWarmup); err != nil {
+					if _, _, err := attackURL(ctx, url, tok, o.IngestRate, o.IngestWarmup); err != nil {
 						return err
 					}
 				}
 				var this vegeta.Metrics
 				start, cpu := time.Now(), cpuTime()
-				over, err := attackInto(ctx, stack, o.IngestRate, round, []*vegeta.Metrics{&p.m, &this})
+				over, err := attackInto(ctx, url, tok, o.IngestRate, round, []*vegeta.Metrics{&p.m, &this})
 				p.cpu += cpuTime() - cpu
 				this.Close()
+				p.p50s = append(p.p50s, this.Latencies.P50)
 				p.p99s = append(p.p99s, this.Latencies.P99)
 				p.over += over
 				p.elapsed += time.Since(start)
@@ -372,8 +431,9 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 		p := &pools[j]
 		p.m.Close()
 		res := IngestResult{
+			Handler:     "ingest",
 			Telemetry:   "off",
-			SampleRatio: ratio,
+			SampleRatio: max(ratio, 0),
 			Rate:        o.IngestRate,
 			Duration:    o.IngestDuration,
 			Requests:    p.m.Requests,
@@ -382,16 +442,18 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 				P50: p.m.Latencies.P50, P90: p.m.Latencies.P90, P99: p.m.Latencies.P99,
 				P999: p.m.Latencies.Quantile(0.999), Max: p.m.Latencies.Max,
 			},
-			Non2xx:    non2xx(&p.m),
-			Over500ms: p.over,
-			Status:    p.m.StatusCodes,
-			RoundP99s: p.p99s,
+			Non2xx:         non2xx(&p.m),
+			Over500ms:      p.over,
+			Status:         p.m.StatusCodes,
+			RoundP50s:      p.p50s,
+			RoundP99s:      p.p99s,
+			MedianRoundP50: median(p.p50s),
+			MedianRoundP99: median(p.p99s),
 		}
-		if len(p.p99s) > 0 {
-			sorted := slices.Sorted(slices.Values(p.p99s))
-			res.MedianRoundP99 = sorted[len(sorted)/2]
-		}
-		if ratio > 0 {
+		switch {
+		case ratio == noopMode:
+			res.Handler = "noop"
+		case ratio > 0:
 			res.Telemetry = "on"
 		}
 		if p.m.Requests > 0 {
@@ -402,9 +464,38 @@ func runIngest(ctx context.Context, o Options, modes []float64, progress io.Writ
 	return out, nil
 }
 
-// modeName describes a sample ratio as the progress and the table say it.
+// ingestTarget starts what one ingest round loads: a stack with telemetry
+// at ratio, or the no-op server for noopMode.
+func ingestTarget(ctx context.Context, o Options, dir string, ratio float64) (url, tok string, stop func(), err error) {
+	if ratio == noopMode {
+		url, stop, err := noopServer(ctx)
+		return url, "unused", stop, err
+	}
+	stack, stop, err := startStack(ctx, o, dir, 200, ratio)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if tok, err = stack.Token(ctx); err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	return stack.IngestURL, tok, stop, nil
+}
+
+// median is the middle value (the upper one for an even count); 0 for none.
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sorted := slices.Sorted(slices.Values(d))
+	return sorted[len(sorted)/2]
+}
+
+// modeName describes a mode as the progress and the table say it.
 func modeName(ratio float64) string {
 	switch {
+	case ratio == noopMode:
+		return "no-op handler"
 	case ratio <= 0:
 		return "telemetry off"
 	case ratio >= 1:
@@ -560,6 +651,30 @@ func Print(w io.Writer, r Report) error {
 		}
 		fmt.Fprintf(tw, "\tCPU per request (stack + load generator)\t%.1f µs\n", float64(in.CPUPerRequest)/float64(time.Microsecond))
 	}
+	if n := r.Noop; n != nil {
+		in := *n
+		fmt.Fprintf(tw, "no-op handler %d/s x %v\trequests / non-2xx\t%d / %d\n", in.Rate, in.Duration, in.Requests, in.Non2xx)
+		fmt.Fprintf(tw, "\tp50 / p90 / p99 / p99.9 / max\t%s / %s / %s / %s / %s\n", ms(in.Latency.P50), ms(in.Latency.P90), ms(in.Latency.P99), ms(in.Latency.P999), ms(in.Latency.Max))
+		fmt.Fprintf(tw, "\tmedian round p50 / p99\t%s / %s\n", ms(in.MedianRoundP50), ms(in.MedianRoundP99))
+		for _, m := range modes {
+			p50, p99 := VsNoop(in, m)
+			fmt.Fprintf(tw, "ingest vs no-op, %s\tmedian round p50 / p99 (ingest / no-op)\t%s / %s (x%.1f / x%.1f)\n",
+				modeName(m.SampleRatio), ms(m.MedianRoundP50), ms(m.MedianRoundP99), p50, p99)
+		}
+	}
+	if sat := r.Saturation; sat != nil {
+		for i, run := range sat.Runs {
+			steps := make([]string, len(run.Steps))
+			for j, st := range run.Steps {
+				steps[j] = fmt.Sprintf("%d/s %.0f ms", st.Rate, float64(st.P99)/float64(time.Millisecond))
+				if st.Non2xx > 0 {
+					steps[j] += fmt.Sprintf(" %d non-2xx", st.Non2xx)
+				}
+			}
+			fmt.Fprintf(tw, "saturation run %d (telemetry off, %v per rate)\tp99 per rate\t%s -> %d/s\n", i+1, sat.Duration, strings.Join(steps, ", "), run.Point)
+		}
+		fmt.Fprintf(tw, "saturation point (p99 < 500 ms, no non-2xx)\tmedian of %d runs\t%d/s\n", len(sat.Runs), sat.MedianPoint)
+	}
 	if len(modes) > 1 && modes[0].Telemetry == "off" {
 		base := modes[0]
 		for _, in := range modes[1:] {
@@ -579,6 +694,18 @@ func Print(w io.Writer, r Report) error {
 		fmt.Fprintf(tw, "\tend-to-end p50 / p90 / p99 / max\t%s / %s / %s / %s\n", ms(la.EndToEnd.P50), ms(la.EndToEnd.P90), ms(la.EndToEnd.P99), ms(la.EndToEnd.Max))
 	}
 	return tw.Flush()
+}
+
+// VsNoop is how many times the no-op handler's median round p50 and p99
+// ingest's are (0 when the no-op's is 0).
+func VsNoop(noop, in IngestResult) (p50, p99 float64) {
+	if noop.MedianRoundP50 > 0 {
+		p50 = float64(in.MedianRoundP50) / float64(noop.MedianRoundP50)
+	}
+	if noop.MedianRoundP99 > 0 {
+		p99 = float64(in.MedianRoundP99) / float64(noop.MedianRoundP99)
+	}
+	return p50, p99
 }
 
 // TelemetryCost is the relative change of ingest's median round p99 and of
