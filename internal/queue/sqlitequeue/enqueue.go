@@ -3,6 +3,7 @@ package sqlitequeue
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -78,6 +79,8 @@ func unavailable(name string, cause error) error {
 // writer group-commits Enqueue requests until Close.
 func (q *Queue) writer() {
 	defer q.writerWG.Done()
+	stmts := make(batchStmts)
+	defer stmts.close()
 	batch := make([]*request, 0, maxBatch)
 	for {
 		batch = batch[:0]
@@ -105,11 +108,64 @@ func (q *Queue) writer() {
 		if len(taken) == 0 {
 			continue
 		}
-		results := q.commit(taken)
+		results := q.commit(stmts, taken)
 		for i, r := range taken {
 			r.done <- results[i]
 		}
 		q.signal()
+	}
+}
+
+// Statements of the two batch inserts, for one batch size.
+const (
+	insertMessages = `insert into goqite (id, queue, body, timeout, priority) values `
+	// A remembered name makes its row a no-op; an expired one (past the
+	// dedup window, not yet purged) is reused as if new. RETURNING names
+	// the rows written.
+	insertTasks = `insert into sqlitequeue_tasks (name, message_id, header, enqueued_at, eta)
+		values %s
+		on conflict (name) do update set
+			message_id = excluded.message_id, header = excluded.header,
+			enqueued_at = excluded.enqueued_at, eta = excluded.eta,
+			attempts = 0, executions = 0, first_attempt = null, leased = 0, finished_at = null
+		where sqlitequeue_tasks.finished_at is not null and sqlitequeue_tasks.finished_at < ?
+		returning message_id`
+	// maxPreparedBatch is the largest batch whose statements are kept
+	// prepared: the sizes a steady load produces. A larger batch (a burst)
+	// prepares its own, once per many tasks.
+	maxPreparedBatch = 64
+)
+
+// batchStmts are the writer's prepared batch inserts by batch size, so that
+// a commit parses no SQL inside the write transaction, which every Enqueue
+// waits behind. Only the writer goroutine uses it.
+type batchStmts map[int][2]*sql.Stmt
+
+// get returns the statements for a batch of n, preparing them at first use;
+// nil ones for a batch too large to keep.
+func (s batchStmts) get(ctx context.Context, db *sql.DB, n int) ([2]*sql.Stmt, error) {
+	if n > maxPreparedBatch {
+		return [2]*sql.Stmt{}, nil
+	}
+	if st, ok := s[n]; ok {
+		return st, nil
+	}
+	msgs, err := db.PrepareContext(ctx, insertMessages+placeholders(n, 5))
+	if err != nil {
+		return [2]*sql.Stmt{}, err
+	}
+	tasks, err := db.PrepareContext(ctx, fmt.Sprintf(insertTasks, placeholders(n, 5)))
+	if err != nil {
+		return [2]*sql.Stmt{}, errors.Join(err, msgs.Close())
+	}
+	s[n] = [2]*sql.Stmt{msgs, tasks}
+	return s[n], nil
+}
+
+func (s batchStmts) close() {
+	for _, st := range s {
+		_ = st[0].Close()
+		_ = st[1].Close()
 	}
 }
 
@@ -118,9 +174,10 @@ func (q *Queue) writer() {
 //
 // It writes goqite's rows itself, exactly as goqite's SendTx would (plus an
 // id chosen here in goqite's format), so that a whole batch is two
-// statements, parsed once, instead of two per task: this is ingest's hot
-// path and SQLite parsing, not I/O, was its cost.
-func (q *Queue) commit(batch []*request) []error {
+// statements, prepared once per batch size, instead of two per task: this
+// is ingest's hot path, and every Enqueue waiting for the writer waits for
+// whatever CPU a commit spends while it holds the connection.
+func (q *Queue) commit(stmts batchStmts, batch []*request) []error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	results := make([]error, len(batch))
@@ -152,26 +209,29 @@ func (q *Queue) commit(batch []*request) []error {
 	}
 	tasks = append(tasks, now.Add(-q.o.DedupWindow).UnixNano())
 
+	st, err := stmts.get(ctx, q.wdb, len(batch))
+	if err != nil {
+		return fail(fmt.Errorf("prepare: %w", err))
+	}
 	tx, err := q.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	if _, err := tx.ExecContext(ctx, `insert into goqite (id, queue, body, timeout, priority) values `+
-		placeholders(len(batch), 5), msgs...); err != nil {
+	var rows *sql.Rows
+	if st[0] != nil {
+		_, err = tx.StmtContext(ctx, st[0]).ExecContext(ctx, msgs...)
+	} else {
+		_, err = tx.ExecContext(ctx, insertMessages+placeholders(len(batch), 5), msgs...)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("insert messages: %w", err))
 	}
-	// A remembered name makes its row a no-op; an expired one (past the
-	// dedup window, not yet purged) is reused as if new. RETURNING names
-	// the rows written.
-	rows, err := tx.QueryContext(ctx, `insert into sqlitequeue_tasks (name, message_id, header, enqueued_at, eta)
-		values `+placeholders(len(batch), 5)+`
-		on conflict (name) do update set
-			message_id = excluded.message_id, header = excluded.header,
-			enqueued_at = excluded.enqueued_at, eta = excluded.eta,
-			attempts = 0, executions = 0, first_attempt = null, leased = 0, finished_at = null
-		where sqlitequeue_tasks.finished_at is not null and sqlitequeue_tasks.finished_at < ?
-		returning message_id`, tasks...)
+	if st[1] != nil {
+		rows, err = tx.StmtContext(ctx, st[1]).QueryContext(ctx, tasks...)
+	} else {
+		rows, err = tx.QueryContext(ctx, fmt.Sprintf(insertTasks, placeholders(len(batch), 5)), tasks...)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("insert tasks: %w", err))
 	}

@@ -3,6 +3,8 @@ package sqlitequeue
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -101,5 +103,69 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("plan = %q, want [%q] (no temp b-tree sort)", plan, tc.want)
 			}
 		})
+	}
+}
+
+// TestCommit_batchSizes runs the writer's commit directly on batches of
+// every kind of size: one, a few, the largest with prepared statements and
+// beyond it (statements built for the batch), with repeated names inside a
+// batch and names stored by an earlier batch. Each request must get its own
+// answer (nil or ErrAlreadyExists), and every nil must be a stored task.
+func TestCommit_batchSizes(t *testing.T) {
+	t.Parallel()
+	cfg := queue.Config{Name: "q", MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: 1e9,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: 1, MaxBackoff: 1}}
+	q, err := New(context.Background(), Options{Path: filepath.Join(t.TempDir(), "q.db"), Config: cfg, Target: "http://127.0.0.1:1/"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	ctx := context.Background()
+	// The test calls commit itself, beside the idle writer goroutine: its
+	// own statements, on the same single connection.
+	stmts := make(batchStmts)
+	t.Cleanup(stmts.close)
+	stored := 0
+	for k, n := range []int{1, 2, 3, maxPreparedBatch, maxPreparedBatch + 1, 3 * maxPreparedBatch, 2} {
+		for round := range 2 { // the second round reuses the size's statements
+			batch := make([]*request, n)
+			for i := range batch {
+				name := fmt.Sprintf("k%d-r%d-%d", k, round, i)
+				if i == n-1 && n > 1 {
+					name = fmt.Sprintf("k%d-r%d-0", k, round) // repeats the batch's first
+				}
+				batch[i] = &request{task: queue.Task{Name: name, Body: []byte("b")}, header: []byte("{}")}
+			}
+			results := q.commit(stmts, batch)
+			if len(results) != n {
+				t.Fatalf("batch of %d: %d results", n, len(results))
+			}
+			for i, err := range results {
+				wantDup := i == n-1 && n > 1
+				switch {
+				case wantDup && !errors.Is(err, queue.ErrAlreadyExists):
+					t.Errorf("batch of %d, request %d (a repeated name): %v, want ErrAlreadyExists", n, i, err)
+				case !wantDup && err != nil:
+					t.Errorf("batch of %d, request %d: %v, want nil", n, i, err)
+				case !wantDup:
+					stored++
+				}
+			}
+			// A name an earlier batch stored is a duplicate in a later one.
+			again := q.commit(stmts, []*request{{task: queue.Task{Name: batch[0].task.Name}, header: []byte("{}")}})
+			if !errors.Is(again[0], queue.ErrAlreadyExists) {
+				t.Errorf("batch of %d: %s again: %v, want ErrAlreadyExists", n, batch[0].task.Name, again[0])
+			}
+		}
+	}
+	var tasks, messages int
+	if err := q.rdb.QueryRowContext(ctx, `select (select count(*) from sqlitequeue_tasks), (select count(*) from goqite)`).Scan(&tasks, &messages); err != nil {
+		t.Fatal(err)
+	}
+	if tasks != stored || messages != stored {
+		t.Errorf("%d task rows and %d messages stored, want %d of each", tasks, messages, stored)
+	}
+	if len(stmts) != 4 { // sizes 1, 2, 3 and maxPreparedBatch; larger ones are not kept
+		t.Errorf("%d batch sizes kept prepared, want 4", len(stmts))
 	}
 }
