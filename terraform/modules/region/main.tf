@@ -31,19 +31,26 @@ locals {
   shard_dispatch_rate   = var.queue.max_dispatches_per_second / var.queue.shards
   shard_max_concurrency = max(1, floor(var.queue.max_concurrent_dispatches / var.queue.shards))
 
-  # The retry policy: the queue applies it, the dispatcher uses it to
-  # recognise the last attempt (dead_lettered). One source, both sides.
-  # QUEUE_NAME is the base name; the services derive the shards' names
-  # from it and QUEUE_SHARDS.
+  # The queue's retry policy: its backoff, and no limit on attempts, so
+  # the queue never drops a task (ADR 0008). QUEUE_NAME is the base name;
+  # the services derive the shards' names from it and QUEUE_SHARDS.
   retry_env = {
     QUEUE_NAME               = var.queue.name
     QUEUE_SHARDS             = tostring(var.queue.shards)
     QUEUE_DISPATCH_DEADLINE  = "${var.queue.dispatch_deadline_seconds}s"
-    QUEUE_MAX_ATTEMPTS       = tostring(var.queue.max_attempts)
+    QUEUE_MAX_ATTEMPTS       = "-1"
     QUEUE_MIN_BACKOFF        = "${var.queue.min_backoff_seconds}s"
     QUEUE_MAX_BACKOFF        = "${var.queue.max_backoff_seconds}s"
     QUEUE_MAX_DOUBLINGS      = tostring(var.queue.max_doublings)
-    QUEUE_MAX_RETRY_DURATION = "${var.queue.max_retry_duration_seconds}s"
+    QUEUE_MAX_RETRY_DURATION = "0s"
+  }
+
+  # The delivery budget: var.queue's max_attempts and
+  # max_retry_duration_seconds are the dispatcher's, which dead-letters the
+  # event on the attempt that reaches them (ADR 0008).
+  delivery_env = {
+    DELIVERY_MAX_ATTEMPTS       = tostring(var.queue.max_attempts)
+    DELIVERY_MAX_RETRY_DURATION = "${var.queue.max_retry_duration_seconds}s"
   }
 
   # The GCP engines (docs/deployment.md, "Configuration contract").
@@ -84,6 +91,7 @@ locals {
   dispatcher_env = merge(
     local.common_env,
     local.retry_env,
+    local.delivery_env,
     local.engine_env,
     local.google_auth_env,
     {
@@ -125,14 +133,15 @@ resource "google_cloud_tasks_queue" "events" {
   }
 
   retry_config {
-    # Consistent with the dispatcher's dead-letter rule: it gets the same
-    # numbers as QUEUE_* (local.retry_env) and records dead_lettered on the
-    # attempt Cloud Tasks will not retry.
-    max_attempts       = var.queue.max_attempts
-    min_backoff        = "${var.queue.min_backoff_seconds}s"
-    max_backoff        = "${var.queue.max_backoff_seconds}s"
-    max_doublings      = var.queue.max_doublings
-    max_retry_duration = "${var.queue.max_retry_duration_seconds}s"
+    # Unlimited attempts and no max_retry_duration: the queue never drops
+    # a task, whatever the dispatcher (or Cloud Run's front end) answered
+    # on its last attempt. The dispatcher owns the budget (DELIVERY_*,
+    # local.delivery_env) and dead-letters on the attempt that spends it
+    # (ADR 0008). The backoff is shared (QUEUE_*, local.retry_env).
+    max_attempts  = -1
+    min_backoff   = "${var.queue.min_backoff_seconds}s"
+    max_backoff   = "${var.queue.max_backoff_seconds}s"
+    max_doublings = var.queue.max_doublings
   }
 
   stackdriver_logging_config {

@@ -37,7 +37,7 @@ variable "queue" {
     dispatch_deadline_seconds  = number
     log_sampling_ratio         = number
   })
-  description = "This region's queues: the base name, the number of shards (queues named as queue.ShardName names them), the region's share of the target's limit and concurrency that the shards split equally (initial values, ADR 0005), and the retry policy shared with the dispatcher."
+  description = "This region's queues: the base name, the number of shards (queues named as queue.ShardName names them), the region's share of the target's limit and concurrency that the shards split equally (initial values, ADR 0005), the backoff the queue and the dispatcher share, and the dispatcher's delivery budget (max_attempts, max_retry_duration_seconds: DELIVERY_*; the queue itself retries without limit, ADR 0008)."
 
   validation {
     condition     = var.queue.shards >= 1 && floor(var.queue.shards) == var.queue.shards

@@ -72,8 +72,16 @@ run "queue_rate_from_variables" {
     error_message = "the queue's max_concurrent_dispatches must come from var.queue"
   }
   assert {
-    condition     = google_cloud_tasks_queue.events[0].retry_config[0].max_attempts == var.queue.max_attempts && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts)
-    error_message = "the queue and the dispatcher must share one retry policy (the dispatcher recognises the last attempt from it)"
+    condition     = google_cloud_tasks_queue.events[0].retry_config[0].max_attempts == -1 && module.dispatcher.env["QUEUE_MAX_ATTEMPTS"] == "-1" && module.ingest.env["QUEUE_MAX_ATTEMPTS"] == "-1"
+    error_message = "the queue must retry without limit (max_attempts -1, no max_retry_duration), and the services must know it: it never drops a task whose last attempt the dispatcher could not handle"
+  }
+  assert {
+    condition     = module.dispatcher.env["DELIVERY_MAX_ATTEMPTS"] == tostring(var.queue.max_attempts) && module.dispatcher.env["DELIVERY_MAX_RETRY_DURATION"] == "${var.queue.max_retry_duration_seconds}s" && !contains(keys(module.ingest.env), "DELIVERY_MAX_ATTEMPTS")
+    error_message = "the dispatcher's delivery budget (DELIVERY_*) must come from var.queue's max_attempts and max_retry_duration_seconds"
+  }
+  assert {
+    condition     = google_cloud_tasks_queue.events[0].retry_config[0].min_backoff == "${var.queue.min_backoff_seconds}s" && module.dispatcher.env["QUEUE_MIN_BACKOFF"] == "${var.queue.min_backoff_seconds}s" && google_cloud_tasks_queue.events[0].retry_config[0].max_doublings == var.queue.max_doublings
+    error_message = "the queue and the dispatcher must share one backoff"
   }
   assert {
     condition     = google_cloud_tasks_queue.events[0].stackdriver_logging_config[0].sampling_ratio == var.queue.log_sampling_ratio
