@@ -222,7 +222,7 @@ func (s *Server) deliver(ctx context.Context, a *attempt, ev event.Event) {
 	case status.Failed:
 		reason = o.Reason
 	case status.DeadLettered:
-		reason = fmt.Sprintf("gave up after attempt %d (the queue's last): %s", at.Number, o.Reason)
+		reason = fmt.Sprintf("gave up after attempt %d (the last allowed): %s", at.Number, o.Reason)
 		if requeueErr != nil {
 			reason += "; not requeued: " + requeueErr.Error()
 		}

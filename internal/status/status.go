@@ -30,8 +30,10 @@ const (
 	Delivered Status = "delivered"
 	// Failed: the target rejected the event permanently. Terminal.
 	Failed Status = "failed"
-	// DeadLettered: the queue's last attempt failed; the payload is kept for
-	// replay. Terminal until an operator replays it.
+	// DeadLettered: the last allowed attempt failed (the dispatcher's
+	// budget), or the reconciler found its task gone and its policy says
+	// dead-letter; the payload is kept for replay. Terminal until an
+	// operator replays it.
 	DeadLettered Status = "dead_lettered"
 )
 

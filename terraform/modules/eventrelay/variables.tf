@@ -135,7 +135,7 @@ variable "queue_retry" {
     max_doublings              = number
     max_retry_duration_seconds = number
   })
-  description = "Retry policy of the queue. The dispatcher gets the same numbers as QUEUE_* variables to recognise the last attempt and record dead_lettered (docs/lld/dispatcher.md), so both always come from here."
+  description = "Retry policy of delivery. The backoffs are the queue's (QUEUE_* of the queues and of the dispatcher); max_attempts and max_retry_duration_seconds are the dispatcher's budget (DELIVERY_*), after which it records dead_lettered. The queues themselves retry without limit, so only the dispatcher ends a task (ADR 0008, docs/lld/dispatcher.md)."
   default = {
     max_attempts               = 100
     min_backoff_seconds        = 1
@@ -146,7 +146,7 @@ variable "queue_retry" {
 
   validation {
     condition     = var.queue_retry.max_attempts >= 1
-    error_message = "queue_retry.max_attempts must be at least 1: unlimited (-1) would never dead-letter, and the Cloud Tasks emulator treats -1 as one attempt."
+    error_message = "queue_retry.max_attempts must be at least 1: it is the dispatcher's budget, and unlimited (-1) would never dead-letter an event the target keeps failing."
   }
 
   validation {
