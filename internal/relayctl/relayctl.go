@@ -34,6 +34,7 @@ func commands() []command {
 		{"queue", "show or change the queue's dispatch rate, pause or resume it", runQueue},
 		{"audit", "count events by status and list those that look stuck (task gone), changing nothing", runAudit},
 		{"reconcile", "requeue events whose task vanished from the queue (--dry-run to only look)", runReconcile},
+		{"migrate-shards", "give status records written before the sharded indexes their shard (gcp engine, once after the upgrade)", runMigrateShards},
 		{"bench", "run the load benchmarks against a local stack", runBench},
 	}
 }
