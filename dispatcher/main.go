@@ -18,9 +18,11 @@ import (
 	"eventrelay/internal/auth"
 	"eventrelay/internal/engines"
 	"eventrelay/internal/logging"
+	"eventrelay/internal/queue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/telemetry"
 	"eventrelay/internal/wiring"
+	"eventrelay/internal/wiring/warmup"
 )
 
 func main() {
@@ -74,8 +76,17 @@ func realMain(ctx context.Context) (err error) {
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "dispatcher listening", "addr", server.Addr(), "target", cfg.Server.TargetURL,
 		"auth_mode", cfg.Server.Auth.Mode, "issuer", cfg.Server.Auth.OIDCConfig().Issuer)
+	// The startup probe (serving.ReadyPath) passes once the store, the
+	// requeue queue and the verifier's keys have answered one call; the
+	// target is dialled but not waited for (package warmup).
+	steps := []serving.WarmupStep{warmup.Status(store), warmup.Verifier(verifier), warmup.Target(cfg.Server.TargetURL)}
+	if c, ok := d.Requeue.(queue.Controller); ok {
+		steps = append(steps, warmup.Queue(c))
+	}
+	warm := serving.NewWarmup(serving.WarmupOptions{}, steps...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.Run(ctx) })
-	g.Go(func() error { return server.Serve(ctx, d.Server.Routes(ctx)) })
+	g.Go(func() error { return warm.Run(ctx) })
+	g.Go(func() error { return server.Serve(ctx, serving.WithReadiness(warm, d.Server.Routes(ctx))) })
 	return g.Wait()
 }

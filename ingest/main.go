@@ -23,6 +23,7 @@ import (
 	"eventrelay/internal/queue"
 	"eventrelay/internal/serving"
 	"eventrelay/internal/telemetry"
+	"eventrelay/internal/wiring/warmup"
 )
 
 func main() {
@@ -91,10 +92,15 @@ func realMain(ctx context.Context) (err error) {
 	}
 	logging.FromContext(ctx).InfoContext(ctx, "ingest listening", "addr", server.Addr(),
 		"auth_mode", cfg.Auth.Mode, "issuer", cfg.Auth.OIDCConfig().Issuer, "dispatch_url", cfg.DispatchURL)
+	// The startup probe (serving.ReadyPath) passes once every client has
+	// made one call: the first request pays no connection or token.
+	warm := serving.NewWarmup(serving.WarmupOptions{},
+		warmup.Queue(q.Controller), warmup.Status(store), warmup.Verifier(verifier))
 	g, ctx := errgroup.WithContext(ctx)
 	if q.Run != nil { // the embedded queue dispatches from this process
 		g.Go(func() error { return q.Run(ctx) })
 	}
-	g.Go(func() error { return server.Serve(ctx, srv.Routes(ctx)) })
+	g.Go(func() error { return warm.Run(ctx) })
+	g.Go(func() error { return server.Serve(ctx, serving.WithReadiness(warm, srv.Routes(ctx))) })
 	return g.Wait()
 }
