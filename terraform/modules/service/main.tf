@@ -15,6 +15,10 @@
 # so the first batch of telemetry has somewhere to go.
 
 locals {
+  # ingest and the dispatcher warm up behind /ready; other services
+  # (targetmock) have only /health.
+  startup_probe_path = coalesce(var.startup_probe_path, contains(["ingest", "dispatcher"], var.name) ? "/ready" : "/health")
+
   # The collector's configuration directory in its container, and the file
   # Terraform stores in the secret.
   collector_config_dir  = "/etc/otelcol-google"
@@ -141,13 +145,22 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
 
+      # Cloud Run routes requests to an instance only once its startup probe
+      # passes (https://cloud.google.com/run/docs/configuring/healthchecks).
+      # ingest and the dispatcher answer /ready with 503 until their warm-up
+      # (a call on each client: queue, status store, verifier keys) has
+      # succeeded, so the first request on a new instance finds warm
+      # clients. The budget, period x failure_threshold = 120 s, covers a
+      # warm-up retried with backoff through a passing outage (each attempt
+      # is cut off after 10 s); past it Cloud Run shuts the instance down and
+      # starts another. /health stays the liveness check.
       startup_probe {
-        period_seconds    = 1
+        period_seconds    = 2
         timeout_seconds   = 1
-        failure_threshold = 30
+        failure_threshold = 60
 
         http_get {
-          path = "/health"
+          path = local.startup_probe_path
         }
       }
 

@@ -131,6 +131,17 @@ variable "liveness_probe" {
   default     = false
 }
 
+variable "startup_probe_path" {
+  type        = string
+  description = "Path of the application's startup probe. Null: /ready for ingest and the dispatcher (503 until their clients are warmed up), /health for any other service."
+  default     = null
+
+  validation {
+    condition     = var.startup_probe_path == null || can(regex("^/[A-Za-z0-9/_-]*$", var.startup_probe_path))
+    error_message = "startup_probe_path must be an absolute path such as /ready."
+  }
+}
+
 variable "collector" {
   type = object({
     image  = string

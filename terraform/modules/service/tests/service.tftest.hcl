@@ -134,3 +134,55 @@ run "configuration_from_its_own_secret" {
     error_message = "the service's own account, and only it, reads its configuration secret"
   }
 }
+
+# ingest and the dispatcher are routed traffic only after their warm-up:
+# the startup probe asks /ready, which answers 503 until then, within a
+# budget that covers a warm-up retried through a passing outage.
+run "startup_probe_waits_for_the_warm_up" {
+  command = plan
+
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].http_get[0].path == "/ready"
+    error_message = "ingest's startup probe must ask /ready (serving.ReadyPath), which passes only after the warm-up"
+  }
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].period_seconds * google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].failure_threshold >= 60
+    error_message = "the startup probe's budget (period x failure_threshold) must cover a warm-up retried for at least a minute"
+  }
+}
+
+run "dispatcher_startup_probe_waits_for_the_warm_up" {
+  command = plan
+
+  variables {
+    name = "dispatcher"
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].http_get[0].path == "/ready"
+    error_message = "the dispatcher's startup probe must ask /ready"
+  }
+}
+
+run "targetmock_startup_probe_is_health" {
+  command = plan
+
+  variables {
+    name = "targetmock"
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.this.template[0].containers[0].startup_probe[0].http_get[0].path == "/health"
+    error_message = "a service without a warm-up (targetmock) has no /ready: its startup probe must stay on /health"
+  }
+}
+
+run "startup_probe_path_must_be_a_path" {
+  command = plan
+
+  variables {
+    startup_probe_path = "ready"
+  }
+
+  expect_failures = [var.startup_probe_path]
+}
