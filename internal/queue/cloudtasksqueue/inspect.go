@@ -20,6 +20,10 @@ var _ queue.Inspector = (*Queue)(nil)
 // better given up than waited for.
 const taskExistsTimeout = 5 * time.Second
 
+// emulatorGetTaskTries bounds how often TaskExists asks the emulator about
+// one task when it answers a garbled message.
+const emulatorGetTaskTries = 5
+
 // noRetry replaces the client's default retry of GetTask (on Unavailable
 // and DeadlineExceeded, for up to 20s) with a single attempt.
 var noRetry = gax.WithRetry(func() gax.Retryer { return nil })
@@ -45,6 +49,14 @@ func (q *Queue) TaskExists(ctx context.Context, name string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, taskExistsTimeout)
 	defer cancel()
 	task, err := q.client.GetTask(ctx, &taskspb.GetTaskRequest{Name: q.TaskPath(name)}, noRetry)
+	// The emulator marshals a task while its dispatch goroutine writes to
+	// it, and now and then answers a garbled message (Internal, "cannot
+	// parse invalid wire-format data"). Ask it again; Google's API has no
+	// such race, so there an Internal error is returned as it is.
+	for try := 1; q.emulator && try < emulatorGetTaskTries && status.Code(err) == codes.Internal && ctx.Err() == nil; try++ {
+		time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+		task, err = q.client.GetTask(ctx, &taskspb.GetTaskRequest{Name: q.TaskPath(name)}, noRetry)
+	}
 	switch {
 	case err == nil:
 	case status.Code(err) == codes.NotFound:
