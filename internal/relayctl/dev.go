@@ -55,6 +55,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.Reconcile.Interval, "reconcile-interval", defaults.Reconcile.Interval, "time between two reconciler runs")
 	fs.StringVar(&o.Engine, "engine", engines.Embedded, "queue and status engines: embedded (SQLite in --data) or gcp (Cloud Tasks + Firestore, i.e. their emulators)")
 	gcpFlags(fs, &o.GCP)
+	queueShardsFlag(fs, &o.QueueShards)
 	logLevel := fs.String("log-level", "info", "level of the JSON log written to DATA/relayctl.log (warnings also go to stderr)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
