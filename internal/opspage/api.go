@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"eventrelay/internal/governor"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 )
@@ -53,6 +54,35 @@ type Overview struct {
 	// Reconcile is the reconciler's last run; absent when the page has no
 	// ReconcileSource.
 	Reconcile *ReconcileView `json:"reconcile,omitempty"`
+	// Shards is each shard's live dispatch settings, in shard order;
+	// absent when the page has no ShardSource or the queue has one shard.
+	Shards []ShardView `json:"shards,omitempty"`
+}
+
+// ShardView is one shard of a sharded queue, as the rate card lists it.
+type ShardView struct {
+	// Name is the shard's engine queue.
+	Name string `json:"name"`
+	// Rate is its live dispatch rate, Paused whether it is paused; both
+	// zero when Error says why they could not be read.
+	Rate   float64 `json:"rate"`
+	Paused bool    `json:"paused"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// shardViews lists the shards' settings; nil for one shard or none.
+func shardViews(cs []shardedqueue.ShardControl) []ShardView {
+	if len(cs) < 2 {
+		return nil
+	}
+	out := make([]ShardView, len(cs))
+	for i, c := range cs {
+		out[i] = ShardView{Name: c.Name, Rate: c.Control.Rate, Paused: c.Control.Paused}
+		if c.Err != nil {
+			out[i] = ShardView{Name: c.Name, Error: c.Err.Error()}
+		}
+	}
+	return out
 }
 
 // Governor states in RateView.Governor.
@@ -303,6 +333,9 @@ func (p *Page) overview(ctx context.Context) (Overview, error) {
 	}
 	if p.o.Reconcile != nil {
 		ov.Reconcile = reconcileView(p.o.Reconcile.Snapshot())
+	}
+	if p.o.Shards != nil {
+		ov.Shards = shardViews(p.o.Shards.ShardControls(ctx))
 	}
 	return ov, nil
 }

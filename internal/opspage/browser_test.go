@@ -62,8 +62,10 @@ func TestBrowser(t *testing.T) {
 	rate := &fakeRate{}
 	rate.set(holdingSnapshot(time.Now().Add(-20 * time.Second)))
 	rc := &fakeReconcile{} // not run yet: its first report comes while the page is open
+	shards := &fakeShards{}
+	shards.set(twoShards()[0]) // one queue; its second shard comes while the page is open
 	page, err := New(Options{
-		Store: store, Queue: q, Spans: spans, Rate: rate, Reconcile: rc,
+		Store: store, Queue: q, Spans: spans, Rate: rate, Reconcile: rc, Shards: shards,
 		Limit:    func() float64 { return 10 },
 		TraceURL: func(id string) string { return "https://console.cloud.google.com/traces/list?tid=" + id },
 	})
@@ -100,6 +102,19 @@ func TestBrowser(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById('queue-rate').textContent + ' | ' + document.getElementById('queue-rate-sub').textContent +
 		' | ' + document.getElementById('breaker').textContent`); got != "2.4/s | ceiling 10/s · governor on | breaker closed" {
 		t.Errorf("rate card = %q", got)
+	}
+	// Over one queue there is no shard table; over 2 shards, the rate
+	// card lists each shard's live rate.
+	if !eval[bool](t, ctx, `document.getElementById('shards').hidden`) {
+		t.Error("the shard table shows over one queue")
+	}
+	shards.set(twoShards()...)
+	waitFor(t, ctx, "the shard table", `!document.getElementById('shards').hidden &&
+		document.querySelectorAll('#shards tbody tr').length === 2`)
+	rows := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#shards tbody tr'), (tr) =>
+		Array.from(tr.cells, (td) => td.textContent).join(' | '))`)
+	if diff := cmp.Diff([]string{"relay-events | 2.5/s | no", "relay-events-1 | 1.25/s | paused"}, rows); diff != "" {
+		t.Errorf("shard table in the browser (-want +got):\n%s", diff)
 	}
 
 	// The reconciler has not run yet; when it has, the panel shows the
@@ -193,6 +208,14 @@ func TestBrowser(t *testing.T) {
 	}
 
 	screenshot(t, ctx)
+
+	// Over one queue, no shard table.
+	shards.set(twoShards()[0])
+	waitFor(t, ctx, "the shard table gone for one queue", `document.getElementById('shards').hidden &&
+		document.querySelectorAll('#shards tbody tr').length === 0`)
+	if !eval[bool](t, ctx, `document.getElementById('shards').getBoundingClientRect().height === 0`) {
+		t.Error("the shard table takes room over one queue")
+	}
 
 	// Back at the ceiling, the banner goes at the next poll.
 	rate.set(governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 10}, LiveAt: time.Now(), Ceiling: 10})

@@ -8,7 +8,8 @@
 // the rate governor (Options.Rate), it also shows the queue's live dispatch
 // rate beside its ceiling, and a banner while the governor holds the queue
 // below the ceiling, its circuit breaker is open, ops paused it, or the
-// governor stood down for ops. Given the reconciler (Options.Reconcile), it
+// governor stood down for ops, and, given a sharded queue's settings
+// (Options.Shards), each shard's live rate. Given the reconciler (Options.Reconcile), it
 // shows the reconciler's last run and the records it found without a task.
 //
 // A Page has two halves: Run, a sampler that reads the totals every
@@ -35,6 +36,7 @@ import (
 	"eventrelay/internal/governor"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 )
@@ -61,6 +63,10 @@ type Options struct {
 	// Reconcile reports the reconciler's last run (*reconcile.Reconciler
 	// is one); nil shows no reconciler panel.
 	Reconcile ReconcileSource
+	// Shards reports each shard's live dispatch settings when the queue is
+	// sharded (*shardedqueue.Queue is one); nil, or a single shard, shows
+	// no shard table.
+	Shards ShardSource
 	// Spans looks up the spans of an event's trace; nil shows none.
 	Spans SpanSource
 	// TraceURL builds a link to a trace viewer (e.g. Cloud Trace) from a
@@ -84,6 +90,12 @@ type RateSource interface {
 // first findings) and whether it has run yet.
 type ReconcileSource interface {
 	Snapshot() (reconcile.Report, bool)
+}
+
+// ShardSource reports the live dispatch settings of each of the queue's
+// shards; a shard that cannot answer has its error in Err.
+type ShardSource interface {
+	ShardControls(ctx context.Context) []shardedqueue.ShardControl
 }
 
 // SpanSource looks up the spans of one trace, e.g. from an in-process span

@@ -272,6 +272,9 @@ func startOpsPage(ctx context.Context, addr string, stack *devstack.Stack, limit
 	if stack.Reconciler != nil { // likewise
 		opts.Reconcile = stack.Reconciler
 	}
+	if shards, ok := stack.Queue.(opspage.ShardSource); ok { // only a sharded queue (--queue-shards > 1) is one
+		opts.Shards = shards
+	}
 	page, err := opspage.New(opts)
 	if err != nil {
 		return "", nil, fmt.Errorf("ops page: %w", err)

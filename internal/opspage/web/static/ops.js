@@ -251,6 +251,7 @@
     setCount('total-dead', t.dead_lettered || 0);
     $('limit').textContent = ov.limit > 0 ? (+ov.limit.toPrecision(4)) + '/s' : '—';
     renderRate(ov.rate);
+    renderShards(ov.shards);
     renderReconcile(ov.reconcile);
     $('updated').textContent = clock(ov.totals_at);
 
@@ -298,6 +299,29 @@
     $('queue-rate').textContent = r.live > 0 ? (+r.live.toPrecision(4)) + '/s' : '—';
     $('queue-rate-sub').textContent = 'ceiling ' + (+(r.ceiling || 0).toPrecision(4)) + '/s · governor ' +
       r.governor + (r.paused ? ' · paused' : '');
+  }
+
+  // renderShards lists each shard's live rate in the rate card; hidden
+  // when the queue has one shard.
+  function renderShards(shards) {
+    const list = shards || [];
+    $('shards').hidden = list.length === 0;
+    const rows = list.map((s) => {
+      const tr = el('tr');
+      const name = el('td', 'mono', s.name);
+      name.title = s.name;
+      tr.append(name);
+      if (s.error) {
+        const td = el('td', '', 'unreadable');
+        td.colSpan = 2;
+        td.title = s.error;
+        tr.append(td);
+      } else {
+        tr.append(el('td', '', (+(s.rate || 0).toPrecision(4)) + '/s'), el('td', '', s.paused ? 'paused' : 'no'));
+      }
+      return tr;
+    });
+    document.querySelector('#shards tbody').replaceChildren(...rows);
   }
 
   // renderReconcile shows the reconciler's last run: when, how long, with
