@@ -165,6 +165,33 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	return out, nil
 }
 
+// ShardStat is one shard's backlog, for the pages, metrics and the
+// balancer that look at the shards one by one.
+type ShardStat struct {
+	Name  string
+	Stats queue.Stats
+	// Err is why the shard could not report; Stats is then zero.
+	Err error
+}
+
+// ShardStats reads every shard's Stats at once. A shard that cannot answer
+// has its error in Err; the others are still listed.
+func (q *Queue) ShardStats(ctx context.Context) []ShardStat {
+	out := make([]ShardStat, len(q.shards))
+	var wg sync.WaitGroup
+	for i, s := range q.shards {
+		out[i].Name = s.Name
+		sr, ok := s.Queue.(queue.StatsReader)
+		if !ok {
+			out[i].Err = fmt.Errorf("shardedqueue: shard %s (%T) cannot report its backlog: %w", s.Name, s.Queue, errors.ErrUnsupported)
+			continue
+		}
+		wg.Go(func() { out[i].Stats, out[i].Err = sr.Stats(ctx) })
+	}
+	wg.Wait()
+	return out
+}
+
 // ShardControl is one shard's live dispatch settings, for the pages and
 // commands that list the shards.
 type ShardControl struct {

@@ -429,6 +429,36 @@ func TestStats_aggregates(t *testing.T) {
 	}
 }
 
+func TestShardStats(t *testing.T) {
+	t.Parallel()
+	ok := newFake(4)
+	ok.stats = queue.Stats{Backlog: 7, InFlight: 1, OldestAge: 2 * time.Second}
+	boom := errors.New("boom")
+	broken := newFake(4)
+	broken.err = boom
+	q, err := shardedqueue.New([]shardedqueue.Shard{
+		{Name: "a", Queue: ok},
+		{Name: "b", Queue: broken},
+		{Name: "c", Queue: onlyQueue{newFake(4)}},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	got := q.ShardStats(context.Background())
+	if len(got) != 3 {
+		t.Fatalf("ShardStats() = %+v, want 3 shards", got)
+	}
+	if got[0] != (shardedqueue.ShardStat{Name: "a", Stats: ok.stats}) {
+		t.Errorf("ShardStats()[0] = %+v, want a with %+v", got[0], ok.stats)
+	}
+	if got[1].Name != "b" || !errors.Is(got[1].Err, boom) || got[1].Stats != (queue.Stats{}) {
+		t.Errorf("ShardStats()[1] = %+v, want b with zero Stats and its error", got[1])
+	}
+	if got[2].Name != "c" || !errors.Is(got[2].Err, errors.ErrUnsupported) {
+		t.Errorf("ShardStats()[2] = %+v, want c with an ErrUnsupported error", got[2])
+	}
+}
+
 func TestUnsupported_touchesNoShard(t *testing.T) {
 	t.Parallel()
 	f := newFake(5)
