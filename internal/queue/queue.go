@@ -76,6 +76,22 @@ type StatsReader interface {
 	Stats(ctx context.Context) (Stats, error)
 }
 
+// ShardStatsReader is implemented by a queue made of several engine queues
+// (shardedqueue): it reports each one's Stats, for the gauges, pages and
+// rate balancing that look at the shards one by one.
+type ShardStatsReader interface {
+	ShardStats(ctx context.Context) []ShardStat
+}
+
+// ShardStat is one shard's Stats.
+type ShardStat struct {
+	// Name is the shard's engine queue name.
+	Name  string
+	Stats Stats
+	// Err is why the shard could not report; Stats is then zero.
+	Err error
+}
+
 // Inspector is implemented by engines that can tell whether a task is
 // still in the queue: accepted and not yet finished (waiting, scheduled for
 // a retry, or in flight). A task that was delivered, that used its last

@@ -21,10 +21,11 @@ import (
 )
 
 var (
-	_ queue.Queue       = (*Queue)(nil)
-	_ queue.Inspector   = (*Queue)(nil)
-	_ queue.StatsReader = (*Queue)(nil)
-	_ queue.Controller  = (*Queue)(nil)
+	_ queue.Queue            = (*Queue)(nil)
+	_ queue.Inspector        = (*Queue)(nil)
+	_ queue.StatsReader      = (*Queue)(nil)
+	_ queue.Controller       = (*Queue)(nil)
+	_ queue.ShardStatsReader = (*Queue)(nil)
 )
 
 // Shard is one engine queue of a sharded queue.
@@ -165,19 +166,10 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	return out, nil
 }
 
-// ShardStat is one shard's backlog, for the pages, metrics and the
-// balancer that look at the shards one by one.
-type ShardStat struct {
-	Name  string
-	Stats queue.Stats
-	// Err is why the shard could not report; Stats is then zero.
-	Err error
-}
-
 // ShardStats reads every shard's Stats at once. A shard that cannot answer
 // has its error in Err; the others are still listed.
-func (q *Queue) ShardStats(ctx context.Context) []ShardStat {
-	out := make([]ShardStat, len(q.shards))
+func (q *Queue) ShardStats(ctx context.Context) []queue.ShardStat {
+	out := make([]queue.ShardStat, len(q.shards))
 	var wg sync.WaitGroup
 	for i, s := range q.shards {
 		out[i].Name = s.Name

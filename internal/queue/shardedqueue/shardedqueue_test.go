@@ -448,7 +448,7 @@ func TestShardStats(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("ShardStats() = %+v, want 3 shards", got)
 	}
-	if got[0] != (shardedqueue.ShardStat{Name: "a", Stats: ok.stats}) {
+	if got[0] != (queue.ShardStat{Name: "a", Stats: ok.stats}) {
 		t.Errorf("ShardStats()[0] = %+v, want a with %+v", got[0], ok.stats)
 	}
 	if got[1].Name != "b" || !errors.Is(got[1].Err, boom) || got[1].Stats != (queue.Stats{}) {
