@@ -20,6 +20,13 @@
 // reads use a separate pool and never block writes (WAL). synchronous=NORMAL
 // keeps every committed transaction across a process crash (kill -9); only
 // an operating-system crash or power loss can lose the last commits.
+//
+// Creates are group-committed: ingest writes one record per event, and a
+// transaction per record wrote each record's table and index pages to the
+// WAL again and again (a sixth of ingest's CPU at 1,000 events/s). One
+// goroutine takes every Create waiting and inserts them in one
+// transaction; Create still returns only once its own row is committed,
+// and reports whether it was the one that created the record.
 package sqlitestatus
 
 import (
@@ -30,6 +37,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -45,6 +54,14 @@ const defaultListLimit = 100
 
 // maxReaders bounds the read pool; reads are short and the machine is small.
 const maxReaders = 4
+
+const (
+	// maxCreateBatch bounds one group commit of Creates.
+	maxCreateBatch = 256
+	// createTimeout bounds one group commit: the Creates in it have left
+	// their callers' contexts behind.
+	createTimeout = 10 * time.Second
+)
 
 // timeFormat is fixed width (unlike time.RFC3339Nano, which trims zeros), so
 // stored times sort correctly as text.
@@ -83,6 +100,33 @@ type Store struct {
 
 	// Statements prepared once: parsing SQL is a fifth of a write's cost.
 	insert, selectW, update, get *sql.Stmt
+
+	creates   chan *createReq // to the group-commit writer
+	stop      chan struct{}
+	stopOnce  sync.Once
+	writerWG  sync.WaitGroup
+	closeErrs error
+}
+
+// Create request states: the writer takes a pending request, or Create
+// abandons it when its context ends first; exactly one of the two wins.
+const (
+	createPending int32 = iota
+	createTaken
+	createAbandoned
+)
+
+// createReq is one Create waiting for the group commit.
+type createReq struct {
+	id    string
+	args  []any
+	state atomic.Int32
+	done  chan createResult // buffered; the writer answers every request it took
+}
+
+type createResult struct {
+	created bool
+	err     error
 }
 
 // Open opens (creating if needed) the status database at path and its schema.
@@ -109,7 +153,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(maxReaders)
 	r.SetMaxIdleConns(maxReaders)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, creates: make(chan *createReq, maxCreateBatch), stop: make(chan struct{})}
 	for _, p := range []struct {
 		db    *sql.DB
 		query string
@@ -124,6 +168,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, errors.Join(fmt.Errorf("open status db %s: prepare: %w", path, err), s.Close())
 		}
 	}
+	s.writerWG.Add(1)
+	go s.createWriter()
 	return s, nil
 }
 
@@ -142,15 +188,22 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + esc + "?" + q.Encode()
 }
 
-// Close closes both pools.
+// Close stops the Create writer (after the batch it is committing; a
+// Create still waiting then fails) and closes both pools. Calls after the
+// first return the first's result.
 func (s *Store) Close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.selectW, s.update, s.get} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.writerWG.Wait()
+		var errs []error
+		for _, st := range []*sql.Stmt{s.insert, s.selectW, s.update, s.get} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
 		}
-	}
-	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+		s.closeErrs = errors.Join(append(errs, s.r.Close(), s.w.Close())...)
+	})
+	return s.closeErrs
 }
 
 // Create stores r as a new record in status Queued, whatever r.Status says.
@@ -178,15 +231,119 @@ func (s *Store) Create(ctx context.Context, r status.Record) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("create status %s: %w", r.EventID, err)
 	}
-	res, err := s.insert.ExecContext(ctx, row.args()...)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("create status %s: %w", r.EventID, err)
+	}
+	req := &createReq{id: r.EventID, args: row.args(), done: make(chan createResult, 1)}
+	select {
+	case s.creates <- req:
+	case <-s.stop:
+		return false, fmt.Errorf("create status %s: store closed", r.EventID)
+	case <-ctx.Done():
+		return false, fmt.Errorf("create status %s: %w", r.EventID, ctx.Err())
+	}
+	select {
+	case res := <-req.done:
+		return res.created, res.err
+	case <-s.stop:
+		if req.state.CompareAndSwap(createPending, createAbandoned) {
+			return false, fmt.Errorf("create status %s: store closed", r.EventID)
+		}
+		// The writer took it before it stopped, and answers it.
+		res := <-req.done
+		return res.created, res.err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(createPending, createAbandoned) {
+			return false, fmt.Errorf("create status %s: %w", r.EventID, ctx.Err())
+		}
+		// The writer is committing it: the record may still be stored.
+		return false, fmt.Errorf("create status %s: outcome unknown: %w", r.EventID, ctx.Err())
+	}
+}
+
+// createWriter group-commits Create requests until Close.
+func (s *Store) createWriter() {
+	defer s.writerWG.Done()
+	batch := make([]*createReq, 0, maxCreateBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.creates:
+			batch = append(batch, r)
+		case <-s.stop:
+			return
+		}
+	drain:
+		for len(batch) < maxCreateBatch {
+			select {
+			case r := <-s.creates:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		taken := batch[:0]
+		for _, r := range batch {
+			if r.state.CompareAndSwap(createPending, createTaken) {
+				taken = append(taken, r)
+			}
+		}
+		if len(taken) == 0 {
+			continue
+		}
+		results := s.commitCreates(taken)
+		for i, r := range taken {
+			r.done <- results[i]
+		}
+	}
+}
+
+// commitCreates inserts batch in one transaction and returns each
+// request's result. If the transaction fails, each request is inserted on
+// its own instead, so one bad record fails only its own Create.
+func (s *Store) commitCreates(batch []*createReq) []createResult {
+	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+	defer cancel()
+	results := make([]createResult, len(batch))
+	if len(batch) > 1 {
+		if err := s.insertAll(ctx, batch, results); err == nil {
+			return results
+		}
+	}
+	for i, r := range batch {
+		results[i] = s.insertOne(ctx, s.insert, r)
+	}
+	return results
+}
+
+// insertAll inserts every request in one transaction, filling results,
+// or returns an error (and has stored nothing).
+func (s *Store) insertAll(ctx context.Context, batch []*createReq, results []createResult) error {
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see dsn)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	insert := tx.StmtContext(ctx, s.insert)
+	for i, r := range batch {
+		if results[i] = s.insertOne(ctx, insert, r); results[i].err != nil {
+			return results[i].err
+		}
+	}
+	return tx.Commit()
+}
+
+// insertOne runs the insert for r with stmt.
+func (s *Store) insertOne(ctx context.Context, stmt *sql.Stmt, r *createReq) createResult {
+	res, err := stmt.ExecContext(ctx, r.args...)
+	if err != nil {
+		return createResult{err: fmt.Errorf("create status %s: %w", r.id, err)}
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("create status %s: %w", r.EventID, err)
+		return createResult{err: fmt.Errorf("create status %s: %w", r.id, err)}
 	}
-	return n == 1, nil
+	return createResult{created: n == 1}
 }
 
 // Get returns the record for id, or an error wrapping status.ErrNotFound.
