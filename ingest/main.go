@@ -74,8 +74,8 @@ func realMain(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, q.Close()) }()
-	if q.Stats != nil { // backlog gauges (every shard's, summed), exported with the other metrics
-		stopGauges, gerr := queue.ObserveGauges(ctx, nil, q.Stats)
+	if q.Stats != nil { // backlog gauges, one point per shard, exported with the other metrics
+		stopGauges, gerr := queue.ObserveGauges(ctx, nil, cfg.Queue.Name, q.Stats)
 		if gerr != nil {
 			return gerr
 		}

@@ -382,7 +382,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	// The emulator has no queue stats: no gauges rather than an error each
 	// collection.
 	if _, err := s.Queue.Stats(ctx); !errors.Is(err, cloudtasksqueue.ErrNoStats) {
-		stop, err := queue.ObserveGauges(ctx, o.MeterProvider, s.Queue)
+		stop, err := queue.ObserveGauges(ctx, o.MeterProvider, s.QueueConfig.Name, s.Queue)
 		if err != nil {
 			return nil, fmt.Errorf("queue gauges: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"eventrelay/internal/logging"
@@ -19,10 +20,19 @@ const statsTimeout = 5 * time.Second
 
 // ObserveGauges reports r's Stats as telemetry.MetricQueueBacklog and
 // telemetry.MetricQueueOldestAge through mp (nil: the global provider),
-// read at each collection. A failing Stats call reports nothing for that
-// collection and is logged (with the logger of ctx) when it starts failing
-// and when it recovers, not at every collection. Call stop to unregister.
-func ObserveGauges(ctx context.Context, mp metric.MeterProvider, r StatsReader) (stop func() error, err error) {
+// read at each collection, one point per engine queue labelled with its
+// name (telemetry.AttrQueue): name for a single queue, and each shard's
+// own name when r is a ShardStatsReader (a sharded queue), so a dashboard
+// shows which shard is behind and sums the backlogs (and takes the largest
+// oldest age) itself. A queue whose Stats fail has no point for that
+// collection, and is logged (with the logger of ctx) when it starts failing
+// and when it recovers, not at every collection; the other shards are
+// still reported. Call stop to unregister.
+func ObserveGauges(ctx context.Context, mp metric.MeterProvider, name string, r StatsReader) (stop func() error, err error) {
+	sr, sharded := r.(ShardStatsReader)
+	if name == "" && !sharded {
+		return nil, errors.New("queue gauges: the queue has no name to label its points with")
+	}
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
@@ -39,27 +49,37 @@ func ObserveGauges(ctx context.Context, mp metric.MeterProvider, r StatsReader) 
 	logger := logging.FromContext(ctx)
 	var (
 		mu     sync.Mutex
-		failed bool
+		failed = map[string]bool{} // queues whose last Stats failed
 	)
 	reg, err := m.RegisterCallback(func(cctx context.Context, o metric.Observer) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), statsTimeout)
 		defer cancel()
-		st, err := r.Stats(cctx)
+		var stats []ShardStat
+		if sharded {
+			stats = sr.ShardStats(cctx)
+		} else {
+			st, err := r.Stats(cctx)
+			stats = []ShardStat{{Name: name, Stats: st, Err: err}}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil {
-			if !failed {
-				logger.Warn("queue stats unavailable; backlog gauges not reported until they are", "error", err.Error())
+		for _, s := range stats {
+			if s.Err != nil {
+				if !failed[s.Name] {
+					logger.Warn("queue stats unavailable; its backlog gauges are not reported until they are",
+						"queue", s.Name, "error", s.Err.Error())
+				}
+				failed[s.Name] = true
+				continue // a missing point says it; an error would fail the whole collection
 			}
-			failed = true
-			return nil // a missing point says it; an error would fail the whole collection
+			if failed[s.Name] {
+				logger.Info("queue stats available again", "queue", s.Name)
+				delete(failed, s.Name)
+			}
+			attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String(telemetry.AttrQueue, s.Name)))
+			o.ObserveInt64(backlog, s.Stats.Backlog, attrs)
+			o.ObserveFloat64(oldest, s.Stats.OldestAge.Seconds(), attrs)
 		}
-		if failed {
-			logger.Info("queue stats available again")
-		}
-		failed = false
-		o.ObserveInt64(backlog, st.Backlog)
-		o.ObserveFloat64(oldest, st.OldestAge.Seconds())
 		return nil
 	}, backlog, oldest)
 	if err != nil {

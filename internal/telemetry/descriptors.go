@@ -55,6 +55,7 @@ var (
 		Unit:        "s",
 		Kind:        "GAUGE",
 		ValueType:   "DOUBLE",
+		Attributes:  []string{AttrQueue},
 	}
 	// ReconcileRecords describes MetricReconcileRecords.
 	ReconcileRecords = Descriptor{

@@ -34,9 +34,11 @@ const (
 	MetricTargetDuration = "eventrelay.target.duration"
 	// MetricDeliveryLag is received (ingest) → delivered (target), in seconds.
 	MetricDeliveryLag = "eventrelay.delivery.lag"
-	// MetricQueueBacklog is the number of unfinished tasks in the queue.
+	// MetricQueueBacklog is the number of unfinished tasks in one engine
+	// queue, by AttrQueue.
 	MetricQueueBacklog = "eventrelay.queue.backlog"
-	// MetricQueueOldestAge is the age of the oldest unfinished task, in seconds.
+	// MetricQueueOldestAge is the age of the oldest unfinished task in one
+	// engine queue, in seconds, by AttrQueue.
 	MetricQueueOldestAge = "eventrelay.queue.oldest_age"
 	// MetricIngestDuplicates counts events ingest accepted as duplicates (no
 	// second task).
@@ -79,6 +81,12 @@ const (
 	// ReconcileActionFound: a dry run found the record and changed nothing.
 	ReconcileActionFound = "found"
 )
+
+// AttrQueue names the engine queue a backlog gauge (MetricQueueBacklog,
+// MetricQueueOldestAge) describes: the queue's name, or with a sharded
+// queue each shard's (queue.ShardName). A total is a sum of the backlogs
+// and the largest oldest age across its values.
+const AttrQueue = "queue"
 
 // AttrAction is the attribute that splits MetricGovernorActions.
 const AttrAction = "action"

@@ -19,9 +19,13 @@
 # this file against them, and the instrumented packages' tests check their
 # instruments against them.
 #
-# Labels force a new descriptor in the provider. deletion_policy ABANDON
-# makes a replacement (or a destroy) leave the descriptor and its data in
-# place: deleting a descriptor deletes the metric's history.
+# A change of labels forces a new descriptor in the provider (a plan shows
+# "labels { # forces replacement"). deletion_policy ABANDON makes that
+# replacement (or a destroy) leave the descriptor and its data in place:
+# deleting a descriptor deletes the metric's history. The replacement's
+# create call then updates the existing descriptor: a label added is added
+# in place, with the history kept; a label removed stays (labels are never
+# removed). ADR 0011 says more.
 
 resource "google_monitoring_metric_descriptor" "dispatch_attempts" {
   project         = var.project_id
@@ -63,6 +67,13 @@ resource "google_monitoring_metric_descriptor" "queue_oldest_age" {
   value_type      = "DOUBLE"
   unit            = "s"
   deletion_policy = "ABANDON"
+
+  # The engine queue (a shard's name with QUEUE_SHARDS > 1): one series per
+  # shard, which every chart and alert aggregates (max across shards).
+  labels {
+    key        = "queue"
+    value_type = "STRING"
+  }
 
   labels {
     key        = "instrumentation_source"
