@@ -132,6 +132,8 @@ resource "google_monitoring_alert_policy" "backlog_age" {
       threshold_value = var.thresholds.backlog_age_seconds
       duration        = "600s"
 
+      # One series per shard (metric.label.queue), region and ingest
+      # instance: the oldest task is the max across all of them.
       aggregations {
         alignment_period     = "60s"
         per_series_aligner   = "ALIGN_MAX"
@@ -175,7 +177,8 @@ resource "google_monitoring_alert_policy" "backlog_age" {
     content   = <<-EOT
       The oldest undelivered event is older than ${var.thresholds.backlog_age_seconds}s, or the queue
       holds more than the target can take in that time at ${var.target_rate_per_sec}/s. Nothing is
-      lost (the queue is durable), but delivery is late and getting later.
+      lost (the queue is durable), but delivery is late and getting later. The dashboard's
+      "by shard" charts show which shard of the queue is behind.
 
       Playbook: ${local.playbook["backlog-age"]}
     EOT

@@ -52,6 +52,7 @@ locals {
       title = "oldest undelivered event (s)"
       y     = "seconds"
       lines = [var.thresholds.backlog_age_seconds]
+      # The oldest of every shard, region and instance: the max across them.
       series = [{
         filter  = "metric.type = \"${local.m.queue_oldest_age}\""
         aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group_by = [], plot = "LINE"
@@ -67,7 +68,39 @@ locals {
       }]
     },
 
-    # Row 3: delivery outcomes.
+    # Row 3: the shards of the queue, one line per shard and region, to see
+    # which one is behind. Every ingest instance reports the same value for
+    # a shard, so a shard's series is the max across instances (a sum would
+    # count it once per instance); the stacked areas add the shards up.
+    {
+      title = "backlog by shard (tasks)"
+      y     = "tasks"
+      lines = []
+      series = [{
+        filter  = "metric.type = \"${local.m.queue_backlog}\""
+        aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group_by = ["resource.label.location", "metric.label.queue"], plot = "STACKED_AREA"
+      }]
+    },
+    {
+      title = "oldest unfinished task by shard (s)"
+      y     = "seconds"
+      lines = [var.thresholds.backlog_age_seconds]
+      series = [{
+        filter  = "metric.type = \"${local.m.queue_oldest_age}\""
+        aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group_by = ["resource.label.location", "metric.label.queue"], plot = "LINE"
+      }]
+    },
+    {
+      title = "queue depth by shard (Cloud Tasks)"
+      y     = "tasks"
+      lines = []
+      series = [{
+        filter  = "metric.type = \"${local.m.tasks_queue_depth}\" AND ${local.queue_scope}"
+        aligner = "ALIGN_MAX", reducer = "REDUCE_SUM", group_by = ["resource.label.location", "resource.label.queue_id"], plot = "STACKED_AREA"
+      }]
+    },
+
+    # Row 4: delivery outcomes.
     {
       title = "dispatch attempts/s by outcome"
       y     = "attempts/s"
@@ -102,7 +135,7 @@ locals {
       }]
     },
 
-    # Row 4: the target and the queue's own view.
+    # Row 5: the target and the queue's own view.
     {
       title = "target call latency p99 (s)"
       y     = "seconds"
@@ -137,7 +170,7 @@ locals {
       ]
     },
 
-    # Row 5: what the reconciler found.
+    # Row 6: what the reconciler found.
     {
       title = "records reconciled (per 5 min)"
       y     = "records"

@@ -137,3 +137,63 @@ run "queue_depth_covers_every_shard" {
     error_message = "the backlog-age alert's queue depth must match the base queue and every shard named <base>-<i>"
   }
 }
+
+# The backlog gauges have one series per shard (metric.label.queue), region
+# and ingest instance, every instance reporting the same value for a shard.
+# The oldest age is aggregated with a max, whatever it groups by. A backlog
+# series is one shard's (grouped by shard and region, the max across the
+# instances: a sum would count a shard once per instance), stacked so the
+# chart adds the shards up. And a chart shows each shard.
+run "backlog_gauges_aggregate_across_shards" {
+  command = plan
+
+  assert {
+    condition = alltrue(flatten([
+      for c in google_monitoring_alert_policy.backlog_age.conditions : [
+        for a in c.condition_threshold[0].aggregations : a.cross_series_reducer == "REDUCE_MAX"
+      ] if strcontains(c.condition_threshold[0].filter, google_monitoring_metric_descriptor.queue_oldest_age.type)
+    ]))
+    error_message = "the backlog-age alert must take the max of the oldest age across shards"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for t in jsondecode(google_monitoring_dashboard.eventrelay.dashboard_json).mosaicLayout.tiles : [
+        for d in t.widget.xyChart.dataSets :
+        d.timeSeriesQuery.timeSeriesFilter.aggregation.crossSeriesReducer == "REDUCE_MAX"
+        if strcontains(d.timeSeriesQuery.timeSeriesFilter.filter, "/eventrelay.queue.oldest_age\"")
+      ]
+    ]))
+    error_message = "every chart of the oldest age must take the max across series"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for t in jsondecode(google_monitoring_dashboard.eventrelay.dashboard_json).mosaicLayout.tiles : [
+        for d in t.widget.xyChart.dataSets :
+        d.timeSeriesQuery.timeSeriesFilter.aggregation.crossSeriesReducer == "REDUCE_MAX" &&
+        contains(d.timeSeriesQuery.timeSeriesFilter.aggregation.groupByFields, "metric.label.queue") &&
+        contains(d.timeSeriesQuery.timeSeriesFilter.aggregation.groupByFields, "resource.label.location") &&
+        d.plotType == "STACKED_AREA"
+        if strcontains(d.timeSeriesQuery.timeSeriesFilter.filter, "/eventrelay.queue.backlog\"")
+      ]
+    ]))
+    error_message = "every chart of the backlog gauge must show one shard per series (max across instances, by shard and region), stacked to sum the shards"
+  }
+
+  assert {
+    condition = length(flatten([
+      for t in jsondecode(google_monitoring_dashboard.eventrelay.dashboard_json).mosaicLayout.tiles : [
+        for d in t.widget.xyChart.dataSets : t.widget.title
+        if strcontains(d.timeSeriesQuery.timeSeriesFilter.filter, "/eventrelay.queue.backlog\"") &&
+        contains(d.timeSeriesQuery.timeSeriesFilter.aggregation.groupByFields, "metric.label.queue")
+      ]
+    ])) >= 1
+    error_message = "the dashboard must chart the backlog of each shard"
+  }
+
+  assert {
+    condition     = contains([for l in google_monitoring_metric_descriptor.queue_oldest_age.labels : l.key], "queue")
+    error_message = "the oldest-age descriptor must declare the queue label the gauges write"
+  }
+}
