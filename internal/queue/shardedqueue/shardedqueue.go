@@ -1,6 +1,7 @@
 // Package shardedqueue is one queue.Queue over N engine queues (shards), for
 // a target faster than one engine queue may dispatch (a Cloud Tasks queue
-// dispatches at most 500 tasks/s): each shard runs at the total rate / N.
+// dispatches at most 500 tasks/s): the shards share the total rate, each at
+// total / N unless a Balancer re-splits it by their backlogs (balance.go).
 //
 // It sits above the engines, so the embedded and the Cloud Tasks engines
 // both shard the same way and the conformance suite runs over it. A task
@@ -42,6 +43,13 @@ type Shard struct {
 // shards report. It is safe for concurrent use if its shards are.
 type Queue struct {
 	shards []Shard
+	// balance configures NewBalancer (WithBalance).
+	balance BalanceConfig
+	// ctlMu serialises what reads or writes the split of the total rate
+	// in this process: SetRate, Control, a balancing pass (Balance) and
+	// Equalize, so none sees or writes a split computed from a stale
+	// total.
+	ctlMu sync.Mutex
 }
 
 // New returns a Queue over shards, in order: shard i carries the tasks
@@ -49,7 +57,7 @@ type Queue struct {
 // same for as long as the shards hold tasks (reordering or resizing moves
 // events to shards that never saw their first task, and a repeated id is
 // then no longer deduplicated).
-func New(shards []Shard) (*Queue, error) {
+func New(shards []Shard, opts ...Option) (*Queue, error) {
 	if len(shards) == 0 {
 		return nil, errors.New("shardedqueue: at least one shard is required")
 	}
@@ -69,7 +77,11 @@ func New(shards []Shard) (*Queue, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("shardedqueue: %w", err)
 	}
-	return &Queue{shards: append([]Shard(nil), shards...)}, nil
+	q := &Queue{shards: append([]Shard(nil), shards...)}
+	for _, o := range opts {
+		o(q)
+	}
+	return q, nil
 }
 
 // Configs splits cfg, the configuration of the whole sharded queue, into
@@ -225,10 +237,13 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 		return queue.Control{}, err
 	}
 	got := make([]queue.Control, len(q.shards))
-	if err := q.each(func(i int) (err error) {
+	q.ctlMu.Lock()
+	err = q.each(func(i int) (err error) {
 		got[i], err = cs[i].Control(ctx)
 		return err
-	}); err != nil {
+	})
+	q.ctlMu.Unlock()
+	if err != nil {
 		return queue.Control{}, err
 	}
 	var out queue.Control
@@ -243,12 +258,18 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	return out, nil
 }
 
-// SetRate sets the total rate: every shard gets perSecond / N. A rate that
-// is not > 0 and finite is queue.ErrInvalidRate, and one above N times an
-// engine's maximum is refused by that engine (wrapping ErrInvalidRate).
+// SetRate sets the total rate, keeping the shards' proportions: shard i
+// gets perSecond × rateᵢ / Σrate, read from the shards just before (an
+// equal split, perSecond / N each, when the shards run equal, as they do
+// without a balancer, or when a rate cannot be read). So a new total from
+// the governor or an operator does not undo the balancer's split, and the
+// balancer's next pass re-splits the new total by the backlogs. A rate
+// that is not > 0 and finite is queue.ErrInvalidRate, and a share above
+// an engine's maximum is refused by that engine (wrapping ErrInvalidRate).
 // All shards are asked at once; if some fail, the error names each, the
-// others run at the new per-shard rate and the failed ones keep theirs, so
+// others run at their new share and the failed ones keep theirs, so
 // Control reports a total between the old and the new: call SetRate again.
+// A balancing pass in this process waits for SetRate, and SetRate for it.
 func (q *Queue) SetRate(ctx context.Context, perSecond float64, by string) error {
 	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
 		return fmt.Errorf("shardedqueue: set rate to %v: %w (want > 0 and finite)", perSecond, queue.ErrInvalidRate)
@@ -257,8 +278,36 @@ func (q *Queue) SetRate(ctx context.Context, perSecond float64, by string) error
 	if err != nil {
 		return err
 	}
-	per := perSecond / float64(len(q.shards))
-	return q.each(func(i int) error { return cs[i].SetRate(ctx, per, by) })
+	q.ctlMu.Lock()
+	defer q.ctlMu.Unlock()
+	shares := make([]float64, len(q.shards))
+	for i := range shares {
+		shares[i] = perSecond / float64(len(q.shards))
+	}
+	if live, err := q.controls(ctx, cs); err == nil {
+		rates := make([]float64, len(live))
+		var sum float64
+		for i, c := range live {
+			rates[i] = c.Rate
+			sum += c.Rate
+		}
+		if validRates(rates) && !allEqual(rates) {
+			for i, r := range rates {
+				shares[i] = perSecond * r / sum
+			}
+		}
+	}
+	return q.each(func(i int) error { return cs[i].SetRate(ctx, shares[i], by) })
+}
+
+// allEqual reports whether every rate is the first.
+func allEqual(rates []float64) bool {
+	for _, r := range rates {
+		if r != rates[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // Pause pauses every shard. If some fail, the error names each; the others

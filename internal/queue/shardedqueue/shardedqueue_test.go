@@ -23,6 +23,12 @@ type fake struct {
 	ctl   queue.Control
 	stats queue.Stats
 	err   error // returned by every call but Enqueue when set
+	// setErr, when set, is returned by SetRate only; statsErr by Stats
+	// only.
+	setErr, statsErr error
+	// sets counts the SetRate calls that changed the rate; reads counts
+	// the Control calls.
+	sets, reads int
 }
 
 func newFake(rate float64) *fake {
@@ -54,12 +60,16 @@ func (f *fake) TaskExists(_ context.Context, name string) (bool, error) {
 func (f *fake) Stats(context.Context) (queue.Stats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.statsErr != nil {
+		return queue.Stats{}, f.statsErr
+	}
 	return f.stats, f.err
 }
 
 func (f *fake) Control(context.Context) (queue.Control, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.ctl, f.err
 }
 
@@ -75,7 +85,13 @@ func (f *fake) change(fn func(*queue.Control), by string) error {
 }
 
 func (f *fake) SetRate(_ context.Context, r float64, by string) error {
-	return f.change(func(c *queue.Control) { c.Rate = r }, by)
+	f.mu.Lock()
+	setErr := f.setErr
+	f.mu.Unlock()
+	if setErr != nil {
+		return setErr
+	}
+	return f.change(func(c *queue.Control) { c.Rate = r; f.sets++ }, by)
 }
 
 func (f *fake) Pause(_ context.Context, by string) error {
