@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"eventrelay/internal/governor"
+	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
@@ -54,8 +56,9 @@ type Overview struct {
 	// Reconcile is the reconciler's last run; absent when the page has no
 	// ReconcileSource.
 	Reconcile *ReconcileView `json:"reconcile,omitempty"`
-	// Shards is each shard's live dispatch settings, in shard order;
-	// absent when the page has no ShardSource or the queue has one shard.
+	// Shards is each shard's live dispatch settings and backlog, in shard
+	// order; absent when the page has no ShardSource or the queue has one
+	// shard.
 	Shards []ShardView `json:"shards,omitempty"`
 }
 
@@ -68,19 +71,40 @@ type ShardView struct {
 	Rate   float64 `json:"rate"`
 	Paused bool    `json:"paused"`
 	Error  string  `json:"error,omitempty"`
+	// Backlog, InFlight and OldestAgeSeconds are its stats (the tasks it
+	// holds, those being delivered, the age of its oldest); all zero when
+	// StatsError says why they could not be read.
+	Backlog          int64   `json:"backlog"`
+	InFlight         int64   `json:"in_flight"`
+	OldestAgeSeconds float64 `json:"oldest_age_s"`
+	StatsError       string  `json:"stats_error,omitempty"`
 }
 
-// shardViews lists the shards' settings; nil for one shard or none.
-func shardViews(cs []shardedqueue.ShardControl) []ShardView {
+// shardViews lists the shards' settings and stats, in the settings' order;
+// nil for one shard or none. A shard missing from stats has a StatsError.
+func shardViews(cs []shardedqueue.ShardControl, ss []queue.ShardStat) []ShardView {
 	if len(cs) < 2 {
 		return nil
 	}
+	stats := make(map[string]queue.ShardStat, len(ss))
+	for _, s := range ss {
+		stats[s.Name] = s
+	}
 	out := make([]ShardView, len(cs))
 	for i, c := range cs {
-		out[i] = ShardView{Name: c.Name, Rate: c.Control.Rate, Paused: c.Control.Paused}
+		v := ShardView{Name: c.Name, Rate: c.Control.Rate, Paused: c.Control.Paused}
 		if c.Err != nil {
-			out[i] = ShardView{Name: c.Name, Error: c.Err.Error()}
+			v = ShardView{Name: c.Name, Error: c.Err.Error()}
 		}
+		switch st, ok := stats[c.Name]; {
+		case !ok:
+			v.StatsError = "the queue did not report this shard's stats"
+		case st.Err != nil:
+			v.StatsError = st.Err.Error()
+		default:
+			v.Backlog, v.InFlight, v.OldestAgeSeconds = st.Stats.Backlog, st.Stats.InFlight, st.Stats.OldestAge.Seconds()
+		}
+		out[i] = v
 	}
 	return out
 }
@@ -335,7 +359,16 @@ func (p *Page) overview(ctx context.Context) (Overview, error) {
 		ov.Reconcile = reconcileView(p.o.Reconcile.Snapshot())
 	}
 	if p.o.Shards != nil {
-		ov.Shards = shardViews(p.o.Shards.ShardControls(ctx))
+		// Both read every shard; in parallel, the page waits for the slower.
+		var (
+			cs []shardedqueue.ShardControl
+			ss []queue.ShardStat
+			wg sync.WaitGroup
+		)
+		wg.Go(func() { ss = p.o.Shards.ShardStats(ctx) })
+		cs = p.o.Shards.ShardControls(ctx)
+		wg.Wait()
+		ov.Shards = shardViews(cs, ss)
 	}
 	return ov, nil
 }

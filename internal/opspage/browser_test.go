@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http/httptest"
@@ -104,17 +105,32 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("rate card = %q", got)
 	}
 	// Over one queue there is no shard table; over 2 shards, the rate
-	// card lists each shard's live rate.
+	// card lists each shard's live rate and backlog.
 	if !eval[bool](t, ctx, `document.getElementById('shards').hidden`) {
 		t.Error("the shard table shows over one queue")
 	}
+	shards.setStats(twoShardStats()...)
 	shards.set(twoShards()...)
 	waitFor(t, ctx, "the shard table", `!document.getElementById('shards').hidden &&
 		document.querySelectorAll('#shards tbody tr').length === 2`)
 	rows := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#shards tbody tr'), (tr) =>
 		Array.from(tr.cells, (td) => td.textContent).join(' | '))`)
-	if diff := cmp.Diff([]string{"relay-events | 2.5/s | no", "relay-events-1 | 1.25/s | paused"}, rows); diff != "" {
+	if diff := cmp.Diff([]string{"relay-events | 2.5/s | no | 12 | 2 | 3.5 s", "relay-events-1 | 1.25/s | paused | 480 | 0 | 95.0 s"}, rows); diff != "" {
 		t.Errorf("shard table in the browser (-want +got):\n%s", diff)
+	}
+	// A shard whose stats cannot be read says so, the error in its title.
+	broken := twoShardStats()
+	broken[1].Err = errors.New("stats down")
+	shards.setStats(broken...)
+	waitFor(t, ctx, "the unreadable shard stats", `Array.from(document.querySelectorAll('#shards tbody tr:nth-child(2) td'),
+		(td) => td.textContent + '@' + td.title).join(' | ') === 'relay-events-1@relay-events-1 | 1.25/s@ | paused@ | unreadable@stats down'`)
+	// The rate card holds the table on a row of its own, the page's width.
+	if !eval[bool](t, ctx, `(() => {
+		const card = document.getElementById('rate-card').getBoundingClientRect();
+		const list = document.querySelector('.cards dl').getBoundingClientRect();
+		return Math.abs(card.width - list.width) < 1;
+	})()`) {
+		t.Error("the rate card over a sharded queue is not as wide as the cards")
 	}
 
 	// The reconciler has not run yet; when it has, the panel shows the

@@ -8,8 +8,8 @@
 // the rate governor (Options.Rate), it also shows the queue's live dispatch
 // rate beside its ceiling, and a banner while the governor holds the queue
 // below the ceiling, its circuit breaker is open, ops paused it, or the
-// governor stood down for ops, and, given a sharded queue's settings
-// (Options.Shards), each shard's live rate. Given the reconciler (Options.Reconcile), it
+// governor stood down for ops, and, given a sharded queue (Options.Shards),
+// each shard's live rate, backlog, tasks in flight and oldest age. Given the reconciler (Options.Reconcile), it
 // shows the reconciler's last run and the records it found without a task.
 //
 // A Page has two halves: Run, a sampler that reads the totals every
@@ -63,9 +63,9 @@ type Options struct {
 	// Reconcile reports the reconciler's last run (*reconcile.Reconciler
 	// is one); nil shows no reconciler panel.
 	Reconcile ReconcileSource
-	// Shards reports each shard's live dispatch settings when the queue is
-	// sharded (*shardedqueue.Queue is one); nil, or a single shard, shows
-	// no shard table.
+	// Shards reports each shard's live dispatch settings and stats when
+	// the queue is sharded (*shardedqueue.Queue is one); nil, or a single
+	// shard, shows no shard table.
 	Shards ShardSource
 	// Spans looks up the spans of an event's trace; nil shows none.
 	Spans SpanSource
@@ -92,11 +92,15 @@ type ReconcileSource interface {
 	Snapshot() (reconcile.Report, bool)
 }
 
-// ShardSource reports the live dispatch settings of each of the queue's
-// shards; a shard that cannot answer has its error in Err.
+// ShardSource reports the live dispatch settings and the stats of each of
+// the queue's shards (*shardedqueue.Queue is one); a shard that cannot
+// answer has its error in Err.
 type ShardSource interface {
 	ShardControls(ctx context.Context) []shardedqueue.ShardControl
+	queue.ShardStatsReader
 }
+
+var _ ShardSource = (*shardedqueue.Queue)(nil)
 
 // SpanSource looks up the spans of one trace, e.g. from an in-process span
 // recorder in relayctl dev or from Cloud Trace.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -14,10 +15,11 @@ import (
 	"eventrelay/internal/queue/shardedqueue"
 )
 
-// fakeShards reports the shard settings it holds.
+// fakeShards reports the shard settings and stats it holds.
 type fakeShards struct {
 	mu sync.Mutex
 	cs []shardedqueue.ShardControl
+	ss []queue.ShardStat
 }
 
 var _ ShardSource = (*fakeShards)(nil)
@@ -28,9 +30,21 @@ func (f *fakeShards) ShardControls(context.Context) []shardedqueue.ShardControl 
 	return slices.Clone(f.cs)
 }
 
+func (f *fakeShards) ShardStats(context.Context) []queue.ShardStat {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ss)
+}
+
 func (f *fakeShards) set(cs ...shardedqueue.ShardControl) {
 	f.mu.Lock()
 	f.cs = cs
+	f.mu.Unlock()
+}
+
+func (f *fakeShards) setStats(ss ...queue.ShardStat) {
+	f.mu.Lock()
+	f.ss = ss
 	f.mu.Unlock()
 }
 
@@ -42,17 +56,28 @@ func twoShards() []shardedqueue.ShardControl {
 	}
 }
 
+// twoShardStats are twoShards' stats: the paused second shard is behind.
+func twoShardStats() []queue.ShardStat {
+	return []queue.ShardStat{
+		{Name: "relay-events", Stats: queue.Stats{Backlog: 12, InFlight: 2, OldestAge: 3500 * time.Millisecond}},
+		{Name: "relay-events-1", Stats: queue.Stats{Backlog: 480, OldestAge: 95 * time.Second}},
+	}
+}
+
 func TestOverviewShowsTheShards(t *testing.T) {
 	t.Parallel()
 	sh := &fakeShards{}
 	sh.set(append(twoShards(), shardedqueue.ShardControl{Name: "relay-events-2", Err: errors.New("shard down")})...)
+	stats := twoShardStats()
+	stats[1] = queue.ShardStat{Name: "relay-events-1", Err: errors.New("stats down")}
+	sh.setStats(append(stats, queue.ShardStat{Name: "relay-events-2", Stats: queue.Stats{Backlog: 7, InFlight: 1, OldestAge: time.Second}})...)
 	p, _, _ := newPage(t, func(o *Options) { o.Shards = sh })
 
 	ov := decode[Overview](t, get(t, p.Handler(), "/api/overview"))
 	want := []ShardView{
-		{Name: "relay-events", Rate: 2.5},
-		{Name: "relay-events-1", Rate: 1.25, Paused: true},
-		{Name: "relay-events-2", Error: "shard down"},
+		{Name: "relay-events", Rate: 2.5, Backlog: 12, InFlight: 2, OldestAgeSeconds: 3.5},
+		{Name: "relay-events-1", Rate: 1.25, Paused: true, StatsError: "stats down"},
+		{Name: "relay-events-2", Error: "shard down", Backlog: 7, InFlight: 1, OldestAgeSeconds: 1},
 	}
 	if diff := cmp.Diff(want, ov.Shards); diff != "" {
 		t.Errorf("overview shards (-want +got):\n%s", diff)
@@ -70,17 +95,34 @@ func TestOverviewShowsTheShards(t *testing.T) {
 	}
 }
 
+// A shard the stats do not mention is listed with a stats error, never
+// with a zero backlog that would read as "empty".
+func TestShardViewsWithoutAShardsStats(t *testing.T) {
+	t.Parallel()
+	got := shardViews(twoShards(), twoShardStats()[:1])
+	if got[1].StatsError == "" || got[1].Backlog != 0 {
+		t.Errorf("shard without stats = %+v, want a StatsError", got[1])
+	}
+	if got[0].StatsError != "" || got[0].Backlog != 12 {
+		t.Errorf("shard with stats = %+v", got[0])
+	}
+}
+
 func TestPageShowsTheShards(t *testing.T) {
 	t.Parallel()
 	sh := &fakeShards{}
 	sh.set(twoShards()...)
+	stats := twoShardStats()
+	stats[1].Err = errors.New("stats <down>")
+	sh.setStats(stats...)
 	p, _, _ := newPage(t, func(o *Options) { o.Rate, o.Shards = &fakeRate{}, sh })
 
 	body := get(t, p.Handler(), "/").Body.String()
 	for _, want := range []string{
 		`<dd class="card-sub" id="shards"><table class="shards">`,
-		`<tr><td class="mono" title="relay-events">relay-events</td><td>2.5/s</td><td>no</td></tr>`,
-		`<tr><td class="mono" title="relay-events-1">relay-events-1</td><td>1.25/s</td><td>paused</td></tr>`,
+		`<th scope="col">backlog</th><th scope="col">in flight</th><th scope="col">oldest</th>`,
+		`<tr><td class="mono" title="relay-events">relay-events</td><td>2.5/s</td><td>no</td><td>12</td><td>2</td><td>3.5 s</td></tr>`,
+		`<tr><td class="mono" title="relay-events-1">relay-events-1</td><td>1.25/s</td><td>paused</td><td colspan="3" title="stats &lt;down&gt;">unreadable</td></tr>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page with 2 shards lacks %s", want)

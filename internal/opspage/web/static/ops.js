@@ -301,8 +301,8 @@
       r.governor + (r.paused ? ' · paused' : '');
   }
 
-  // renderShards lists each shard's live rate in the rate card; hidden
-  // when the queue has one shard.
+  // renderShards lists each shard's live rate and backlog in the rate
+  // card; hidden when the queue has one shard.
   function renderShards(shards) {
     const list = shards || [];
     $('shards').hidden = list.length === 0;
@@ -318,6 +318,15 @@
         tr.append(td);
       } else {
         tr.append(el('td', '', (+(s.rate || 0).toPrecision(4)) + '/s'), el('td', '', s.paused ? 'paused' : 'no'));
+      }
+      if (s.stats_error) {
+        const td = el('td', '', 'unreadable');
+        td.colSpan = 3;
+        td.title = s.stats_error;
+        tr.append(td);
+      } else {
+        tr.append(el('td', '', String(s.backlog || 0)), el('td', '', String(s.in_flight || 0)),
+          el('td', '', (s.oldest_age_s || 0).toFixed(1) + ' s'));
       }
       return tr;
     });
