@@ -5,8 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"eventrelay/internal/queue"
 )
@@ -167,5 +172,55 @@ func TestCommit_batchSizes(t *testing.T) {
 	}
 	if len(stmts) != 4 { // sizes 1, 2, 3 and maxPreparedBatch; larger ones are not kept
 		t.Errorf("%d batch sizes kept prepared, want 4", len(stmts))
+	}
+}
+
+// TestCheckpointer_boundsTheWAL: under a steady stream of Enqueues the
+// background checkpoint always overlaps a write, so only the checkpoint
+// between two writes lets the WAL restart. The WAL file must stay near
+// walRestartFrames while far more than that is written through it.
+func TestCheckpointer_boundsTheWAL(t *testing.T) {
+	t.Parallel()
+	cfg := queue.Config{Name: "q", MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: 1e9,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: 1, MaxBackoff: 1}}
+	path := filepath.Join(t.TempDir(), "q.db")
+	const restartFrames = 64 // 256 KiB
+	q, err := New(context.Background(), Options{Path: path, Config: cfg, Target: "http://127.0.0.1:1/",
+		checkpointInterval: 20 * time.Millisecond, walRestartFrames: restartFrames})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+
+	// 8 writers until 16 MiB of bodies went through the WAL: 64 times the
+	// restart length.
+	body := []byte(strings.Repeat("x", 4096))
+	const writers, total = 8, 16 << 20 / 4096
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				if err := q.Enqueue(t.Context(), queue.Task{Name: fmt.Sprintf("wal-%d", i), Body: body}); err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatalf("stat the WAL: %v", err)
+	}
+	// The WAL may run past the restart length for one interval's writes
+	// before the checkpoint between writes: allow 16 times it, still a
+	// quarter of what was written.
+	if limit := int64(16 * restartFrames * 4096); fi.Size() > limit {
+		t.Errorf("WAL is %d bytes after 16 MiB of tasks, want <= %d: it did not restart", fi.Size(), limit)
 	}
 }
