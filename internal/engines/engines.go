@@ -71,6 +71,16 @@ type Config struct {
 	// says how many engine queues to open, which only this package does;
 	// queue.Config describes one queue, and each shard has its own.
 	QueueShards int `env:"QUEUE_SHARDS, default=1"`
+	// QueueShardBalanceInterval is how often the dispatcher re-splits the
+	// total rate across the shards by their backlogs (shardedqueue
+	// Balancer; only with QueueShards > 1): a Go duration, 0 or "off" for
+	// none, empty for the engine's default, 1s on the embedded engine and
+	// off on Cloud Tasks, where each re-split is an UpdateQueue per shard
+	// that resets the shard's burst and takes time to apply
+	// (docs/lld/queue.md, "Shards"). Read here because only this package
+	// builds the sharded queue, which carries it to the dispatcher's
+	// wiring.
+	QueueShardBalanceInterval string `env:"QUEUE_SHARD_BALANCE_INTERVAL"`
 
 	// Embedded engines: the SQLite files. QueueDB is shard 0's;
 	// QueueDBShard names the others'.
@@ -119,10 +129,37 @@ func (c Config) validateShards() error {
 	return nil
 }
 
+// DefaultShardBalanceInterval is QUEUE_SHARD_BALANCE_INTERVAL's default
+// on the embedded engine.
+const DefaultShardBalanceInterval = time.Second
+
+// ShardBalance is the balancer's configuration QUEUE_SHARD_BALANCE_INTERVAL
+// and QUEUE_ENGINE give (Interval zero: no balancer).
+func (c Config) ShardBalance() (shardedqueue.BalanceConfig, error) {
+	switch v := strings.TrimSpace(c.QueueShardBalanceInterval); v {
+	case "":
+		if c.QueueEngine == SQLite {
+			return shardedqueue.BalanceConfig{Interval: DefaultShardBalanceInterval}, nil
+		}
+		return shardedqueue.BalanceConfig{}, nil
+	case "off", "0":
+		return shardedqueue.BalanceConfig{}, nil
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return shardedqueue.BalanceConfig{}, fmt.Errorf("QUEUE_SHARD_BALANCE_INTERVAL=%q: want a duration >= 0 (e.g. 1s), 0 or off", v)
+		}
+		return shardedqueue.BalanceConfig{Interval: d}, nil
+	}
+}
+
 // ValidateQueue reports every problem with the queue settings.
 func (c Config) ValidateQueue(dispatchURL string) error {
 	var errs []error
 	if err := c.validateShards(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.ShardBalance(); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.QueueEngine {
@@ -201,7 +238,9 @@ func OpenExistingStatus(ctx context.Context, c Config) (Store, error) {
 // Queue is a queue engine that must be closed: one engine queue, or with
 // QueueShards > 1 a shardedqueue over the N engine queues, which routes
 // each task to its shard and whose Controller, Inspector and StatsReader
-// act on every shard (SetRate sets the total, each shard taking total/N).
+// act on every shard (SetRate sets the total, the shards keeping their
+// proportions of it: total/N each unless the dispatcher's balancer,
+// QueueShardBalanceInterval, re-split it by backlog).
 // Run is nil for engines that deliver by themselves (Cloud Tasks); the
 // embedded engine's dispatch loops (one per shard) run in the process that
 // opened it.
@@ -275,7 +314,8 @@ func OpenQueue(ctx context.Context, c Config, qc queue.Config, dispatchURL strin
 		}
 		ones = append(ones, q)
 	}
-	return shard(ones)
+	bal, _ := c.ShardBalance() // validated above
+	return shard(ones, shardedqueue.WithBalance(bal))
 }
 
 // openOne opens one engine queue configured by qc; path is its file on the
@@ -317,14 +357,14 @@ func one(q interface {
 
 // shard is the Queue over ones, shard i being ones[i]; on error it closes
 // them.
-func shard(ones []Queue) (Queue, error) {
+func shard(ones []Queue, opts ...shardedqueue.Option) (Queue, error) {
 	shards := make([]shardedqueue.Shard, len(ones))
 	var engine []engineQueue
 	for i, o := range ones {
 		shards[i] = shardedqueue.Shard{Name: o.engine[0].cfg.Name, Queue: o.Queue}
 		engine = append(engine, o.engine...)
 	}
-	sq, err := shardedqueue.New(shards)
+	sq, err := shardedqueue.New(shards, opts...)
 	if err != nil {
 		return Queue{}, errors.Join(err, closeAll(ones))
 	}
@@ -359,7 +399,8 @@ func closeAll(qs []Queue) error {
 
 // Controller is a handle on a queue's dispatch settings that must be
 // closed. With QueueShards > 1 it is the sharded queue's (Control sums the
-// shards' rates, SetRate sets the total) and Shards tells each shard's.
+// shards' rates, SetRate sets the total, keeping the shards' proportions)
+// and Shards tells each shard's.
 type Controller struct {
 	queue.Controller
 	// Stats reports the backlog, summed over the shards (nil: the engine

@@ -353,6 +353,45 @@ func TestValidate_queueShards(t *testing.T) {
 	}
 }
 
+// TestShardBalance: QUEUE_SHARD_BALANCE_INTERVAL defaults to 1 s on the
+// embedded engine and to off on Cloud Tasks; 0 and off turn it off; a
+// bad value is a validation error naming the variable.
+func TestShardBalance(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		want    time.Duration
+		wantErr bool
+	}{
+		{name: "embedded default", env: nil, want: time.Second},
+		{name: "cloud tasks default", env: map[string]string{"QUEUE_ENGINE": "cloudtasks"}, want: 0},
+		{name: "cloud tasks on", env: map[string]string{"QUEUE_ENGINE": "cloudtasks", "QUEUE_SHARD_BALANCE_INTERVAL": "30s"}, want: 30 * time.Second},
+		{name: "embedded off", env: map[string]string{"QUEUE_SHARD_BALANCE_INTERVAL": "off"}, want: 0},
+		{name: "embedded zero", env: map[string]string{"QUEUE_SHARD_BALANCE_INTERVAL": "0"}, want: 0},
+		{name: "embedded 250ms", env: map[string]string{"QUEUE_SHARD_BALANCE_INTERVAL": "250ms"}, want: 250 * time.Millisecond},
+		{name: "bad", env: map[string]string{"QUEUE_SHARD_BALANCE_INTERVAL": "often"}, wantErr: true},
+		{name: "negative", env: map[string]string{"QUEUE_SHARD_BALANCE_INTERVAL": "-1s"}, wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := load(t, tc.env)
+			got, err := c.ShardBalance()
+			if tc.wantErr {
+				verr := c.ValidateQueue("http://x/tasks/events")
+				if err == nil || verr == nil || !strings.Contains(verr.Error(), "QUEUE_SHARD_BALANCE_INTERVAL") {
+					t.Errorf("ShardBalance = %v, ValidateQueue = %v; want errors naming QUEUE_SHARD_BALANCE_INTERVAL", err, verr)
+				}
+				return
+			}
+			if err != nil || got.Interval != tc.want {
+				t.Errorf("ShardBalance = %+v, %v; want interval %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestOpenEmbedded_shards: with QUEUE_SHARDS=3 the embedded queue is three
 // files, shard 0 in QUEUE_DB; each task is delivered by the shard ShardOf
 // picks (X-CloudTasks-QueueName), by the one Run; SetRate sets the total,
@@ -386,6 +425,9 @@ func TestOpenEmbedded_shards(t *testing.T) {
 	}
 	if q.Name != c.QueueDB {
 		t.Errorf("Name = %q, want shard 0's file %q", q.Name, c.QueueDB)
+	}
+	if b := q.Shards.NewBalancer(nil); b == nil || b.Interval() != engines.DefaultShardBalanceInterval {
+		t.Errorf("the sharded queue's balancer = %v, want one every %v (QUEUE_SHARD_BALANCE_INTERVAL's embedded default)", b, engines.DefaultShardBalanceInterval)
 	}
 
 	enq, err := engines.OpenEnqueuer(t.Context(), c, qc.Name, "")

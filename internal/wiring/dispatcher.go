@@ -11,11 +11,19 @@
 // named by the queue's full resource name (projects/P/locations/L/queues/Q,
 // the base queue's when QUEUE_SHARDS > 1), so that each region's
 // dispatchers govern their own queue. Over N shards the queue is one
-// shardedqueue (internal/engines): one governor sets the total rate, each
-// shard taking total/N, requeues go to each event's own shard and the
+// shardedqueue (internal/engines): one governor sets the total rate, the
+// shards sharing it (total/N each, re-split by backlog by the balancer below), requeues go to each event's own shard and the
 // reconciler asks that shard whether a task exists. On the
 // embedded engine one dispatcher process sees every dispatch: no lease, and
 // the queue's configured rate is the ceiling.
+//
+// Over N shards the dispatcher also runs the shards' balancer
+// (shardedqueue.Balancer), which re-splits the governor's total across the
+// shards by their backlogs so that the total rate is used while any shard
+// has work (QUEUE_SHARD_BALANCE_INTERVAL, in engines.Config: every second
+// on the embedded engine, off on Cloud Tasks). It acts on the same
+// Controller as the governor, and with a lease only on the instance that
+// holds it, as the governor does.
 //
 // The dispatcher also runs the reconciler (internal/reconcile), which
 // requeues events whose task vanished from the queue: on the instance that
@@ -41,6 +49,7 @@ import (
 	"eventrelay/internal/governor/firestorelease"
 	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 	"eventrelay/internal/telemetry"
@@ -159,15 +168,22 @@ type Dispatcher struct {
 	Requeue queue.Queue
 	// Reconciler requeues events whose task vanished (nil: none).
 	Reconciler *reconcile.Reconciler
-	closers    []func() error
+	// Balancer re-splits the total rate across the shards by backlog
+	// (nil: none, the queue is not sharded or its balancer is off).
+	Balancer *shardedqueue.Balancer
+	closers  []func() error
 }
 
-// Run runs the governor and the reconciler, those there are, until ctx is
-// done.
+// Run runs the governor, the shards' balancer and the reconciler, those
+// there are, until ctx is done. A failing balancer pass is logged and
+// retried, never an error of Run.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if d.Governor != nil {
 		g.Go(func() error { return d.Governor.Run(ctx) })
+	}
+	if d.Balancer != nil {
+		g.Go(func() error { return d.Balancer.Run(ctx) })
 	}
 	if d.Reconciler != nil {
 		g.Go(func() error { return d.Reconciler.Run(ctx) })
@@ -187,11 +203,13 @@ func (d *Dispatcher) Close() error {
 }
 
 // NewDispatcher builds the governor (when p.Governor.Control is set), the
+// shards' balancer (when p.Governor.Control is a sharded queue whose
+// balancer is on: shardedqueue.WithBalance, set by engines.OpenQueue), the
 // reconciler (when p.Inspector and p.Requeue are set) and the dispatcher
 // that requeues into p.Requeue, tells the governor every verdict and
 // authenticates with p.Authenticate. An invalid governor or reconciler
 // configuration is an error. With a governor that takes a lease, the
-// reconciler runs only while this instance holds it.
+// balancer and the reconciler run only while this instance holds it.
 func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err error) {
 	d := &Dispatcher{}
 	defer func() {
@@ -211,6 +229,14 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 		}
 		d.closers = append(d.closers, d.Governor.Close)
 		o.Observer = d.Governor
+		if sq, ok := p.Governor.Control.(balanced); ok {
+			var active func() bool
+			if p.Governor.Lease != nil {
+				gov := d.Governor
+				active = func() bool { return gov.Snapshot().Leader }
+			}
+			d.Balancer = sq.NewBalancer(active)
+		}
 	}
 	if d.Server, err = dispatcher.NewServer(ctx, p.Config, p.Store, o, p.Telemetry...); err != nil {
 		return nil, err
@@ -229,6 +255,12 @@ func NewDispatcher(ctx context.Context, p DispatcherParts) (_ *Dispatcher, err e
 		}
 	}
 	return d, nil
+}
+
+// balanced is a sharded queue, which may balance its shards
+// (*shardedqueue.Queue, or a type that embeds it, as the dev stack's).
+type balanced interface {
+	NewBalancer(active func() bool) *shardedqueue.Balancer
 }
 
 // OpenDispatcher builds a standalone dispatcher process's dispatcher

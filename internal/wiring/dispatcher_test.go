@@ -20,6 +20,7 @@ import (
 	"eventrelay/internal/event"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 	"eventrelay/internal/status/sqlitestatus"
@@ -162,8 +163,111 @@ func TestOpenDispatcherEmbeddedShards(t *testing.T) {
 			t.Errorf("shard %s holds the requeued task = %v, %v; want %v", sh.Name, exists, err, want)
 		}
 	}
+	if a.Balancer == nil || a.Balancer.Interval() != engines.DefaultShardBalanceInterval {
+		t.Errorf("balancer = %v, want one every %v (the embedded default)", a.Balancer, engines.DefaultShardBalanceInterval)
+	}
 	if s := runFirstLook(t, a); s.Ceiling != 24 || s.Live.Rate != 24 || !s.Leader || s.Queue != filepath.Join(dir, "queue.db") {
 		t.Errorf("snapshot = %+v, want the total 24/s as ceiling and live rate, leading, named by shard 0's file", s)
+	}
+}
+
+// TestOpenDispatcherEmbeddedBalancer: QUEUE_SHARD_BALANCE_INTERVAL=off
+// leaves the shards at their equal split; one shard runs no balancer.
+func TestOpenDispatcherEmbeddedBalancer(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		env  map[string]string
+	}{
+		{name: "off", env: map[string]string{"QUEUE_SHARDS": "2", "QUEUE_SHARD_BALANCE_INTERVAL": "off"}},
+		{name: "one shard", env: map[string]string{"QUEUE_SHARDS": "1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"QUEUE_DB": filepath.Join(t.TempDir(), "queue.db"), "DISPATCH_URL": "http://127.0.0.1:8081/tasks/events"}
+			maps.Copy(env, tc.env)
+			a, err := wiring.OpenDispatcher(t.Context(), config(t, env), parts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Close() })
+			if a.Governor == nil || a.Balancer != nil {
+				t.Errorf("governor %v, balancer %v; want a governor and no balancer", a.Governor, a.Balancer)
+			}
+		})
+	}
+}
+
+// shardControl is one shard's queue in memory: its rate and its backlog,
+// counting the backlog reads (only the balancer reads them).
+type shardControl struct {
+	fixedControl
+	backlog int64
+	stats   atomic.Int64
+}
+
+func (c *shardControl) Enqueue(context.Context, queue.Task) error { return nil }
+
+func (c *shardControl) Stats(context.Context) (queue.Stats, error) {
+	c.stats.Add(1)
+	return queue.Stats{Backlog: c.backlog}, nil
+}
+
+func (c *shardControl) Control(ctx context.Context) (queue.Control, error) {
+	return c.fixedControl.Control(ctx)
+}
+
+// TestNewDispatcherBalancesWhileLeading runs a dispatcher over two
+// shards whose governor takes a lease: the balancer leaves the shards
+// alone while another instance holds it, and re-splits the total by
+// backlog once this one does, keeping the total.
+func TestNewDispatcherBalancesWhileLeading(t *testing.T) {
+	t.Parallel()
+	busy, idle := &shardControl{fixedControl: fixedControl{rate: 5}, backlog: 100}, &shardControl{fixedControl: fixedControl{rate: 5}}
+	sq, err := shardedqueue.New([]shardedqueue.Shard{{Name: "events", Queue: busy}, {Name: "events-1", Queue: idle}},
+		shardedqueue.WithBalance(shardedqueue.BalanceConfig{Interval: 5 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := &switchLease{}
+	p := parts()
+	p.Governor = governor.Options{Control: sq, Config: governor.Config{Window: 5 * time.Millisecond},
+		Lease: lease, Holder: "me", Partial: true}
+	d, err := wiring.NewDispatcher(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if d.Balancer == nil {
+		t.Fatal("no balancer over a sharded queue with WithBalance")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	// The governor asks for the lease every window; while it is another
+	// instance's, the balancer reads nothing.
+	testutil.WaitFor(t, 10*time.Second, "a few windows without the lease", func() bool {
+		return lease.n.Load() >= 10
+	})
+	if n := busy.stats.Load(); n != 0 {
+		t.Fatalf("the balancer read the backlog %d times without the lease", n)
+	}
+	lease.held.Store(true)
+	testutil.WaitFor(t, 10*time.Second, "the leader to balance", func() bool {
+		c, _ := busy.Control(t.Context())
+		return c.Rate > 5
+	})
+	b, _ := busy.Control(t.Context())
+	i, _ := idle.Control(t.Context())
+	if got := b.Rate + i.Rate; got < 10-1e-9 || got > 10+1e-9 {
+		t.Errorf("rates %v + %v = %v after balancing, want the total 10", b.Rate, i.Rate, got)
 	}
 }
 
@@ -485,9 +589,13 @@ func (q *inspectedQueue) names() []string {
 }
 
 // switchLease is held by this instance while held is true, else by another.
-type switchLease struct{ held atomic.Bool }
+type switchLease struct {
+	held atomic.Bool
+	n    atomic.Int64 // Acquire calls
+}
 
 func (l *switchLease) Acquire(context.Context, string, time.Time, time.Duration) (governor.State, bool, error) {
+	l.n.Add(1)
 	return governor.State{}, l.held.Load(), nil
 }
 func (l *switchLease) Save(context.Context, string, governor.State) error { return nil }
