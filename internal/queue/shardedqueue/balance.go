@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,37 @@ const (
 	// logs each, Cloud Tasks makes it an UpdateQueue).
 	DefaultBalanceThreshold = 0.02
 )
+
+// ByBalancer is what a shard's rate change names when the balancer made it
+// and no author of the total is known; BalancedBy appends it to an
+// author.
+const ByBalancer = "balancer"
+
+// balancedSuffix marks a shard's By as "the total set by the author before
+// it, split across the shards by backlog".
+const balancedSuffix = "+" + ByBalancer
+
+// BalancedBy is what a shard whose rate is not an equal share of the total
+// names as its author: the total's author with "+balancer" ("governor" →
+// "governor+balancer"), or ByBalancer when no author is known. A sharded
+// queue's Control reports the author alone (Author), so the governor and
+// the ops page see who set the total; each shard's own record
+// (ShardControls) says its share was re-split. The embedded engine's
+// restart rule, which drops a rate "governor" set at or above the
+// shard's configured share (sqlitequeue capGovernorRate), leaves such a
+// shard alone: its rate is the governor's total split by backlog, not a
+// raised share (docs/lld/queue.md, "Shards").
+func BalancedBy(author string) string {
+	author = Author(author)
+	if author == "" || author == ByBalancer {
+		return ByBalancer
+	}
+	return author + balancedSuffix
+}
+
+// Author is the author of the total a shard's By names: by without the
+// "+balancer" BalancedBy adds.
+func Author(by string) string { return strings.TrimSuffix(by, balancedSuffix) }
 
 // balanceTimeout bounds one balancing pass (reads and writes).
 const balanceTimeout = 10 * time.Second
@@ -148,8 +180,8 @@ type BalanceResult struct {
 	Rates []float64
 	// Wrote counts the shards whose rate the pass changed.
 	Wrote int
-	// By is who the pass's writes were attributed to: the author of the
-	// most recent change (the total's).
+	// By is who the pass's writes were attributed to: BalancedBy of the
+	// author of the most recent change (the total's).
 	By string
 	// Skipped says why the pass wrote nothing on purpose ("" otherwise).
 	Skipped string
@@ -162,10 +194,11 @@ type BalanceResult struct {
 // (Split), writing only the shards whose rate moves by more than the
 // threshold (plan). A paused queue is left alone.
 //
-// Each write names the author of the queue's most recent change (Control's
-// By), not the balancer: a re-split is not a new rate, and the total's
-// author stays what the ops page shows and what the governor recognises as
-// its own after a restart (docs/lld/queue.md, "Shards").
+// Each write names BalancedBy(the author of the queue's most recent
+// change): a re-split is not a new rate, so Control keeps reporting the
+// total's author (what the ops page shows and what the governor
+// recognises as its own after a restart), while each shard's record says
+// its share was re-split (docs/lld/queue.md, "Shards").
 //
 // Rates that go down are written before those that go up, so a reader in
 // another process never sees the shards sum above the total. Just before
@@ -196,6 +229,7 @@ func (q *Queue) Balance(ctx context.Context, cfg BalanceConfig) (BalanceResult, 
 			res.By, latest = c.By, c.At
 		}
 	}
+	res.By = BalancedBy(res.By)
 	if paused {
 		res.Skipped = "paused"
 		return res, nil
@@ -273,9 +307,10 @@ func (q *Queue) Balance(ctx context.Context, cfg BalanceConfig) (BalanceResult, 
 }
 
 // Equalize sets every shard to total / N, the total being the live sum,
-// naming the author of the most recent change, as Balance does; shards
-// already there are not written. It undoes the balancer's split: the
-// balancer calls it when it stops.
+// naming the author of the most recent change without "+balancer" (an
+// equal split is what that author's SetRate makes); shards already there
+// are not written. It undoes the balancer's split: the balancer calls it
+// when it stops.
 func (q *Queue) Equalize(ctx context.Context) (wrote int, err error) {
 	cs, err := as[queue.Controller](q, "change its rate")
 	if err != nil {
@@ -295,6 +330,10 @@ func (q *Queue) Equalize(ctx context.Context) (wrote int, err error) {
 		if c.At.After(latest) || (latest.IsZero() && by == "") {
 			by, latest = c.By, c.At
 		}
+	}
+	by = Author(by)
+	if by == ByBalancer {
+		by = ""
 	}
 	per := total / float64(len(live))
 	var idx []int

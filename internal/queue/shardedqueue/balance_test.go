@@ -133,8 +133,11 @@ func TestBalance_splitsTheTotalByBacklog(t *testing.T) {
 		}
 	}
 	// Shard 1's share is already its 50/s: it is not written.
-	if res.Total != 200 || res.Wrote != 3 || res.By != queue.ByOperator {
-		t.Errorf("Balance = %+v, want total 200, 3 written, by %s", res, queue.ByOperator)
+	if res.Total != 200 || res.Wrote != 3 || res.By != "operator+balancer" {
+		t.Errorf("Balance = %+v, want total 200, 3 written, by operator+balancer", res)
+	}
+	if by := fakes[0].control().By; by != "operator+balancer" {
+		t.Errorf("shard 0's change by %q, want operator+balancer", by)
 	}
 	ctl, err := q.Control(context.Background())
 	if err != nil {
@@ -233,8 +236,8 @@ func TestBalance_adoptsATotalSetElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Balance: %v", err)
 	}
-	if got := sum(rates(fakes)); !near(got, 100) || res.Total != 100 || res.By != queue.ByOperator {
-		t.Errorf("after the operator's 100/s: rates %v (sum %v), Balance %+v; want the total 100 kept, by %s", rates(fakes), got, res, queue.ByOperator)
+	if got := sum(rates(fakes)); !near(got, 100) || res.Total != 100 || res.By != "operator+balancer" {
+		t.Errorf("after the operator's 100/s: rates %v (sum %v), Balance %+v; want the total 100 kept, by operator+balancer", rates(fakes), got, res)
 	}
 	if got := rates(fakes); !(got[1] > got[0]) {
 		t.Errorf("rates %v: shard 1 now holds the most and is not the fastest", got)
@@ -308,6 +311,14 @@ func TestSetRate_keepsTheProportions(t *testing.T) {
 	if got, want := rates(fakes), []float64{40, 20, 20, 20}; !slicesEqual(got, want) {
 		t.Errorf("rates after SetRate(100) from 80/40/40/40 = %v, want %v", got, want)
 	}
+	// Each shard says its share is a re-split of the governor's total;
+	// the queue reports the governor.
+	if by := fakes[0].control().By; by != "governor+balancer" {
+		t.Errorf("shard 0's change by %q, want governor+balancer", by)
+	}
+	if ctl, err := q.Control(context.Background()); err != nil || ctl.By != queue.ByGovernor || !near(ctl.Rate, 100) {
+		t.Errorf("Control() = %+v, %v; want 100/s by %s", ctl, err, queue.ByGovernor)
+	}
 	// A shard that cannot be read: an equal split (which it refuses).
 	fakes[3].err = errors.New("boom")
 	if err := q.SetRate(context.Background(), 200, queue.ByGovernor); err == nil {
@@ -318,12 +329,31 @@ func TestSetRate_keepsTheProportions(t *testing.T) {
 	}
 }
 
+func TestBalancedBy(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ by, balanced, author string }{
+		{by: queue.ByGovernor, balanced: "governor+balancer", author: queue.ByGovernor},
+		{by: "governor+balancer", balanced: "governor+balancer", author: queue.ByGovernor},
+		{by: queue.ByOperator, balanced: "operator+balancer", author: queue.ByOperator},
+		{by: "", balanced: shardedqueue.ByBalancer, author: ""},
+		{by: shardedqueue.ByBalancer, balanced: shardedqueue.ByBalancer, author: shardedqueue.ByBalancer},
+	}
+	for _, tc := range cases {
+		if got := shardedqueue.BalancedBy(tc.by); got != tc.balanced {
+			t.Errorf("BalancedBy(%q) = %q, want %q", tc.by, got, tc.balanced)
+		}
+		if got := shardedqueue.Author(tc.by); got != tc.author {
+			t.Errorf("Author(%q) = %q, want %q", tc.by, got, tc.author)
+		}
+	}
+}
+
 func TestEqualize(t *testing.T) {
 	t.Parallel()
 	q, fakes := newSharded(t, 4, 0)
 	for i, r := range []float64{80, 40, 40, 40} {
 		fakes[i].ctl.Rate = r
-		fakes[i].ctl.By = queue.ByGovernor
+		fakes[i].ctl.By = "governor+balancer"
 	}
 	n, err := q.Equalize(context.Background())
 	if err != nil || n != 4 {
@@ -331,6 +361,9 @@ func TestEqualize(t *testing.T) {
 	}
 	if got := rates(fakes); !slicesEqual(got, []float64{50, 50, 50, 50}) {
 		t.Errorf("rates after Equalize = %v, want 50 each", got)
+	}
+	if by := fakes[0].control().By; by != queue.ByGovernor {
+		t.Errorf("an equal split by %q, want the total's author %s", by, queue.ByGovernor)
 	}
 	if n, err := q.Equalize(context.Background()); err != nil || n != 0 {
 		t.Errorf("Equalize on an equal split = %d, %v; want nothing written", n, err)
@@ -476,5 +509,66 @@ func TestBalance_sqliteDrainsAtTheTotalRate(t *testing.T) {
 	}
 	if !near(ctl.Rate, total) {
 		t.Errorf("Control().Rate = %v after balancing, want the total %v", ctl.Rate, total)
+	}
+}
+
+// TestBalance_sqliteSplitSurvivesACrash: a split of the governor's total
+// survives a crash of the embedded shards. Their restart drops a rate
+// "governor" set at or above the shard's configured share (the governor
+// raised it; the configuration wins), which would cut a balanced shard
+// back to its share and lower the total; a re-split names
+// "governor+balancer", so the shards keep their rates and the total, and
+// the queue still reports the governor.
+func TestBalance_sqliteSplitSurvivesACrash(t *testing.T) {
+	t.Parallel()
+	const n = 2
+	cfg := queue.Config{
+		Name: "crash-split", MaxDispatchesPerSecond: 20, MaxBurstSize: 2, MaxConcurrentDispatches: 2,
+		DispatchDeadline: 10 * time.Second,
+		Retry:            queue.RetryConfig{MaxAttempts: -1, MinBackoff: time.Second, MaxBackoff: time.Second},
+	}
+	tg := newShardTarget(t, nil)
+	dir := t.TempDir()
+	var runs []*sqliteRun
+	for _, c := range shardedqueue.Configs(cfg, n) {
+		runs = append(runs, startSQLite(t, filepath.Join(dir, c.Name+".db"), c, tg.URL()))
+	}
+	q := shardedOf(t, runs)
+	ctx := context.Background()
+	if err := q.SetRate(ctx, 20, queue.ByGovernor); err != nil {
+		t.Fatalf("SetRate: %v", err)
+	}
+	// Pause so the backlog stays put, balance, resume.
+	if err := q.Pause(ctx, queue.ByGovernor); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	for _, name := range namesOnShard("crash", 0, n, 20) {
+		if err := q.Enqueue(ctx, queue.Task{Name: name, Body: []byte(`{}`)}); err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+	}
+	if err := q.Resume(ctx, queue.ByGovernor); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	res, err := q.Balance(ctx, shardedqueue.BalanceConfig{})
+	if err != nil || res.Wrote == 0 || !(res.Rates[0] > 10) {
+		t.Fatalf("Balance = %+v, %v; want shard 0 above its 10/s share", res, err)
+	}
+	var again []*sqliteRun
+	for _, r := range runs {
+		r.crash(t)
+		again = append(again, startSQLite(t, r.path, r.cfg, r.target))
+	}
+	q = shardedOf(t, again)
+	ctl, err := q.Control(ctx)
+	if err != nil {
+		t.Fatalf("Control: %v", err)
+	}
+	if !near(ctl.Rate, 20) || ctl.By != queue.ByGovernor {
+		t.Errorf("after a crash and restart Control() = %+v, want the total 20/s by %s", ctl, queue.ByGovernor)
+	}
+	got := q.ShardControls(ctx)
+	if !near(got[0].Control.Rate, res.Rates[0]) {
+		t.Errorf("shard 0 after the restart runs at %v/s, want the balanced %v/s", got[0].Control.Rate, res.Rates[0])
 	}
 }

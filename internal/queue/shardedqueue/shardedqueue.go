@@ -229,7 +229,9 @@ func (q *Queue) ShardControls(ctx context.Context) []ShardControl {
 // per second so the split's floating-point error does not show; Paused is
 // true if any shard is paused (a shard left paused by a partial Resume
 // holds its tasks); By and At are those of the most recent change on any
-// shard ("" and zero when no shard keeps a record, as on Cloud Tasks).
+// shard ("" and zero when no shard keeps a record, as on Cloud Tasks),
+// By naming the total's author: without the "+balancer" a re-split adds
+// (Author), so a total the governor set reads as the governor's.
 // If any shard cannot answer, it returns an error naming each such shard.
 func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	cs, err := as[queue.Controller](q, "report its dispatch settings")
@@ -251,7 +253,7 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 		out.Rate += c.Rate
 		out.Paused = out.Paused || c.Paused
 		if c.At.After(out.At) {
-			out.By, out.At = c.By, c.At
+			out.By, out.At = Author(c.By), c.At
 		}
 	}
 	out.Rate = math.Round(out.Rate*1e6) / 1e6
@@ -259,9 +261,10 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 }
 
 // SetRate sets the total rate, keeping the shards' proportions: shard i
-// gets perSecond × rateᵢ / Σrate, read from the shards just before (an
-// equal split, perSecond / N each, when the shards run equal, as they do
-// without a balancer, or when a rate cannot be read). So a new total from
+// gets perSecond × rateᵢ / Σrate, read from the shards just before, each
+// shard naming BalancedBy(by) (an equal split, perSecond / N each naming
+// by, when the shards run equal, as they do without a balancer, or when a
+// rate cannot be read). So a new total from
 // the governor or an operator does not undo the balancer's split, and the
 // balancer's next pass re-splits the new total by the backlogs. A rate
 // that is not > 0 and finite is queue.ErrInvalidRate, and a share above
@@ -295,6 +298,9 @@ func (q *Queue) SetRate(ctx context.Context, perSecond float64, by string) error
 			for i, r := range rates {
 				shares[i] = perSecond * r / sum
 			}
+			// The shares are a re-split of by's total, not by's equal
+			// split: name them so (BalancedBy).
+			by = BalancedBy(by)
 		}
 	}
 	return q.each(func(i int) error { return cs[i].SetRate(ctx, shares[i], by) })
