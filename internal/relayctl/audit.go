@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"eventrelay/internal/engines"
 	"eventrelay/internal/reconcile"
 	"eventrelay/internal/status"
 )
@@ -25,35 +24,16 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	eng.register(fs)
 	var rf reconcileFlags
 	rf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+	r, err := openReconcile(ctx, fs, args, &eng, &rf, auditDispatchURL)
 	if err != nil {
 		return err
 	}
-	if err := noPositional(pos); err != nil {
-		return err
-	}
-	cfg, err := rf.config(ctx)
+	defer r.close()
+	counts, err := r.store.Counts(ctx)
 	if err != nil {
 		return err
 	}
-	store, err := eng.openStatus(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	counts, err := store.Counts(ctx)
-	if err != nil {
-		return err
-	}
-	if eng.engine == engines.GCP && eng.dispatcherURL == "" {
-		eng.dispatcherURL = auditDispatchURL
-	}
-	q, err := eng.openQueue(ctx)
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	rep, err := scanOnce(ctx, store, q, cfg, true)
+	rep, err := scanOnce(ctx, r.store, r.queue, r.cfg, true)
 	if err != nil {
 		return err
 	}

@@ -29,28 +29,12 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	dry := fs.Bool("dry-run", false, "only report what would be done; change nothing")
 	var rf reconcileFlags
 	rf.register(fs)
-	pos, err := parseInterspersed(fs, args)
+	r, err := openReconcile(ctx, fs, args, &eng, &rf, "")
 	if err != nil {
 		return err
 	}
-	if err := noPositional(pos); err != nil {
-		return err
-	}
-	cfg, err := rf.config(ctx)
-	if err != nil {
-		return err
-	}
-	store, err := eng.openStatus(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	q, err := eng.openQueue(ctx)
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	rep, err := scanOnce(ctx, store, q, cfg, *dry)
+	defer r.close()
+	rep, err := scanOnce(ctx, r.store, r.queue, r.cfg, *dry)
 	if err != nil && len(rep.Findings) == 0 && rep.Read == 0 {
 		return err
 	}
@@ -64,6 +48,51 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("%d records could not be reconciled (see the errors above); run it again", n)
 	}
 	return nil
+}
+
+// reconcileRun is what reconcile and audit work on: the reconciler's
+// configuration and the engines, open.
+type reconcileRun struct {
+	cfg   reconcile.Config
+	store engines.Store
+	queue engines.Queue
+}
+
+// close closes the queue, then the store.
+func (r *reconcileRun) close() {
+	_ = r.queue.Close()
+	_ = r.store.Close()
+}
+
+// openReconcile is what reconcile and audit share once their flags are
+// registered on fs: it parses args (no positional argument), reads the
+// reconciler's configuration (rf over RECONCILE_*) and opens the status
+// store and the queue eng names. On the gcp engine without
+// --dispatcher-url the queue's task URL is gcpURL (audit's placeholder,
+// as audit never creates a task; reconcile passes "").
+func openReconcile(ctx context.Context, fs *flag.FlagSet, args []string, eng *engineFlags, rf *reconcileFlags, gcpURL string) (*reconcileRun, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := noPositional(pos); err != nil {
+		return nil, err
+	}
+	r := &reconcileRun{}
+	if r.cfg, err = rf.config(ctx); err != nil {
+		return nil, err
+	}
+	if r.store, err = eng.openStatus(ctx); err != nil {
+		return nil, err
+	}
+	if eng.engine == engines.GCP && eng.dispatcherURL == "" {
+		eng.dispatcherURL = gcpURL
+	}
+	if r.queue, err = eng.openQueue(ctx); err != nil {
+		_ = r.store.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // reconcileFlags are the reconciler's settings reconcile and audit take;
