@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -436,6 +437,10 @@ func (b *Balancer) pass(ctx context.Context) {
 	}
 	log := logging.FromContext(ctx).With("queue", b.name)
 	cctx, cancel := context.WithTimeout(ctx, balanceTimeout)
+	// An engine logs every rate change at INFO ("queue: dispatch rate
+	// changed"), one line per shard per pass while a backlog drains; the
+	// pass's own DEBUG line below says it all once. Warnings still show.
+	cctx = logging.WithLogger(cctx, slog.New(atLeast{logging.FromContext(ctx).Handler(), slog.LevelWarn}))
 	res, err := b.q.Balance(cctx, b.cfg)
 	cancel()
 	if err != nil {
@@ -470,4 +475,22 @@ func (b *Balancer) stop(ctx context.Context) {
 		logging.FromContext(ctx).WarnContext(ctx, "shard balancer could not put the shards back to an equal split",
 			"queue", b.name, "error", err.Error())
 	}
+}
+
+// atLeast is a handler that drops records below min.
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h.Handler.WithGroup(name), h.min}
 }

@@ -572,3 +572,42 @@ func TestBalance_sqliteSplitSurvivesACrash(t *testing.T) {
 		t.Errorf("shard 0 after the restart runs at %v/s, want the balanced %v/s", got[0].Control.Rate, res.Rates[0])
 	}
 }
+
+// chatty is an engine queue that logs each rate change through the
+// context's logger, at INFO as the embedded engine does, and a warning.
+type chatty struct{ *fake }
+
+func (c chatty) SetRate(ctx context.Context, r float64, by string) error {
+	logging.FromContext(ctx).InfoContext(ctx, "engine rate changed")
+	logging.FromContext(ctx).WarnContext(ctx, "engine warning")
+	return c.fake.SetRate(ctx, r, by)
+}
+
+// TestBalancer_quietsTheEnginesRateLines: a pass re-splits the rate every
+// interval while a backlog drains; the engines' INFO line per shard per
+// write would flood the log, their warnings must still show.
+func TestBalancer_quietsTheEnginesRateLines(t *testing.T) {
+	t.Parallel()
+	fakes := []*fake{newFake(50), newFake(50)}
+	fakes[0].stats.Backlog = 100
+	q, err := shardedqueue.New([]shardedqueue.Shard{{Name: "events", Queue: chatty{fakes[0]}}, {Name: "events-1", Queue: chatty{fakes[1]}}},
+		shardedqueue.WithBalance(shardedqueue.BalanceConfig{Interval: time.Millisecond}))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(logging.WithLogger(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil))))
+	done := make(chan error, 1)
+	go func() { done <- q.NewBalancer(nil).Run(ctx) }()
+	testutil.WaitFor(t, 10*time.Second, "a pass that balances", func() bool { return sets(fakes) > 0 })
+	cancel()
+	<-done
+	if n := logs.count("engine warning"); n == 0 {
+		t.Errorf("the engines' warnings were dropped too:\n%s", logs.b.String())
+	}
+	// Every write logged one warning; only Equalize's, when Run stops (a
+	// plain split), keep their INFO line.
+	if n, w := logs.count("engine rate changed"), logs.count("engine warning"); n >= w {
+		t.Errorf("%d engine INFO lines for %d writes: the balancing passes' INFO lines were not dropped", n, w)
+	}
+}
