@@ -27,6 +27,13 @@ type Controller interface {
 type Control struct {
 	// Rate is the live maximum dispatch rate in tasks per second.
 	Rate float64
+	// Burst is the live token bucket size: after an idle spell the queue
+	// can dispatch Burst tasks at once, then Rate per second, so it sends
+	// up to Rate + Burst in its first second. The embedded engine's is its
+	// configured MaxBurstSize; Cloud Tasks picks its own from the rate
+	// (rate_limits.max_burst_size is output only). 0 when the engine
+	// cannot tell.
+	Burst int
 	// Paused reports whether dispatching is paused.
 	Paused bool
 	// By names who made the last change ("" when the engine cannot tell,

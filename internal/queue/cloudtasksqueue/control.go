@@ -19,10 +19,16 @@ var _ queue.Controller = (*Queue)(nil)
 // MaxRate is the highest max_dispatches_per_second Cloud Tasks accepts.
 const MaxRate = 500
 
-// Control reports the queue's live rate (rate_limits.max_dispatches_per_second)
-// and whether it is paused (state PAUSED), from GetQueue. By and At are
-// empty: Cloud Tasks keeps no record of who changed a queue (Cloud Audit
-// Logs do, and SetRate, Pause and Resume log it).
+// Control reports the queue's live rate (rate_limits.max_dispatches_per_second),
+// burst and whether it is paused (state PAUSED), from GetQueue. Burst is
+// rate_limits.max_burst_size, which Cloud Tasks picks from the rate (the
+// field is output only:
+// https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#ratelimits).
+// On the emulator it is the burst the emulator delivers, max_burst_size + 2
+// (see emulatorBurst), so that on both Rate + Burst is the most the queue
+// sends in its first second after an idle spell. By and At are empty:
+// Cloud Tasks keeps no record of who changed a queue (Cloud Audit Logs do,
+// and SetRate, Pause and Resume log it).
 func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	ctx, cancel := context.WithTimeout(ctx, maxRPCTimeout)
 	defer cancel()
@@ -32,8 +38,22 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	}
 	return queue.Control{
 		Rate:   got.GetRateLimits().GetMaxDispatchesPerSecond(),
+		Burst:  q.liveBurst(got.GetRateLimits().GetMaxBurstSize()),
 		Paused: got.GetState() == taskspb.Queue_PAUSED,
 	}, nil
+}
+
+// liveBurst is the burst a queue reporting max_burst_size delivers: that
+// on Google, max_burst_size + 2 on the emulator (emulatorBurst's inverse),
+// 0 when the server reports none.
+func (q *Queue) liveBurst(maxBurstSize int32) int {
+	if maxBurstSize <= 0 {
+		return 0
+	}
+	if q.emulator {
+		return int(maxBurstSize) + 2
+	}
+	return int(maxBurstSize)
 }
 
 // SetRate sets the queue's max_dispatches_per_second (UpdateQueue with that

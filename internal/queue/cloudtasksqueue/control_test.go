@@ -108,3 +108,45 @@ func TestControl_missingQueue(t *testing.T) {
 		t.Errorf("Control on another queue after the calls: %v (did the emulator crash?)", err)
 	}
 }
+
+// TestControl_burst checks Control reports the burst the emulator delivers
+// (TestRateLimit_emulatorBurst measures it): the max_burst_size GetQueue
+// returns, which EnsureQueue set to emulatorBurst(MaxBurstSize), plus 2.
+func TestControl_burst(t *testing.T) {
+	t.Parallel()
+	host := testutil.Emulator(t, testutil.CloudTasksEmulatorEnv)
+	cases := []struct {
+		name         string
+		burst        int
+		wantReported int32 // GetQueue's rate_limits.max_burst_size
+		wantBurst    int
+	}{
+		{name: "burst 100", burst: 100, wantReported: 98, wantBurst: 100},
+		{name: "burst 4", burst: 4, wantReported: 2, wantBurst: 4},
+		{name: "burst 1 (the emulator's floor is 3)", burst: 1, wantReported: 1, wantBurst: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := queuetest.Config()
+			cfg.MaxBurstSize = tc.burst
+			q := ensured(t, options(host, queueID(t), "http://127.0.0.1:1/tasks"), cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			raw, err := q.GetQueue(ctx)
+			if err != nil {
+				t.Fatalf("GetQueue: %v", err)
+			}
+			if got := raw.GetRateLimits().GetMaxBurstSize(); got != tc.wantReported {
+				t.Errorf("the emulator reports max_burst_size %d, want %d", got, tc.wantReported)
+			}
+			got, err := q.Control(ctx)
+			if err != nil {
+				t.Fatalf("Control: %v", err)
+			}
+			if got.Burst != tc.wantBurst || got.Rate != cfg.MaxDispatchesPerSecond {
+				t.Errorf("Control() = %+v, want burst %d at rate %v", got, tc.wantBurst, cfg.MaxDispatchesPerSecond)
+			}
+		})
+	}
+}
