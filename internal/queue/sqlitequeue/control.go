@@ -27,10 +27,13 @@ const defaultControlPollInterval = time.Second
 type controlRow struct {
 	rate           sql.NullFloat64 // set by SetRate; null: the configured rate
 	configuredRate sql.NullFloat64 // the owner's Config rate, written by Run
-	paused         bool
-	by             string
-	at             int64 // unix nanos of the last change; 0 if none
-	version        int64 // counts changes
+	// configuredBurst is the owner's Config burst (its limiter's bucket
+	// size), written by Run.
+	configuredBurst sql.NullInt64
+	paused          bool
+	by              string
+	at              int64 // unix nanos of the last change; 0 if none
+	version         int64 // counts changes
 }
 
 // control is the dispatch settings this Queue applies (under q.mu).
@@ -47,6 +50,9 @@ type control struct {
 // sees a change another process (relayctl queue) made, and applies that
 // change here at once if the poll has not yet. Rate is the rate set by
 // SetRate, or else the configured rate of the process that runs the queue.
+// Burst is the rate limiter's bucket size, the MaxBurstSize of the process
+// that runs the queue (SetRate keeps it); a handle whose queue has not run
+// reports its own configuration's, as it does the rate.
 func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	row, err := q.readControl(ctx, q.rdb)
 	if err != nil {
@@ -90,9 +96,9 @@ func (q *Queue) changeControl(ctx context.Context, what, set string, rateArg any
 	err := q.wdb.QueryRowContext(ctx, `insert into sqlitequeue_control (id, rate, paused, by, at, version)
 		values (1, ?, ?, ?, ?, 1)
 		on conflict (id) do update set `+set+`, by = excluded.by, at = excluded.at, version = version + 1
-		returning rate, configured_rate, paused, by, at, version`,
+		returning `+controlColumns,
 		rateArg, paused, by, time.Now().UnixNano()).
-		Scan(&row.rate, &row.configuredRate, &row.paused, &row.by, &row.at, &row.version)
+		Scan(row.dest()...)
 	if err != nil {
 		return fmt.Errorf("sqlitequeue: %s: %w", what, err)
 	}
@@ -100,12 +106,19 @@ func (q *Queue) changeControl(ctx context.Context, what, set string, rateArg any
 	return nil
 }
 
+// controlColumns are the columns of a controlRow, in dest's order.
+const controlColumns = `rate, configured_rate, configured_burst, paused, by, at, version`
+
+// dest is where a query's controlColumns are scanned to.
+func (row *controlRow) dest() []any {
+	return []any{&row.rate, &row.configuredRate, &row.configuredBurst, &row.paused, &row.by, &row.at, &row.version}
+}
+
 // readControl reads the control row on db.
 func (q *Queue) readControl(ctx context.Context, db *sql.DB) (controlRow, error) {
 	var row controlRow
-	err := db.QueryRowContext(ctx, `select rate, configured_rate, paused, by, at, version
-		from sqlitequeue_control where id = 1`).
-		Scan(&row.rate, &row.configuredRate, &row.paused, &row.by, &row.at, &row.version)
+	err := db.QueryRowContext(ctx, `select `+controlColumns+` from sqlitequeue_control where id = 1`).
+		Scan(row.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return controlRow{}, nil
 	}
@@ -117,12 +130,15 @@ func (q *Queue) readControl(ctx context.Context, db *sql.DB) (controlRow, error)
 
 // controlOf is the queue.Control a row describes.
 func (q *Queue) controlOf(row controlRow) queue.Control {
-	c := queue.Control{Rate: q.cfg.MaxDispatchesPerSecond, Paused: row.paused, By: row.by}
+	c := queue.Control{Rate: q.cfg.MaxDispatchesPerSecond, Burst: q.cfg.MaxBurstSize, Paused: row.paused, By: row.by}
 	switch {
 	case row.rate.Valid:
 		c.Rate = row.rate.Float64
 	case row.configuredRate.Valid:
 		c.Rate = row.configuredRate.Float64
+	}
+	if row.configuredBurst.Valid {
+		c.Burst = int(row.configuredBurst.Int64)
 	}
 	if row.at != 0 {
 		c.At = time.Unix(0, row.at)
@@ -168,6 +184,9 @@ func (q *Queue) applyControl(ctx context.Context, row controlRow) {
 // so: a persisted rate was set by ops or the governor and overrides the
 // configured one (ADR 0005), and a persisted pause holds until Resume.
 func (q *Queue) loadControl(ctx context.Context) error {
+	if err := addConfiguredBurst(ctx, q.wdb); err != nil {
+		return err
+	}
 	row, err := q.readControl(ctx, q.wdb)
 	if err != nil {
 		return err
@@ -188,16 +207,42 @@ func (q *Queue) loadControl(ctx context.Context) error {
 	return nil
 }
 
-// recordConfiguredRate writes the owner's configured rate into the control
-// row, so that another process's Control (relayctl queue show) reports the
-// rate the running queue uses when none was set. It is not a change.
+// recordConfiguredRate writes the owner's configured rate and burst into
+// the control row, so that another process's Control (relayctl queue
+// show) reports the rate the running queue uses when none was set, and
+// its burst. It is not a change.
 func (q *Queue) recordConfiguredRate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	_, err := q.wdb.ExecContext(ctx, `insert into sqlitequeue_control (id, configured_rate) values (1, ?)
-		on conflict (id) do update set configured_rate = excluded.configured_rate`, q.cfg.MaxDispatchesPerSecond)
+	_, err := q.wdb.ExecContext(ctx, `insert into sqlitequeue_control (id, configured_rate, configured_burst) values (1, ?, ?)
+		on conflict (id) do update set configured_rate = excluded.configured_rate, configured_burst = excluded.configured_burst`,
+		q.cfg.MaxDispatchesPerSecond, q.cfg.MaxBurstSize)
 	if err != nil {
-		return fmt.Errorf("record configured rate: %w", err)
+		return fmt.Errorf("record configured rate and burst: %w", err)
+	}
+	return nil
+}
+
+// addConfiguredBurst adds the configured_burst column to a control table
+// made without it (schema.sql's create table does not change an existing
+// table). Another process may add it meanwhile: the column then exists,
+// which is all that counts.
+func addConfiguredBurst(ctx context.Context, db *sql.DB) error {
+	has := func() (bool, error) {
+		var n int
+		err := db.QueryRowContext(ctx, `select count(*) from pragma_table_info('sqlitequeue_control') where name = 'configured_burst'`).Scan(&n)
+		return n > 0, err
+	}
+	ok, err := has()
+	if err == nil && !ok {
+		if _, aerr := db.ExecContext(ctx, `alter table sqlitequeue_control add column configured_burst integer`); aerr != nil {
+			if ok, err = has(); err == nil && !ok {
+				err = aerr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlitequeue: add the control table's configured_burst column: %w", err)
 	}
 	return nil
 }
@@ -226,8 +271,8 @@ func (q *Queue) capGovernorRate(ctx context.Context) error {
 	var next controlRow
 	err = q.wdb.QueryRowContext(ctx, `update sqlitequeue_control
 		set rate = null, by = ?, at = ?, version = version + 1 where id = 1
-		returning rate, configured_rate, paused, by, at, version`, ByConfig, time.Now().UnixNano()).
-		Scan(&next.rate, &next.configuredRate, &next.paused, &next.by, &next.at, &next.version)
+		returning `+controlColumns, ByConfig, time.Now().UnixNano()).
+		Scan(next.dest()...)
 	if err != nil {
 		return fmt.Errorf("drop the governor's rate for the configured one: %w", err)
 	}

@@ -2,6 +2,7 @@ package sqlitequeue_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestControl_persistsAcrossReopen(t *testing.T) {
 
 	q, logs := runLogged(t, o)
 	got := controlOf(t, q)
-	want := queue.Control{Rate: persisted, Paused: true, By: queue.ByGovernor}
+	want := queue.Control{Rate: persisted, Burst: cfg.MaxBurstSize, Paused: true, By: queue.ByGovernor}
 	if diff := cmp.Diff(want, got, ignoreAt); diff != "" {
 		t.Errorf("Control() after reopening (-want +got):\n%s", diff)
 	}
@@ -180,10 +181,10 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 	}
 	t.Cleanup(func() { other.Close() })
 
-	// It reports the running queue's configured rate, not its placeholder
-	// (Run records it as it starts).
-	testutil.WaitFor(t, waitTimeout, "the running queue's rate in the other handle's Control", func() bool {
-		return controlOf(t, other) == queue.Control{Rate: cfg.MaxDispatchesPerSecond}
+	// It reports the running queue's configured rate and burst, not its
+	// placeholder's (Run records them as it starts).
+	testutil.WaitFor(t, waitTimeout, "the running queue's rate and burst in the other handle's Control", func() bool {
+		return controlOf(t, other) == queue.Control{Rate: cfg.MaxDispatchesPerSecond, Burst: cfg.MaxBurstSize}
 	})
 
 	if err := other.Pause(ctx, queue.ByOperator); err != nil {
@@ -211,7 +212,7 @@ func TestControl_fromAnotherHandle(t *testing.T) {
 	if !logged(t, logs, "queue: dispatch rate changed", map[string]any{"rate": float64(50), "previous_rate": cfg.MaxDispatchesPerSecond, "by": queue.ByOperator}) {
 		t.Errorf("the running queue did not log the rate change; logs:\n%v", logs.lines(t))
 	}
-	want := queue.Control{Rate: 50, By: queue.ByOperator}
+	want := queue.Control{Rate: 50, Burst: cfg.MaxBurstSize, By: queue.ByOperator} // SetRate keeps the burst
 	for _, q := range []*sqlitequeue.Queue{running, other} {
 		if diff := cmp.Diff(want, controlOf(t, q), ignoreAt); diff != "" {
 			t.Errorf("Control() (-want +got):\n%s", diff)
@@ -265,4 +266,55 @@ func TestControl_configuredRateCapsTheGovernors(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestControl_burstOnAnOlderFile: a queue file whose control table was made
+// before it had configured_burst gets the column when opened, and Control
+// then reports the running queue's burst, to it and to another handle.
+func TestControl_burstOnAnOlderFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	_, err = old.Exec(`create table sqlitequeue_control (
+		id integer primary key check (id = 1), rate real, configured_rate real,
+		paused integer not null default 0, by text not null default '',
+		at integer not null default 0, version integer not null default 0) strict;
+		insert into sqlitequeue_control (id, configured_rate) values (1, 3)`)
+	if err != nil {
+		t.Fatalf("create the older control table: %v", err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	tg := newOKTarget(t, nil)
+	cfg := config()
+	cfg.MaxBurstSize = 7
+	running, _ := runLogged(t, sqlitequeue.Options{Path: path, Config: cfg, Target: tg.srv.URL})
+	other := newPlaceholderHandle(t, path, cfg.Name)
+	want := queue.Control{Rate: cfg.MaxDispatchesPerSecond, Burst: cfg.MaxBurstSize}
+	testutil.WaitFor(t, waitTimeout, "Run to record its rate and burst", func() bool {
+		return controlOf(t, other) == want
+	})
+	if got := controlOf(t, running); got != want {
+		t.Errorf("the running queue's Control() = %+v, want %+v", got, want)
+	}
+}
+
+// newPlaceholderHandle opens a second handle on path as relayctl does, with
+// a placeholder configuration (burst 1) and a target never used.
+func newPlaceholderHandle(t *testing.T, path, name string) *sqlitequeue.Queue {
+	t.Helper()
+	q, err := sqlitequeue.New(testContext(t), sqlitequeue.Options{Path: path, Config: queue.Config{
+		Name: name, MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: time.Second,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second},
+	}, Target: "http://enqueue-only.invalid/"})
+	if err != nil {
+		t.Fatalf("New (second handle): %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
 }
