@@ -17,7 +17,9 @@ type shardAdder interface {
 // runMigrateShards gives every record written before the status store
 // sharded its indexes the shard field, so that List (relayctl events, the
 // ops page, the reconciler) sees it again. It runs once after the upgrade,
-// safely beside the running services, and may run again.
+// safely beside the running services, and may run again. A record whose
+// shard was written under a smaller shard count is left as it is: List
+// reads every shard value, so it sees it, and its next Apply moves it.
 func runMigrateShards(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate-shards", stderr)
 	var eng engineFlags

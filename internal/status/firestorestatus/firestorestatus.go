@@ -20,7 +20,7 @@
 // # Document
 //
 //	event_id      string     the event id as received
-//	shard         integer    ShardOf(event_id), 0 to Shards-1: spreads the indexes List uses
+//	shard         integer    0 to Shards-1, ShardOf(event_id) when last written: spreads the indexes List uses
 //	status        string     queued, delivering, retrying, delivered, failed, dead_lettered
 //	received_at   timestamp  ingest's handler start (or the dispatcher's time if it created the record)
 //	updated_at    timestamp  the last change
@@ -114,9 +114,14 @@ const (
 	// Shards is how many values the shard field takes (0 to Shards-1). Every
 	// index holding received_at starts with shard, so each index range that
 	// grows with time takes 1/Shards of the writes; List runs one query per
-	// shard. Changing it moves records between shards: existing documents
-	// keep their old value until rewritten (see AddShards).
-	Shards = 16
+	// shard. 32 keeps every range under Firestore's 500 writes/s at the
+	// 9,000 status writes/s of docs/capacity.md's largest cell (≈ 280 each).
+	//
+	// Changing it moves records between shards: a document keeps the value
+	// it was written with until Apply rewrites it, and List reads every value
+	// 0 to Shards-1, so Shards may only grow. Doubling it keeps each record's
+	// value or adds the old Shards to it (h mod 2n is h mod n or h mod n + n).
+	Shards = 32
 	// addShardsPage is how many documents AddShards reads per query.
 	addShardsPage = 500
 )
@@ -184,7 +189,8 @@ func (s *Store) doc(eventID string) *firestore.DocumentRef { return s.coll.Doc(D
 
 // ShardOf is the shard of the record of eventID: the first four bytes of
 // the id's SHA-256 (the document id's hash), big-endian, modulo Shards.
-// It is stable: a record's shard never changes.
+// Create and every Apply write it. A document written under a smaller
+// Shards may hold another value until its next Apply; List finds it there.
 func ShardOf(eventID string) int {
 	sum := sha256.Sum256([]byte(eventID))
 	return int(binary.BigEndian.Uint32(sum[:4]) % Shards)
@@ -325,7 +331,9 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 		}
 		d := s.toDoc(rec)
 		return tx.Update(ref, []firestore.Update{
-			{Path: "shard", Value: d.Shard}, // same value; sets it on a record written before shards
+			// ShardOf: sets it on a record written before shards, or moves
+			// one written under another Shards to its current shard.
+			{Path: "shard", Value: d.Shard},
 			{Path: "status", Value: d.Status},
 			{Path: "updated_at", Value: d.UpdatedAt},
 			{Path: "delivered_at", Value: d.DeliveredAt},
@@ -374,9 +382,11 @@ func (s *Store) Apply(ctx context.Context, id string, u status.Update) (status.R
 //
 // The queries need the composite indexes (status ASC, shard ASC,
 // received_at DESC) and (shard ASC, received_at DESC) in production; see
-// the package doc. A document without a shard field (written before
-// shards existed) is in neither index and is not listed; AddShards gives
-// it one.
+// the package doc. List reads a record in the shard its document holds,
+// which need not be ShardOf of its id: one written under a smaller Shards
+// keeps its value, within 0 to Shards-1, until Apply rewrites it. A
+// document without a shard field (written before shards existed) is in
+// neither index and is not listed; AddShards gives it one.
 func (s *Store) List(ctx context.Context, q status.Query) ([]status.Record, error) {
 	if q.Status != "" && !q.Status.Valid() {
 		return nil, fmt.Errorf("list status: unknown status %q", q.Status)
@@ -503,7 +513,9 @@ func (s *Store) query(ctx context.Context, fq firestore.Query) ([]status.Record,
 // It reads every record in st (by the single-field index on status, in
 // document id order) and writes only those without the field; it is safe
 // to run while the services write (the value is the one they would write)
-// and to run again. It returns how many records it changed.
+// and to run again. It returns how many records it changed. A record that
+// has a value from a smaller Shards is left as it is: List finds it there,
+// and its next Apply moves it.
 func (s *Store) AddShards(ctx context.Context, st status.Status) (int, error) {
 	if !st.Valid() {
 		return 0, fmt.Errorf("add shards: unknown status %q", st)

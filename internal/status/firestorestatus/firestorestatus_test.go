@@ -340,18 +340,21 @@ func TestDocumentReadable(t *testing.T) {
 	}
 }
 
-// TestShardOf pins the derivation (a record's shard must never change: it
-// decides which index range holds it) and checks that ordinary ids use
-// every shard.
+// TestShardOf pins the derivation (a changed one would move every record
+// to another index range at its next Apply) and checks that ordinary ids
+// use every shard.
 func TestShardOf(t *testing.T) {
 	t.Parallel()
+	if firestorestatus.Shards != 32 {
+		t.Fatalf("Shards = %d, want 32: the pinned values below are for 32", firestorestatus.Shards)
+	}
 	cases := []struct {
 		name string
 		id   string
 		want int
 	}{
-		{name: "empty", id: "", want: 0xe3b0c442 % firestorestatus.Shards},
-		{name: "abc", id: "abc", want: 0xba7816bf % firestorestatus.Shards},
+		{name: "empty", id: "", want: 2},   // SHA-256 e3b0c442…: 0xe3b0c442 mod 32
+		{name: "abc", id: "abc", want: 31}, // SHA-256 ba7816bf…: 0xba7816bf mod 32 (15 under 16 shards)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,7 +365,7 @@ func TestShardOf(t *testing.T) {
 		})
 	}
 	seen := map[int]int{}
-	for i := range 200 {
+	for i := range 400 {
 		shard := firestorestatus.ShardOf(fmt.Sprintf("evt-%d", i))
 		if shard < 0 || shard >= firestorestatus.Shards {
 			t.Fatalf("ShardOf(evt-%d) = %d, out of [0, %d)", i, shard, firestorestatus.Shards)
@@ -370,20 +373,21 @@ func TestShardOf(t *testing.T) {
 		seen[shard]++
 	}
 	if len(seen) != firestorestatus.Shards {
-		t.Errorf("200 ids fall in %d shards, want all %d: %v", len(seen), firestorestatus.Shards, seen)
+		t.Errorf("400 ids fall in %d shards, want all %d: %v", len(seen), firestorestatus.Shards, seen)
 	}
 }
 
 // TestListAcrossShards pages by 5 through more than Shards*5 records whose
-// ids fall in every shard, received one millisecond apart: every page must
-// be the next five newest whatever shard holds them. Each document carries
-// its shard, whether Create or Apply wrote it.
+// ids fall in every shard (7 a shard on average: evt-000 to evt-220 are
+// the first to reach all 32), received one millisecond apart: every page
+// must be the next five newest whatever shard holds them. Each document
+// carries its shard, whether Create or Apply wrote it.
 func TestListAcrossShards(t *testing.T) {
 	t.Parallel()
 	s, coll := newStore(t, 0)
 	raw := rawClient(t)
 	const (
-		n        = 5*firestorestatus.Shards + 13
+		n        = 7*firestorestatus.Shards + 13
 		pageSize = 5
 	)
 	var want []string // newest first
@@ -594,6 +598,104 @@ func TestAddShards(t *testing.T) {
 	}
 	if _, err := s.AddShards(t.Context(), "lost"); err == nil {
 		t.Error("AddShards of an unknown status succeeded, want an error")
+	}
+}
+
+// TestListShardsOfSixteen is the upgrade from 16 shards: documents written
+// then hold h mod 16, which for half of them (ShardOf >= 16 now) is not
+// ShardOf. List must still find them, in order, with and without a status;
+// AddShards must leave them (they have a shard); their next Apply must move
+// them to ShardOf.
+func TestListShardsOfSixteen(t *testing.T) {
+	t.Parallel()
+	s, coll := newStore(t, 0)
+	raw := rawClient(t)
+	shardAt := func(id string) any {
+		t.Helper()
+		snap, err := raw.Collection(coll).Doc(firestorestatus.DocID(id)).Get(t.Context())
+		if err != nil {
+			t.Fatalf("read %s: %v", id, err)
+		}
+		v, err := snap.DataAt("shard")
+		if err != nil {
+			t.Fatalf("%s: shard: %v", id, err)
+		}
+		return v
+	}
+	var all, moved []string // received order, oldest first
+	for i, same := 0, 0; len(moved) < 5 || same < 3; i++ {
+		if i == 1000 {
+			t.Fatalf("1,000 ids give %d with ShardOf >= 16 and %d below, want 5 and 3 (Shards = %d)", len(moved), same, firestorestatus.Shards)
+		}
+		id := fmt.Sprintf("up-%d", i)
+		shard := firestorestatus.ShardOf(id)
+		if shard < 16 && same == 3 || shard >= 16 && len(moved) == 5 {
+			continue
+		}
+		if _, err := s.Create(t.Context(), statustest.NewRecord(id, base.Add(time.Duration(len(all))*time.Millisecond))); err != nil {
+			t.Fatalf("Create(%s): %v", id, err)
+		}
+		all = append(all, id)
+		if shard < 16 {
+			same++
+			continue
+		}
+		moved = append(moved, id)
+		// What the 16-shard binary wrote: h mod 16 = (h mod 32) mod 16.
+		ref := raw.Collection(coll).Doc(firestorestatus.DocID(id))
+		if _, err := ref.Update(t.Context(), []firestore.Update{{Path: "shard", Value: shard % 16}}); err != nil {
+			t.Fatalf("set the 16-shard value of %s: %v", id, err)
+		}
+		if v := shardAt(id); v != int64(shard-16) {
+			t.Fatalf("%s: stored shard %v, want %d (ShardOf %d)", id, v, shard-16, shard)
+		}
+	}
+	want := slices.Clone(all)
+	slices.Reverse(want)
+	for _, q := range []status.Query{{}, {Status: status.Queued}} {
+		var (
+			got    []string
+			before time.Time
+		)
+		for range len(want) + 1 { // by 2: several rounds and pages
+			q.Limit, q.Before = 2, before
+			page, err := s.List(t.Context(), q)
+			if err != nil {
+				t.Fatalf("List(%+v): %v", q, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, ids(page)...)
+			before = page[len(page)-1].ReceivedAt
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("List(status %q) paged by 2, 16-shard values (-want +got):\n%s", q.Status, diff)
+		}
+	}
+
+	if n, err := s.AddShards(t.Context(), status.Queued); err != nil || n != 0 {
+		t.Errorf("AddShards(queued) = %d, %v; want 0, nil (every record has a shard)", n, err)
+	}
+	if v, want := shardAt(moved[0]), int64(firestorestatus.ShardOf(moved[0])-16); v != want {
+		t.Errorf("%s after AddShards: shard %v, want %d kept", moved[0], v, want)
+	}
+
+	if _, err := s.Apply(t.Context(), moved[0], status.Update{Status: status.Delivering}); err != nil {
+		t.Fatalf("Apply(%s): %v", moved[0], err)
+	}
+	if v, want := shardAt(moved[0]), int64(firestorestatus.ShardOf(moved[0])); v != want {
+		t.Errorf("%s after Apply: shard %v, want ShardOf %d", moved[0], v, want)
+	}
+	got, err := s.List(t.Context(), status.Query{Status: status.Delivering})
+	if err != nil {
+		t.Fatalf("List(delivering): %v", err)
+	}
+	if diff := cmp.Diff([]string{moved[0]}, ids(got)); diff != "" {
+		t.Errorf("List(delivering) after Apply (-want +got):\n%s", diff)
+	}
+	if got, err := s.List(t.Context(), status.Query{Limit: 100}); err != nil || len(got) != len(all) {
+		t.Errorf("List after Apply = %d records, %v; want all %d", len(got), err, len(all))
 	}
 }
 
