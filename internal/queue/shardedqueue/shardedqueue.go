@@ -196,8 +196,8 @@ func (q *Queue) ShardStats(ctx context.Context) []queue.ShardStat {
 	return out
 }
 
-// ShardControl is one shard's live dispatch settings, for the pages and
-// commands that list the shards.
+// ShardControl is one shard's live dispatch settings (its own rate and
+// burst among them), for the pages and commands that list the shards.
 type ShardControl struct {
 	Name    string
 	Control queue.Control
@@ -226,7 +226,10 @@ func (q *Queue) ShardControls(ctx context.Context) []ShardControl {
 
 // Control reports the sharded queue's settings: Rate is the sum of the
 // shards' rates (the total SetRate set), rounded to a millionth of a task
-// per second so the split's floating-point error does not show; Paused is
+// per second so the split's floating-point error does not show; Burst is
+// the sum of the shards' bursts, so Rate + Burst is the most the shards
+// together send in the first second after an idle spell (a shard whose
+// engine cannot tell its burst counts 0); Paused is
 // true if any shard is paused (a shard left paused by a partial Resume
 // holds its tasks); By and At are those of the most recent change on any
 // shard ("" and zero when no shard keeps a record, as on Cloud Tasks),
@@ -251,6 +254,7 @@ func (q *Queue) Control(ctx context.Context) (queue.Control, error) {
 	var out queue.Control
 	for _, c := range got {
 		out.Rate += c.Rate
+		out.Burst += c.Burst
 		out.Paused = out.Paused || c.Paused
 		if c.At.After(out.At) {
 			out.By, out.At = Author(c.By), c.At

@@ -377,11 +377,14 @@ func TestControl_reportsTheLatestChange(t *testing.T) {
 	now := time.Now()
 	fakes[0].ctl.By, fakes[0].ctl.At = queue.ByOperator, now.Add(-time.Minute)
 	fakes[1].ctl.By, fakes[1].ctl.At = queue.ByGovernor, now
+	// Each shard's own burst, as Cloud Tasks picks it from the shard's
+	// rate; one engine that cannot tell (0).
+	fakes[0].ctl.Burst, fakes[1].ctl.Burst, fakes[2].ctl.Burst = 7, 5, 0
 	got, err := q.Control(context.Background())
 	if err != nil {
 		t.Fatalf("Control: %v", err)
 	}
-	want := queue.Control{Rate: 15, By: queue.ByGovernor, At: now}
+	want := queue.Control{Rate: 15, Burst: 12, By: queue.ByGovernor, At: now}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Control() (-want +got):\n%s", diff)
 	}
@@ -394,6 +397,7 @@ func TestControl_reportsTheLatestChange(t *testing.T) {
 func TestShardControls(t *testing.T) {
 	t.Parallel()
 	fakes := []*fake{newFake(4), newFake(4)}
+	fakes[0].ctl.Burst, fakes[1].ctl.Burst = 9, 3
 	fakes[1].ctl.Paused = true
 	boom := errors.New("boom")
 	broken := newFake(4)
@@ -412,8 +416,8 @@ func TestShardControls(t *testing.T) {
 		t.Fatalf("ShardControls() = %+v, want 4 shards", got)
 	}
 	want := []shardedqueue.ShardControl{
-		{Name: "a", Control: queue.Control{Rate: 4}},
-		{Name: "b", Control: queue.Control{Rate: 4, Paused: true}},
+		{Name: "a", Control: queue.Control{Rate: 4, Burst: 9}},
+		{Name: "b", Control: queue.Control{Rate: 4, Burst: 3, Paused: true}},
 		{Name: "c", Control: queue.Control{Rate: 4}, Err: boom},
 	}
 	if diff := cmp.Diff(want, got[:3], cmp.Comparer(func(a, b error) bool { return errors.Is(a, b) || errors.Is(b, a) })); diff != "" {
