@@ -27,8 +27,8 @@ resource "google_firestore_database" "status" {
 #   - every field nothing queries has no single-field index;
 #   - event_id (support's lookup) and status (Counts) keep an ascending one
 #     only, neither descending nor array-contains;
-#   - the two composite indexes List uses start with shard (0-15, a hash of
-#     the event id), so each range that grows with time takes 1/16 of the
+#   - the two composite indexes List uses start with shard (0-31, a hash of
+#     the event id), so each range that grows with time takes 1/32 of the
 #     writes.
 # Field operations on one collection run one at a time, so each resource
 # waits for the one before it.
