@@ -76,12 +76,12 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	v := queueJSON{Queue: qname, Engine: eng.engine, Where: where, Rate: got.Rate, Paused: got.Paused, By: got.By, At: got.At}
+	v := queueJSON{Queue: qname, Engine: eng.engine, Where: where, Rate: got.Rate, Burst: got.Burst, Paused: got.Paused, By: got.By, At: got.At}
 	v.setStats(rctx, ctl.Stats)
 	if ctl.Shards != nil {
 		shards := ctl.Shards.Shards() // in the order ShardControls reports them
 		for i, sc := range ctl.Shards.ShardControls(rctx) {
-			sh := queueShardJSON{Queue: sc.Name, Rate: sc.Control.Rate, Paused: sc.Control.Paused, By: sc.Control.By, At: sc.Control.At}
+			sh := queueShardJSON{Queue: sc.Name, Rate: sc.Control.Rate, Burst: sc.Control.Burst, Paused: sc.Control.Paused, By: sc.Control.By, At: sc.Control.At}
 			if sc.Err != nil {
 				sh.Error = sc.Err.Error()
 			}
@@ -163,13 +163,17 @@ func (e *engineFlags) controllerConfig() (engines.Config, string, string, error)
 }
 
 // queueJSON is `relayctl queue --json`'s output: the queue's settings
-// (over shards, the total rate; paused if any shard is), its backlog
-// summed over the shards, and each shard's.
+// (over shards, the total rate and the sum of the bursts; paused if any
+// shard is), its backlog summed over the shards, and each shard's.
 type queueJSON struct {
-	Queue  string    `json:"queue"`
-	Engine string    `json:"engine"`
-	Where  string    `json:"where"`
-	Rate   float64   `json:"rate"`
+	Queue  string  `json:"queue"`
+	Engine string  `json:"engine"`
+	Where  string  `json:"where"`
+	Rate   float64 `json:"rate"`
+	// Burst is the live token bucket size (queue.Control.Burst): after an
+	// idle spell up to Rate + Burst tasks go out in the first second. 0
+	// when the engine cannot tell.
+	Burst  int       `json:"burst"`
 	Paused bool      `json:"paused"`
 	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at,omitzero"`
@@ -182,6 +186,7 @@ type queueJSON struct {
 type queueShardJSON struct {
 	Queue  string    `json:"queue"`
 	Rate   float64   `json:"rate"`
+	Burst  int       `json:"burst"`
 	Paused bool      `json:"paused"`
 	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at,omitzero"`
@@ -222,7 +227,8 @@ func (s queueStats) backlog() string {
 }
 
 // printControl renders the settings for a person: the queue's (over shards,
-// the total), then each shard's.
+// the total and, since each shard has a bucket of its own, the most they
+// send in the first second after an idle spell), then each shard's.
 func printControl(w io.Writer, v queueJSON) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
@@ -232,6 +238,11 @@ func printControl(w io.Writer, v queueJSON) error {
 		rate += fmt.Sprintf(" in total over %d shards", len(v.Shards))
 	}
 	fmt.Fprintf(tw, "rate\t%s\n", rate)
+	burst := burstText(v.Burst)
+	if len(v.Shards) > 0 && v.Burst > 0 {
+		burst += fmt.Sprintf(" in total over %d shards (one bucket each)", len(v.Shards))
+	}
+	fmt.Fprintf(tw, "burst\t%s\n", burst)
 	paused := "no"
 	if v.Paused {
 		paused = "yes: nothing is dispatched until relayctl queue resume"
@@ -245,20 +256,24 @@ func printControl(w io.Writer, v queueJSON) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(v.Shards) > 1 && v.Burst > 0 {
+		fmt.Fprintf(&b, "worst first second after an idle spell: rate + Σ burst = %s tasks\n",
+			strconv.FormatFloat(v.Rate+float64(v.Burst), 'f', -1, 64))
+	}
 	if len(v.Shards) > 0 {
 		fmt.Fprintln(&b)
 		tw = tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "shard\trate\tpaused\tbacklog\tchanged")
+		fmt.Fprintln(tw, "shard\trate\tburst\tpaused\tbacklog\tchanged")
 		for _, s := range v.Shards {
 			if s.Error != "" {
-				fmt.Fprintf(tw, "%s\tunknown: %s\t\t%s\t\n", s.Queue, s.Error, s.queueStats.backlog())
+				fmt.Fprintf(tw, "%s\tunknown: %s\t\t\t%s\t\n", s.Queue, s.Error, s.queueStats.backlog())
 				continue
 			}
 			p := "no"
 			if s.Paused {
 				p = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s/s\t%s\t%s\t%s\n", s.Queue, strconv.FormatFloat(s.Rate, 'f', -1, 64), p,
+			fmt.Fprintf(tw, "%s\t%s/s\t%s\t%s\t%s\t%s\n", s.Queue, strconv.FormatFloat(s.Rate, 'f', -1, 64), burstText(s.Burst), p,
 				s.queueStats.backlog(), changed(v.Engine, s.By, s.At))
 		}
 		if err := tw.Flush(); err != nil {
@@ -267,6 +282,14 @@ func printControl(w io.Writer, v queueJSON) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// burstText renders a burst for a person.
+func burstText(burst int) string {
+	if burst <= 0 {
+		return "unknown (the engine does not report it)"
+	}
+	return strconv.Itoa(burst)
 }
 
 // changed says when and by whom the settings last changed.

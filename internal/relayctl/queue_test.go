@@ -19,12 +19,24 @@ import (
 )
 
 // runningQueue starts an embedded queue in dir, as relayctl dev would, at
-// the given configured rate, and stops it when the test ends.
+// the given configured rate with a burst of runningBurst, and stops it
+// when the test ends.
 func runningQueue(t *testing.T, dir string, rate float64) *sqlitequeue.Queue {
 	t.Helper()
+	return runningQueueAt(t, filepath.Join(dir, devstack.QueueFile), "events", rate, runningBurst)
+}
+
+// runningBurst is runningQueue's burst: not the placeholder's 1, so a
+// command that shows it read the running queue's.
+const runningBurst = 4
+
+// runningQueueAt starts the embedded queue name in the file path at the
+// given configured rate and burst, and stops it when the test ends.
+func runningQueueAt(t *testing.T, path, name string, rate float64, burst int) *sqlitequeue.Queue {
+	t.Helper()
 	q, err := sqlitequeue.New(t.Context(), sqlitequeue.Options{
-		Path: filepath.Join(dir, devstack.QueueFile), Target: "http://127.0.0.1:1/tasks/events",
-		Config: queue.Config{Name: "events", MaxDispatchesPerSecond: rate, MaxBurstSize: 1, MaxConcurrentDispatches: 1,
+		Path: path, Target: "http://127.0.0.1:1/tasks/events",
+		Config: queue.Config{Name: name, MaxDispatchesPerSecond: rate, MaxBurstSize: burst, MaxConcurrentDispatches: 1,
 			DispatchDeadline: time.Second, Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: time.Second, MaxBackoff: time.Second}},
 		ControlPollInterval: 20 * time.Millisecond,
 	})
@@ -64,11 +76,11 @@ func TestQueue_embedded(t *testing.T) {
 	owner := runningQueue(t, dir, 10)
 
 	// Before any change it reports the running queue's configured rate
-	// (recorded by its Run as it starts), not a placeholder.
+	// and burst (recorded by its Run as it starts), not a placeholder's.
 	deadline := time.Now().Add(10 * time.Second)
-	for got := showJSON(t, "show", "--data", dir); got.Rate != 10; got = showJSON(t, "show", "--data", dir) {
+	for got := showJSON(t, "show", "--data", dir); got.Rate != 10 || got.Burst != runningBurst; got = showJSON(t, "show", "--data", dir) {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue show = %+v, want the running queue's rate 10", got)
+			t.Fatalf("queue show = %+v, want the running queue's rate 10 and burst %d", got, runningBurst)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -77,10 +89,13 @@ func TestQueue_embedded(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("queue pause: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"paused   yes", "rate     10/s", "by operator"} {
+	for _, want := range []string{"paused   yes", "rate     10/s", "burst    4\n", "by operator"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("queue pause printed no %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "worst first second") {
+		t.Errorf("queue pause printed the shards' worst first second for one queue:\n%s", out)
 	}
 	if !strings.Contains(errOut, "applies this within about a second") {
 		t.Errorf("queue pause did not say when the running queue applies it; stderr: %q", errOut)
@@ -91,8 +106,8 @@ func TestQueue_embedded(t *testing.T) {
 	if got.Rate != 2.5 || !got.Paused || got.By != queue.ByOperator || got.At.Before(before.Add(-time.Minute)) {
 		t.Errorf("queue rate 2.5 = %+v, want rate 2.5, still paused, by operator, now", got)
 	}
-	if got := showJSON(t, "--data", dir, "resume"); got.Paused || got.Rate != 2.5 {
-		t.Errorf("queue resume = %+v, want not paused, rate 2.5", got)
+	if got := showJSON(t, "--data", dir, "resume"); got.Paused || got.Rate != 2.5 || got.Burst != runningBurst {
+		t.Errorf("queue resume = %+v, want not paused, rate 2.5, the burst kept at %d", got, runningBurst)
 	}
 
 	// The running queue has them too.
@@ -169,8 +184,9 @@ func TestQueue_gcp(t *testing.T) {
 	// no task.
 	flags := []string{"--engine", "gcp", "--gcp-project", project, "--gcp-location", location, "--gcp-queue", id, "--tasks-emulator", host}
 
-	if got := showJSON(t, append([]string{"show"}, flags...)...); got.Rate != 7 || got.Paused || got.Queue != id {
-		t.Errorf("queue show = %+v, want queue %s at 7/s, running", got, id)
+	// The emulator's smallest burst is 3 (cloudtasksqueue's emulatorBurst).
+	if got := showJSON(t, append([]string{"show"}, flags...)...); got.Rate != 7 || got.Burst != 3 || got.Paused || got.Queue != id {
+		t.Errorf("queue show = %+v, want queue %s at 7/s with a burst of 3, running", got, id)
 	}
 	code, out, errOut := run(t, append([]string{"queue", "pause"}, flags...)...)
 	if code != 0 {
@@ -261,4 +277,44 @@ func shardSuffix(i int) string {
 		return ""
 	}
 	return "-" + strconv.Itoa(i)
+}
+
+// TestQueue_embeddedShardsBurst: over running shards, each with a burst of
+// its own, show reports each shard's burst, their sum, and the most the
+// shards send in the first second after an idle spell.
+func TestQueue_embeddedShardsBurst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bursts := []int{2, 5}
+	for i, b := range bursts {
+		runningQueueAt(t, filepath.Join(dir, strings.Replace(devstack.QueueFile, ".db", shardSuffix(i)+".db", 1)), queue.ShardName("events", i), 10, b)
+	}
+	flags := []string{"--data", dir, "--queue-shards", "2"}
+	deadline := time.Now().Add(10 * time.Second)
+	got := showJSON(t, append([]string{"show"}, flags...)...)
+	for got.Burst != 7 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue show = %+v, want the running shards' bursts summed to 7", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		got = showJSON(t, append([]string{"show"}, flags...)...)
+	}
+	if got.Rate != 20 || len(got.Shards) != 2 || got.Shards[0].Burst != 2 || got.Shards[1].Burst != 5 {
+		t.Errorf("queue show = %+v, want 20/s over 2 shards with bursts 2 and 5", got)
+	}
+
+	code, out, errOut := run(t, append([]string{"queue", "show"}, flags...)...)
+	if code != 0 {
+		t.Fatalf("queue show: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"burst    7 in total over 2 shards",
+		"worst first second after an idle spell: rate + Σ burst = 27 tasks\n",
+		"shard     rate  burst  paused",
+		"events-1  10/s  5      no",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("queue show printed no %q:\n%s", want, out)
+		}
+	}
 }
