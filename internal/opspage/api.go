@@ -66,9 +66,11 @@ type Overview struct {
 type ShardView struct {
 	// Name is the shard's engine queue.
 	Name string `json:"name"`
-	// Rate is its live dispatch rate, Paused whether it is paused; both
+	// Rate is its live dispatch rate, Burst its live token bucket size
+	// (0 when its engine cannot tell), Paused whether it is paused; all
 	// zero when Error says why they could not be read.
 	Rate   float64 `json:"rate"`
+	Burst  int     `json:"burst"`
 	Paused bool    `json:"paused"`
 	Error  string  `json:"error,omitempty"`
 	// Backlog, InFlight and OldestAgeSeconds are its stats (the tasks it
@@ -92,7 +94,7 @@ func shardViews(cs []shardedqueue.ShardControl, ss []queue.ShardStat) []ShardVie
 	}
 	out := make([]ShardView, len(cs))
 	for i, c := range cs {
-		v := ShardView{Name: c.Name, Rate: c.Control.Rate, Paused: c.Control.Paused}
+		v := ShardView{Name: c.Name, Rate: c.Control.Rate, Burst: c.Control.Burst, Paused: c.Control.Paused}
 		if c.Err != nil {
 			v = ShardView{Name: c.Name, Error: c.Err.Error()}
 		}
@@ -122,7 +124,13 @@ type RateView struct {
 	// the rate ops gave it, which the governor never exceeds.
 	Live    float64 `json:"live"`
 	Ceiling float64 `json:"ceiling"`
-	Paused  bool    `json:"paused"`
+	// Burst is the queue's live token bucket size (over shards, the sum of
+	// the shards'; 0: not read yet, or the engine cannot tell), and
+	// FirstSecond is Live + Burst, the most the queue dispatches in the
+	// first second after an idle spell (0 when Burst is).
+	Burst       int     `json:"burst"`
+	FirstSecond float64 `json:"first_second,omitempty"`
+	Paused      bool    `json:"paused"`
 	// Governor is one of the Governor* states.
 	Governor string `json:"governor"`
 	// Holding is true while the governor holds the queue below the ceiling.
@@ -156,7 +164,10 @@ func rateView(s governor.Snapshot, now time.Time) *RateView {
 		Breaker:  governor.BreakerClosed,
 	}
 	if !s.LiveAt.IsZero() {
-		v.Live = s.Live.Rate
+		v.Live, v.Burst = s.Live.Rate, s.Live.Burst
+	}
+	if v.Burst > 0 {
+		v.FirstSecond = v.Live + float64(v.Burst)
 	}
 	if s.Breaker.State != "" {
 		v.Breaker = s.Breaker.State

@@ -23,6 +23,7 @@ import (
 	"eventrelay/internal/event"
 	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
+	"eventrelay/internal/queue/shardedqueue"
 	"eventrelay/internal/status"
 	"eventrelay/internal/testutil"
 )
@@ -101,21 +102,27 @@ func TestBrowser(t *testing.T) {
 	waitFor(t, ctx, "the governor's banner", `!document.getElementById('rate-banner').hidden &&
 		document.getElementById('rate-banner').textContent.includes('holds the queue at 2.4/s')`)
 	if got := eval[string](t, ctx, `document.getElementById('queue-rate').textContent + ' | ' + document.getElementById('queue-rate-sub').textContent +
-		' | ' + document.getElementById('breaker').textContent`); got != "2.4/s | ceiling 10/s · governor on | breaker closed" {
+		' | ' + document.getElementById('queue-burst').textContent + ' | ' + document.getElementById('breaker').textContent`); got != "2.4/s | ceiling 10/s · governor on | burst 5 · first second after idle ≤ 7.4 tasks | breaker closed" {
 		t.Errorf("rate card = %q", got)
 	}
 	// Over one queue there is no shard table; over 2 shards, the rate
-	// card lists each shard's live rate and backlog.
+	// card lists each shard's live rate, burst and backlog, and its burst
+	// is the shards' sum (the sharded queue's Control).
 	if !eval[bool](t, ctx, `document.getElementById('shards').hidden`) {
 		t.Error("the shard table shows over one queue")
 	}
 	shards.setStats(twoShardStats()...)
 	shards.set(twoShards()...)
+	sharded := holdingSnapshot(time.Now().Add(-20 * time.Second))
+	sharded.Live.Rate, sharded.Live.Burst = 3.75, 8
+	rate.set(sharded)
 	waitFor(t, ctx, "the shard table", `!document.getElementById('shards').hidden &&
 		document.querySelectorAll('#shards tbody tr').length === 2`)
+	waitFor(t, ctx, "the shards' summed burst on the card", `document.getElementById('queue-burst').textContent ===
+		'burst 8 over 2 shards · first second after idle ≤ 11.75 tasks'`)
 	rows := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#shards tbody tr'), (tr) =>
 		Array.from(tr.cells, (td) => td.textContent).join(' | '))`)
-	if diff := cmp.Diff([]string{"relay-events | 2.5/s | no | 12 | 2 | 3.5 s", "relay-events-1 | 1.25/s | paused | 480 | 0 | 95.0 s"}, rows); diff != "" {
+	if diff := cmp.Diff([]string{"relay-events | 2.5/s | 5 | no | 12 | 2 | 3.5 s", "relay-events-1 | 1.25/s | 3 | paused | 480 | 0 | 95.0 s"}, rows); diff != "" {
 		t.Errorf("shard table in the browser (-want +got):\n%s", diff)
 	}
 	// A shard whose stats cannot be read says so, the error in its title.
@@ -123,7 +130,13 @@ func TestBrowser(t *testing.T) {
 	broken[1].Err = errors.New("stats down")
 	shards.setStats(broken...)
 	waitFor(t, ctx, "the unreadable shard stats", `Array.from(document.querySelectorAll('#shards tbody tr:nth-child(2) td'),
-		(td) => td.textContent + '@' + td.title).join(' | ') === 'relay-events-1@relay-events-1 | 1.25/s@ | paused@ | unreadable@stats down'`)
+		(td) => td.textContent + '@' + td.title).join(' | ') === 'relay-events-1@relay-events-1 | 1.25/s@ | 3@ | paused@ | unreadable@stats down'`)
+	// A shard whose settings cannot be read: one cell over rate, burst and
+	// paused, the error in its title.
+	shards.set(twoShards()[0], shardedqueue.ShardControl{Name: "relay-events-1", Err: errors.New("shard down")})
+	waitFor(t, ctx, "the unreadable shard settings", `Array.from(document.querySelectorAll('#shards tbody tr:nth-child(2) td'),
+		(td) => td.textContent + '@' + td.title + '@' + td.colSpan).join(' | ') === 'relay-events-1@relay-events-1@1 | unreadable@shard down@3 | unreadable@stats down@3'`)
+	shards.set(twoShards()...)
 	// The rate card holds the table on a row of its own, the page's width.
 	if !eval[bool](t, ctx, `(() => {
 		const card = document.getElementById('rate-card').getBoundingClientRect();

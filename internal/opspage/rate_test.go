@@ -31,12 +31,13 @@ func (f *fakeRate) set(s governor.Snapshot) {
 	f.mu.Unlock()
 }
 
-// holdingSnapshot is a governor holding the queue at 2.4/s of 10/s.
+// holdingSnapshot is a governor holding the queue at 2.4/s of 10/s, with a
+// burst of 5.
 func holdingSnapshot(at time.Time) governor.Snapshot {
 	slow := governor.Decision{Action: governor.ActionSlow, Rate: 2.4, Reason: "70% of 100 target calls rate limited (threshold 20%)"}
 	return governor.Snapshot{
 		Enabled: true, Leader: true,
-		Live:   queue.Control{Rate: 2.4, By: queue.ByGovernor, At: at},
+		Live:   queue.Control{Rate: 2.4, Burst: 5, By: queue.ByGovernor, At: at},
 		LiveAt: at, Ceiling: 10, Holding: true,
 		Decision: slow, Acted: slow, ActedAt: at,
 	}
@@ -73,7 +74,7 @@ func TestRateView(t *testing.T) {
 		{
 			name:      "holding below the ceiling",
 			snap:      holdingSnapshot(now),
-			want:      RateView{Live: 2.4, Ceiling: 10, Governor: GovernorOn, Holding: true, Breaker: governor.BreakerClosed},
+			want:      RateView{Live: 2.4, Burst: 5, FirstSecond: 7.4, Ceiling: 10, Governor: GovernorOn, Holding: true, Breaker: governor.BreakerClosed},
 			bannerHas: []string{"holds the queue at 2.4/s", "ceiling of 10/s", "70% of 100 target calls rate limited", "relayctl queue rate N", "QUEUE_GOVERNOR=off"},
 		},
 		{
@@ -108,6 +109,18 @@ func TestRateView(t *testing.T) {
 			noBanner: true,
 		},
 		{
+			name:     "the engine cannot tell the burst",
+			snap:     governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 10, Burst: 0}, LiveAt: now, Ceiling: 10},
+			want:     RateView{Live: 10, Ceiling: 10, Governor: GovernorOn, Breaker: governor.BreakerClosed},
+			noBanner: true,
+		},
+		{
+			name:     "not read yet: no burst either",
+			snap:     governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 3, Burst: 4}, Ceiling: 10},
+			want:     RateView{Ceiling: 10, Governor: GovernorOn, Breaker: governor.BreakerClosed},
+			noBanner: true,
+		},
+		{
 			name:     "standby: another instance holds the lease",
 			snap:     governor.Snapshot{Enabled: true, Leader: false, Ceiling: 10},
 			want:     RateView{Ceiling: 10, Governor: GovernorStandby, Breaker: governor.BreakerClosed},
@@ -129,7 +142,7 @@ func TestRateView(t *testing.T) {
 				s.Breaker = governor.Breaker{State: governor.BreakerHalfOpen, Since: now.Add(-time.Second), Resume: 10}
 				return s
 			}(),
-			want: RateView{Live: 2.4, Ceiling: 10, Governor: GovernorOn, Holding: true, Breaker: governor.BreakerHalfOpen,
+			want: RateView{Live: 2.4, Burst: 5, FirstSecond: 7.4, Ceiling: 10, Governor: GovernorOn, Holding: true, Breaker: governor.BreakerHalfOpen,
 				BreakerSince: ptr(now.Add(-time.Second))},
 			bannerHas: []string{"holds the queue at 2.4/s"},
 		},
@@ -204,6 +217,7 @@ func TestPageShowsTheGovernorBanner(t *testing.T) {
 		`<div class="card warn" id="rate-card"><dt>Queue rate</dt>`,
 		`<dd id="queue-rate">2.4/s</dd>`,
 		`<dd class="card-sub" id="queue-rate-sub">ceiling 10/s · governor on</dd>`,
+		`<dd class="card-sub" id="queue-burst">burst 5 · first second after idle ≤ 7.4 tasks</dd>`,
 		`<span class="key key-rate" id="key-rate">queue rate</span>`,
 	} {
 		if !strings.Contains(body, want) {
@@ -218,6 +232,9 @@ func TestPageShowsTheGovernorBanner(t *testing.T) {
 	}
 	if !strings.Contains(body, `<div class="card" id="rate-card"><dt>Queue rate</dt>`) {
 		t.Error("the rate card is marked while the queue runs at its ceiling")
+	}
+	if !strings.Contains(body, `<dd class="card-sub" id="queue-burst">burst unknown</dd>`) {
+		t.Error("the rate card does not say the burst is unknown when the engine reports none")
 	}
 
 	// Without a rate source, the card, the key and the banner stay hidden.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"eventrelay/internal/governor"
 	"eventrelay/internal/queue"
 	"eventrelay/internal/queue/shardedqueue"
 )
@@ -48,11 +49,12 @@ func (f *fakeShards) setStats(ss ...queue.ShardStat) {
 	f.mu.Unlock()
 }
 
-// twoShards is a queue of 2 shards, the second paused.
+// twoShards is a queue of 2 shards, the second paused, each with a burst
+// of its own.
 func twoShards() []shardedqueue.ShardControl {
 	return []shardedqueue.ShardControl{
-		{Name: "relay-events", Control: queue.Control{Rate: 2.5}},
-		{Name: "relay-events-1", Control: queue.Control{Rate: 1.25, Paused: true, By: queue.ByGovernor}},
+		{Name: "relay-events", Control: queue.Control{Rate: 2.5, Burst: 5}},
+		{Name: "relay-events-1", Control: queue.Control{Rate: 1.25, Burst: 3, Paused: true, By: queue.ByGovernor}},
 	}
 }
 
@@ -75,8 +77,8 @@ func TestOverviewShowsTheShards(t *testing.T) {
 
 	ov := decode[Overview](t, get(t, p.Handler(), "/api/overview"))
 	want := []ShardView{
-		{Name: "relay-events", Rate: 2.5, Backlog: 12, InFlight: 2, OldestAgeSeconds: 3.5},
-		{Name: "relay-events-1", Rate: 1.25, Paused: true, StatsError: "stats down"},
+		{Name: "relay-events", Rate: 2.5, Burst: 5, Backlog: 12, InFlight: 2, OldestAgeSeconds: 3.5},
+		{Name: "relay-events-1", Rate: 1.25, Burst: 3, Paused: true, StatsError: "stats down"},
 		{Name: "relay-events-2", Error: "shard down", Backlog: 7, InFlight: 1, OldestAgeSeconds: 1},
 	}
 	if diff := cmp.Diff(want, ov.Shards); diff != "" {
@@ -115,17 +117,36 @@ func TestPageShowsTheShards(t *testing.T) {
 	stats := twoShardStats()
 	stats[1].Err = errors.New("stats <down>")
 	sh.setStats(stats...)
-	p, _, _ := newPage(t, func(o *Options) { o.Rate, o.Shards = &fakeRate{}, sh })
+	rate := &fakeRate{}
+	// The sharded queue's Control: the shards' rates and bursts summed.
+	rate.set(governor.Snapshot{Enabled: true, Leader: true, Live: queue.Control{Rate: 3.75, Burst: 8}, LiveAt: t0, Ceiling: 3.75})
+	p, _, _ := newPage(t, func(o *Options) { o.Rate, o.Shards = rate, sh })
 
 	body := get(t, p.Handler(), "/").Body.String()
 	for _, want := range []string{
+		`<dd class="card-sub" id="queue-burst">burst 8 over 2 shards · first second after idle ≤ 11.75 tasks</dd>`,
 		`<dd class="card-sub" id="shards"><table class="shards">`,
-		`<th scope="col">backlog</th><th scope="col">in flight</th><th scope="col">oldest</th>`,
-		`<tr><td class="mono" title="relay-events">relay-events</td><td>2.5/s</td><td>no</td><td>12</td><td>2</td><td>3.5 s</td></tr>`,
-		`<tr><td class="mono" title="relay-events-1">relay-events-1</td><td>1.25/s</td><td>paused</td><td colspan="3" title="stats &lt;down&gt;">unreadable</td></tr>`,
+		`<th scope="col">rate</th><th scope="col">burst</th><th scope="col">paused</th><th scope="col">backlog</th><th scope="col">in flight</th><th scope="col">oldest</th>`,
+		`<tr><td class="mono" title="relay-events">relay-events</td><td>2.5/s</td><td>5</td><td>no</td><td>12</td><td>2</td><td>3.5 s</td></tr>`,
+		`<tr><td class="mono" title="relay-events-1">relay-events-1</td><td>1.25/s</td><td>3</td><td>paused</td><td colspan="3" title="stats &lt;down&gt;">unreadable</td></tr>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page with 2 shards lacks %s", want)
+		}
+	}
+
+	// A shard whose settings cannot be read: one cell over rate, burst
+	// and paused; a shard whose engine cannot tell its burst says so.
+	unknown := twoShards()[0]
+	unknown.Control.Burst = 0
+	sh.set(unknown, shardedqueue.ShardControl{Name: "relay-events-1", Err: errors.New("shard down")})
+	body = get(t, p.Handler(), "/").Body.String()
+	for _, want := range []string{
+		`<td>2.5/s</td><td>unknown</td><td>no</td>`,
+		`<tr><td class="mono" title="relay-events-1">relay-events-1</td><td colspan="3" title="shard down">unreadable</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page with an unreadable shard lacks %s", want)
 		}
 	}
 

@@ -250,7 +250,7 @@
     setCount('total-failed', t.failed || 0);
     setCount('total-dead', t.dead_lettered || 0);
     $('limit').textContent = ov.limit > 0 ? (+ov.limit.toPrecision(4)) + '/s' : '—';
-    renderRate(ov.rate);
+    renderRate(ov.rate, ov.shards);
     renderShards(ov.shards);
     renderReconcile(ov.reconcile);
     $('updated').textContent = clock(ov.totals_at);
@@ -279,9 +279,10 @@
     drawCharts();
   }
 
-  // renderRate shows the queue's live rate beside its ceiling, and the
-  // governor's banner while it holds the queue below the ceiling.
-  function renderRate(r) {
+  // renderRate shows the queue's live rate beside its ceiling, its burst
+  // (over shards, the sum of theirs), and the governor's banner while it
+  // holds the queue below the ceiling.
+  function renderRate(r, shards) {
     const banner = $('rate-banner');
     banner.hidden = !(r && r.banner);
     banner.textContent = (r && r.banner) || '';
@@ -299,10 +300,15 @@
     $('queue-rate').textContent = r.live > 0 ? (+r.live.toPrecision(4)) + '/s' : '—';
     $('queue-rate-sub').textContent = 'ceiling ' + (+(r.ceiling || 0).toPrecision(4)) + '/s · governor ' +
       r.governor + (r.paused ? ' · paused' : '');
+    const n = (shards || []).length;
+    $('queue-burst').textContent = r.burst > 0
+      ? 'burst ' + r.burst + (n > 0 ? ' over ' + n + ' shards' : '') +
+        ' · first second after idle ≤ ' + (+r.first_second.toPrecision(4)) + ' tasks'
+      : 'burst unknown';
   }
 
-  // renderShards lists each shard's live rate and backlog in the rate
-  // card; hidden when the queue has one shard.
+  // renderShards lists each shard's live rate, burst and backlog in the
+  // rate card; hidden when the queue has one shard.
   function renderShards(shards) {
     const list = shards || [];
     $('shards').hidden = list.length === 0;
@@ -313,11 +319,12 @@
       tr.append(name);
       if (s.error) {
         const td = el('td', '', 'unreadable');
-        td.colSpan = 2;
+        td.colSpan = 3;
         td.title = s.error;
         tr.append(td);
       } else {
-        tr.append(el('td', '', (+(s.rate || 0).toPrecision(4)) + '/s'), el('td', '', s.paused ? 'paused' : 'no'));
+        tr.append(el('td', '', (+(s.rate || 0).toPrecision(4)) + '/s'), el('td', '', s.burst > 0 ? String(s.burst) : 'unknown'),
+          el('td', '', s.paused ? 'paused' : 'no'));
       }
       if (s.stats_error) {
         const td = el('td', '', 'unreadable');
