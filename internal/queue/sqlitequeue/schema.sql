@@ -59,6 +59,7 @@ create table if not exists sqlitequeue_control (
   id integer primary key check (id = 1),
   rate real,
   configured_rate real,
+  configured_burst integer,               -- the owner's burst (added to older files by addConfiguredBurst)
   paused integer not null default 0,
   by text not null default '',
   at integer not null default 0,          -- unix nanos of the last change
