@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 )
 
@@ -223,4 +225,46 @@ func TestCheckpointer_boundsTheWAL(t *testing.T) {
 	if limit := int64(16 * restartFrames * 4096); fi.Size() > limit {
 		t.Errorf("WAL is %d bytes after 16 MiB of tasks, want <= %d: it did not restart", fi.Size(), limit)
 	}
+}
+
+// TestCheckpointer_logsFailureOnce: a checkpoint that fails leaves the WAL
+// growing, so it must show in the log, once, not at every tick.
+func TestCheckpointer_logsFailureOnce(t *testing.T) {
+	t.Parallel()
+	cfg := queue.Config{Name: "q", MaxDispatchesPerSecond: 1, MaxBurstSize: 1, MaxConcurrentDispatches: 1, DispatchDeadline: 1e9,
+		Retry: queue.RetryConfig{MaxAttempts: 1, MinBackoff: 1, MaxBackoff: 1}}
+	var logs lockedBuffer
+	ctx := logging.WithLogger(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)))
+	q, err := New(ctx, Options{Path: filepath.Join(t.TempDir(), "q.db"), Config: cfg, Target: "http://127.0.0.1:1/",
+		checkpointInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	_ = q.cdb.Close() // every checkpoint fails from now on
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "WAL checkpoint failed") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // ten more failing ticks
+	if n := strings.Count(logs.String(), "WAL checkpoint failed"); n != 1 {
+		t.Errorf("%d failure lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

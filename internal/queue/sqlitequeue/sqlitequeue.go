@@ -95,6 +95,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
@@ -105,6 +106,7 @@ import (
 	"maragu.dev/goqite"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"eventrelay/internal/logging"
 	"eventrelay/internal/queue"
 )
 
@@ -283,7 +285,7 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 	}
 	q.writerWG.Add(2)
 	go q.writer()
-	go q.checkpointer()
+	go q.checkpointer(logging.FromContext(ctx))
 	return q, nil
 }
 
@@ -302,24 +304,34 @@ func New(ctx context.Context, o Options) (*Queue, error) {
 // two transactions: it copies only the frames appended since the
 // background one (one fsync of a few pages), and the next write restarts
 // the WAL.
-func (q *Queue) checkpointer() {
+//
+// A failing checkpoint is retried every tick; it is logged once when
+// checkpoints start failing (the WAL then grows until one succeeds) and
+// once when they work again.
+func (q *Queue) checkpointer(log *slog.Logger) {
 	defer q.writerWG.Done()
 	tick := time.NewTicker(q.o.checkpointInterval)
 	defer tick.Stop()
+	failing := false
 	for {
 		select {
 		case <-tick.C:
 		case <-q.stop:
 			return
 		}
-		// A failure (a reader in the way) is retried next tick.
 		var busy, frames, copied int
-		if err := q.cdb.QueryRow(`pragma wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
-			continue
+		err := q.cdb.QueryRow(`pragma wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err == nil && frames >= q.o.walRestartFrames {
+			_, err = q.wdb.Exec(`pragma wal_checkpoint(PASSIVE)`)
 		}
-		if frames >= q.o.walRestartFrames {
-			_, _ = q.wdb.Exec(`pragma wal_checkpoint(PASSIVE)`)
+		switch {
+		case err != nil && !failing:
+			log.Warn("queue: WAL checkpoint failed; retried every interval, the WAL grows until one succeeds",
+				"path", q.o.Path, "wal_frames", frames, "error", err.Error())
+		case err == nil && failing:
+			log.Info("queue: WAL checkpoints work again", "path", q.o.Path, "wal_frames", frames)
 		}
+		failing = err != nil
 	}
 }
 
